@@ -1,0 +1,68 @@
+"""The `mtc` command line: a click group whose verbs live in their own modules and load only when used.
+
+Exit codes are stable: 0 ok, 1 the input is wrong (diagnostics printed), 2 `--check`/`diff` found a
+difference, 3 usage error. A user's mistake never ends in a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+EXIT_OK, EXIT_INVALID, EXIT_DIFFERENT, EXIT_USAGE = 0, 1, 2, 3
+
+# verb -> "module:attribute" of its click command; imported on first use so start-up stays fast
+COMMANDS = {
+    "lint": "compiler.commands.build:lint",
+    "compile": "compiler.commands.build:compile_",
+    "schema": "compiler.commands.build:schema",
+    "plan": "compiler.commands.review:plan",
+    "diff": "compiler.commands.review:diff",
+    "run": "compiler.commands.execute:run",
+    "logs": "compiler.commands.execute:logs",
+    "stop": "compiler.commands.execute:stop",
+    "apps": "compiler.commands.execute:apps",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mtc")
+def cli() -> None:
+    """Declare, check, compile and run Modal training jobs from specs/deployment.yaml."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        code = cli.main(args=argv, prog_name="mtc", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        code = EXIT_INVALID
+    except click.UsageError as exc:
+        exc.show()
+        code = EXIT_USAGE
+    except click.ClickException as exc:
+        exc.show()
+        code = EXIT_INVALID
+    except BrokenPipeError:
+        code = EXIT_OK
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Click commands of the `mtc` CLI, one module per group of verbs."""

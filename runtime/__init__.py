@@ -1,0 +1,1 @@
+"""mtc runtime: the Mamba model, data, training and evaluation code the generated Modal functions run. Never imports modal or compiler."""

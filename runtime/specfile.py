@@ -1,0 +1,387 @@
+"""Read a YAML spec with the source position of every node, and check it against a JSON Schema.
+
+Shared by the compiler (deployment.yaml) and the runtime (training configs), so both report problems the same
+way: ``path:line:col: error: message [rule-id]``. It lives in ``runtime`` because the runtime ships alone into
+the Modal image; it imports neither torch nor modal, so the CLI can use it and still start fast.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MAX_FILE_BYTES = 1024 * 1024
+MAX_NODES = 100_000  # after alias expansion; bounds "billion laughs" documents
+JsonPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, order=True)
+class Diagnostic:
+    """One problem found in a file, positioned at a 1-based line and column."""
+
+    path: str
+    line: int
+    col: int
+    severity: str  # "error" | "warning"
+    message: str
+    rule: str
+
+    def format(self) -> str:
+        return f"{self.path}:{self.line}:{self.col}: {self.severity}: {self.message} [{self.rule}]"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "line": self.line,
+            "col": self.col,
+            "severity": self.severity,
+            "message": self.message,
+            "rule": self.rule,
+        }
+
+
+class SpecError(Exception):
+    """A file could not be used; carries the diagnostics that say why."""
+
+    def __init__(self, diagnostics: Iterable[Diagnostic]):
+        self.diagnostics = sorted(diagnostics)
+        super().__init__("\n".join(d.format() for d in self.diagnostics))
+
+
+@dataclass
+class SourceDoc:
+    """A loaded YAML document as plain Python data, with where each key and value stands in the file."""
+
+    path: str
+    text: str
+    data: Any
+    key_positions: dict[JsonPath, tuple[int, int]] = field(default_factory=dict)
+    value_positions: dict[JsonPath, tuple[int, int]] = field(default_factory=dict)
+
+    def position(self, path: Iterable[str | int], *, key: bool = False) -> tuple[int, int]:
+        """1-based (line, col) of the node at ``path``, or of its nearest ancestor that exists in the file."""
+        path = tuple(path)
+        while True:
+            table = self.key_positions if key else self.value_positions
+            if path in table:
+                return table[path]
+            if path in self.key_positions:
+                return self.key_positions[path]
+            if not path:
+                return (1, 1)
+            path = path[:-1]
+            key = True
+
+    def diagnostic(
+        self, path: Iterable[str | int], message: str, rule: str, *, severity: str = "error", key: bool = False
+    ) -> Diagnostic:
+        line, col = self.position(path, key=key)
+        return Diagnostic(self.path, line, col, severity, message, rule)
+
+
+def dotted(path: Iterable[str | int]) -> str:
+    """``("functions", "train", "volumes", 0)`` -> ``functions.train.volumes[0]``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """A ``; did you mean 'x'?`` suffix when ``word`` is close to one of ``choices`` (case-insensitive)."""
+    choices = list(choices)
+    lowered = {c.lower(): c for c in choices}
+    match = difflib.get_close_matches(str(word).lower(), list(lowered), n=1, cutoff=0.6)
+    return f"; did you mean '{lowered[match[0]]}'?" if match else ""
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+def load_yaml(path: str | Path, *, display_path: str | None = None) -> SourceDoc:
+    """Load one YAML mapping document, or raise SpecError with positioned diagnostics."""
+    shown = display_path or str(path)
+    raw = _read_bytes(Path(path), shown)
+    text = _decode(raw, shown)
+    _reject_tabs(text, shown)
+    node = _parse(text, shown)
+    if node is None:
+        raise SpecError([Diagnostic(shown, 1, 1, "error", "the file is empty; expected a YAML mapping", "load/empty")])
+    doc = SourceDoc(shown, text, None)
+    doc.data = _Converter(doc).convert(node, ())
+    if not isinstance(doc.data, dict):
+        line, col = doc.position(())
+        raise SpecError(
+            [Diagnostic(shown, line, col, "error", "the top level must be a mapping of keys", "load/not-mapping")]
+        )
+    return doc
+
+
+def _read_bytes(path: Path, shown: str) -> bytes:
+    def fail(message: str, rule: str) -> SpecError:
+        return SpecError([Diagnostic(shown, 1, 1, "error", message, rule)])
+
+    try:
+        if path.is_dir():
+            raise fail("is a directory; expected a YAML file", "load/not-a-file")
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise fail(f"the file is {size} bytes; specs are limited to {MAX_FILE_BYTES} bytes (1 MiB)", "load/too-large")
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise fail("no such file", "load/not-found") from None
+    except PermissionError:
+        raise fail("cannot read the file: permission denied", "load/unreadable") from None
+    except OSError as exc:
+        raise fail(f"cannot read the file: {exc.strerror or exc}", "load/unreadable") from None
+    if b"\0" in raw:
+        raise fail("the file contains NUL bytes: it looks binary, not YAML", "load/binary")
+    return raw
+
+
+def _decode(raw: bytes, shown: str) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        col = exc.start - (before.rfind(b"\n") + 1) + 1
+        message = f"the file is not valid UTF-8 (byte 0x{raw[exc.start]:02x}); save it as UTF-8"
+        raise SpecError([Diagnostic(shown, line, col, "error", message, "load/encoding")]) from None
+    return text.removeprefix("\ufeff")
+
+
+def _reject_tabs(text: str, shown: str) -> None:
+    diagnostics = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        indent = line[: len(line) - len(line.lstrip(" \t"))]
+        if "\t" in indent:
+            message = "a tab is used for indentation; YAML allows only spaces"
+            diagnostics.append(Diagnostic(shown, number, indent.index("\t") + 1, "error", message, "load/tab"))
+    if diagnostics:
+        raise SpecError(diagnostics)
+
+
+def _parse(text: str, shown: str) -> Any:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.constructor import DuplicateKeyError
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    try:
+        documents = list(yaml.load_all(text))
+    except DuplicateKeyError as exc:
+        mark = exc.problem_mark
+        key = str(exc.problem).split('"')[1] if '"' in str(exc.problem) else "a key"
+        first = exc.context_mark.line + 1 if exc.context_mark else None
+        message = f"duplicate key '{key}'" + (f" (the mapping starting at line {first} already has it)" if first else "")
+        raise SpecError([Diagnostic(shown, mark.line + 1, mark.column + 1, "error", message, "load/duplicate-key")]) from None
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+        raise SpecError([Diagnostic(shown, line, col, "error", f"YAML syntax error: {problem}", "load/syntax")]) from None
+    except (YAMLError, RecursionError, ValueError, TypeError) as exc:
+        message = f"cannot parse YAML: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        raise SpecError([Diagnostic(shown, 1, 1, "error", message, "load/syntax")]) from None
+    if len(documents) > 1:
+        message = f"the file holds {len(documents)} YAML documents ('---'); expected exactly one"
+        raise SpecError([Diagnostic(shown, 1, 1, "error", message, "load/multiple-documents")])
+    return documents[0] if documents else None
+
+
+class _Converter:
+    """Turns ruamel's round-trip nodes into plain dict/list/scalars, recording positions on the way."""
+
+    def __init__(self, doc: SourceDoc):
+        self.doc = doc
+        self.nodes = 0
+        self.active: set[int] = set()  # ids of containers being converted, to catch recursive aliases
+
+    def convert(self, node: Any, path: JsonPath) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            line, col = self.doc.position(path)
+            message = f"the document expands to more than {MAX_NODES} nodes (anchors/aliases used as a 'YAML bomb'?)"
+            raise SpecError([Diagnostic(self.doc.path, line, col, "error", message, "load/too-many-nodes")])
+        if isinstance(node, Mapping | list):
+            if id(node) in self.active:
+                line, col = self.doc.position(path)
+                message = "an alias refers to a node that contains itself (recursive anchor)"
+                raise SpecError([Diagnostic(self.doc.path, line, col, "error", message, "load/recursive-alias")])
+            self.active.add(id(node))
+            try:
+                return self._mapping(node, path) if isinstance(node, Mapping) else self._sequence(node, path)
+            finally:
+                self.active.discard(id(node))
+        return _scalar(node)
+
+    def _mapping(self, node: Mapping, path: JsonPath) -> dict:
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if not isinstance(key, str):
+                line, col = self._key_position(node, key, path)
+                message = f"mapping keys must be strings, got {_type_name(_scalar(key))} {key!r}; quote it"
+                raise SpecError([Diagnostic(self.doc.path, line, col, "error", message, "load/non-string-key")])
+            child = (*path, str(key))
+            self.doc.key_positions[child] = self._key_position(node, key, path)
+            self.doc.value_positions[child] = self._value_position(node, key, child)
+            out[str(key)] = self.convert(value, child)
+        return out
+
+    def _sequence(self, node: list, path: JsonPath) -> list:
+        out = []
+        for index, value in enumerate(node):
+            child = (*path, index)
+            try:
+                line, col = node.lc.item(index)  # type: ignore[attr-defined]
+                self.doc.value_positions[child] = (line + 1, col + 1)
+            except (AttributeError, KeyError, TypeError, IndexError):
+                self.doc.value_positions[child] = self.doc.position(path)
+            out.append(self.convert(value, child))
+        return out
+
+    def _key_position(self, node: Any, key: Any, path: JsonPath) -> tuple[int, int]:
+        try:
+            line, col = node.lc.key(key)
+            return (line + 1, col + 1)
+        except (AttributeError, KeyError, TypeError):
+            return self.doc.position(path)  # a key merged in with '<<' has no position of its own
+
+    def _value_position(self, node: Any, key: Any, child: JsonPath) -> tuple[int, int]:
+        try:
+            line, col = node.lc.value(key)
+            return (line + 1, col + 1)
+        except (AttributeError, KeyError, TypeError):
+            return self.doc.key_positions[child]
+
+
+def _scalar(value: Any) -> Any:
+    """ruamel's scalar subclasses -> plain str/int/float/bool/None; dates become ISO strings."""
+    if value is None or isinstance(value, bool):
+        return value if value is None else bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, datetime.date | datetime.datetime):
+        return value.isoformat()
+    return str(value)
+
+
+# ------------------------------------------------------------------------------------------ validation
+
+
+def load_schema(path: str | Path) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def schema_diagnostics(doc: SourceDoc, schema: Mapping) -> list[Diagnostic]:
+    """Every schema violation in ``doc``, one diagnostic each, sorted by position."""
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(schema)
+    diagnostics: set[Diagnostic] = set()
+    for error in validator.iter_errors(doc.data):
+        diagnostics.update(_describe(doc, error))
+    return sorted(diagnostics)
+
+
+def _describe(doc: SourceDoc, error: Any) -> list[Diagnostic]:
+    path = tuple(error.absolute_path)
+    kind = error.validator
+    where = dotted(path)
+    if kind in ("oneOf", "anyOf") and error.context:
+        return _describe_alternatives(doc, error)
+    if kind == "additionalProperties":
+        return _unknown_keys(doc, error, path)
+    if kind == "required":
+        missing = [name for name in error.validator_value if name not in error.instance]
+        return [
+            doc.diagnostic(path, f"{where}: missing required key '{name}'", "schema/required", key=bool(path))
+            for name in missing
+        ]
+    hint = error.schema.get("x-expected") if isinstance(error.schema, Mapping) else None
+    if kind == "enum":
+        choices = [str(c) for c in error.validator_value]
+        message = f"{where}: {error.instance!r} is not one of {', '.join(choices)}"
+        if isinstance(error.instance, str):
+            message += did_you_mean(error.instance, choices)
+    elif kind == "type":
+        expected = error.validator_value if isinstance(error.validator_value, str) else " or ".join(error.validator_value)
+        message = f"{where}: expected {hint or _article(expected)}, got {_type_name(error.instance)} {_short(error.instance)}"
+    elif kind == "pattern" and hint:
+        message = f"{where}: {_short(error.instance)} is not {hint}"
+    elif kind == "const":
+        message = f"{where}: expected {error.validator_value!r}, got {_short(error.instance)}"
+    else:
+        message = f"{where}: {error.message}" + (f" (expected {hint})" if hint else "")
+    return [doc.diagnostic(path, message, f"schema/{_kebab(kind)}")]
+
+
+def _describe_alternatives(doc: SourceDoc, error: Any) -> list[Diagnostic]:
+    """For oneOf/anyOf, report the branch that got furthest, or a summary when none stands out."""
+    from jsonschema.exceptions import best_match
+
+    path = tuple(error.absolute_path)
+    hint = error.schema.get("x-expected") if isinstance(error.schema, Mapping) else None
+    if hint:
+        message = f"{dotted(path)}: {_short(error.instance)} is not {hint}"
+        return [doc.diagnostic(path, message, "schema/value")]
+    deepest = best_match(error.context)
+    if deepest is not None and len(deepest.absolute_path) > len(error.absolute_path):
+        return _describe(doc, deepest)
+    if deepest is not None:
+        return _describe(doc, deepest)
+    return [doc.diagnostic(path, f"{dotted(path)}: {error.message}", f"schema/{_kebab(error.validator)}")]
+
+
+def _unknown_keys(doc: SourceDoc, error: Any, path: JsonPath) -> list[Diagnostic]:
+    schema = error.schema
+    known = list(schema.get("properties", {}))
+    patterns = list(schema.get("patternProperties", {}))
+    import re
+
+    out = []
+    for key in error.instance:
+        if key in known or any(re.search(p, key) for p in patterns):
+            continue
+        message = f"{dotted((*path, key))}: unknown key '{key}'"
+        suggestion = did_you_mean(key, known)
+        message += suggestion if suggestion else (f"; expected one of: {', '.join(known)}" if known else "")
+        out.append(doc.diagnostic((*path, key), message, "schema/unknown-key", key=True))
+    return out
+
+
+def _type_name(value: Any) -> str:
+    return {
+        type(None): "null",
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        str: "string",
+        list: "list",
+        dict: "mapping",
+    }.get(type(value), type(value).__name__)
+
+
+def _article(name: str) -> str:
+    pretty = {"object": "mapping", "array": "list", "null": "null"}.get(name, name)
+    return pretty if pretty == "null" else ("an " if pretty[0] in "aeiou" else "a ") + pretty
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _kebab(name: str) -> str:
+    return "".join("-" + c.lower() if c.isupper() else c for c in name)
