@@ -118,8 +118,11 @@ class Function:
     max_containers: int | None = None
     scaledown_window_s: int | None = None
     schedule: Schedule | None = None
-    # Where each effective value was declared (field name -> JSON path in the spec), for positioned lint messages.
-    # A value set by a profile points into the profile. Not part of equality.
+    env: tuple[tuple[str, str], ...] = ()  # environment variables set on the function, in declared order
+    lint_ignores: tuple[tuple[str, str], ...] = ()  # rule id -> the reason it is silenced for this function
+    # Where each effective value was declared, for positioned lint messages: spec key -> JSON path in the
+    # spec. Keys are the spec's names ("gpu", "timeout", "memory", ...), and "volumes[/data]", "env[NAME]" for
+    # one entry of a mapping. A value set by a profile points into the profile. Not part of equality.
     origins: dict[str, JsonPath] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
@@ -141,6 +144,7 @@ class App:
     spec_path: str = ""
     profile: str | None = None
     spec_sha256: str = ""
+    lint_ignores: tuple[tuple[str, str], ...] = ()  # file-wide: rule id -> the reason it is silenced
 
     @property
     def module_name(self) -> str:

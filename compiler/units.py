@@ -1,0 +1,89 @@
+"""Parse the units a spec may use: memory and disk sizes (to MiB), durations (to seconds), CPU cores.
+
+Sizes are converted with exact rational arithmetic and rounded up to a whole MiB, so "16GB" is
+15259 MiB (16e9 / 2**20 = 15258.79...) and never a float approximation. Each parser raises
+:class:`UnitError` with a message that says what was expected.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from fractions import Fraction
+
+MIB = 2**20
+
+_SIZE_FACTORS = {
+    "Mi": 2**20,
+    "MiB": 2**20,
+    "Gi": 2**30,
+    "GiB": 2**30,
+    "Ti": 2**40,
+    "TiB": 2**40,
+    "M": 10**6,
+    "MB": 10**6,
+    "G": 10**9,
+    "GB": 10**9,
+    "T": 10**12,
+    "TB": 10**12,
+}
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?(" + "|".join(_SIZE_FACTORS) + r")$")
+_DURATION = re.compile(r"^(?=\d)(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+SIZE_EXPECTED = "a size such as 32768 (MiB), 128GiB, 512MiB or 16GB"
+DURATION_EXPECTED = "a duration such as 90s, 5m, 2h, 1h30m or a number of seconds"
+CPU_EXPECTED = "a number of physical CPU cores such as 8 or 0.5"
+
+
+class UnitError(ValueError):
+    """A value that is not in the expected unit format; the message says what was expected."""
+
+
+def parse_size_mib(value: object) -> int:
+    """An integer (already MiB) or a string with a unit -> whole MiB, rounded up."""
+    if _is_whole_number(value):
+        return int(value)  # type: ignore[arg-type]
+    if isinstance(value, str):
+        match = _SIZE.match(value.strip())
+        if match:
+            number, unit = match.groups()
+            return math.ceil(Fraction(number) * _SIZE_FACTORS[unit] / MIB)
+    raise UnitError(f"{value!r} is not {SIZE_EXPECTED}")
+
+
+def parse_duration_s(value: object) -> int:
+    """An integer number of seconds, or "90s", "5m", "2h", "1h30m" -> seconds."""
+    if _is_whole_number(value):
+        return int(value)  # type: ignore[arg-type]
+    if isinstance(value, str):
+        match = _DURATION.match(value.strip())
+        if match:
+            hours, minutes, seconds = (int(part or 0) for part in match.groups())
+            return hours * 3600 + minutes * 60 + seconds
+    raise UnitError(f"{value!r} is not {DURATION_EXPECTED}")
+
+
+def parse_cpu(value: object) -> int | float:
+    """A number of cores, kept as an int when whole (cpu=32 stays 32 in the generated code)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise UnitError(f"{value!r} is not {CPU_EXPECTED}")
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def format_mib(mib: int) -> str:
+    """1024 -> "1 GiB", 131072 -> "128 GiB", 1500 -> "1500 MiB": for messages."""
+    return f"{mib // 1024} GiB" if mib % 1024 == 0 and mib else f"{mib} MiB"
+
+
+def format_seconds(seconds: int) -> str:
+    """5400 -> "1h30m", 90 -> "90s": for messages."""
+    if seconds < 60 or seconds % 60:
+        return f"{seconds}s"
+    hours, minutes = divmod(seconds // 60, 60)
+    return (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+
+
+def _is_whole_number(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
