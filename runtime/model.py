@@ -1,0 +1,230 @@
+"""The Mamba models the training code builds: mamba-ssm's mixer, residual blocks, and a model for signal windows.
+
+:class:`Mamba` has exactly mamba-ssm's constructor, parameter names, shapes and initialisation, so a state_dict
+saved with mamba-ssm's ``Mamba`` (or on either of our paths) loads here. On CUDA it runs mamba-ssm's fused
+``mamba_inner_fn``; elsewhere the PyTorch path of :mod:`runtime.ssm`. Which one is decided by ``kernels``
+(auto|fused|torch, see :func:`runtime.ssm.resolve_backend`): a missing mamba-ssm on a GPU is an error that says
+how to fix it, never a silent switch to another model. :class:`SignalMamba` logs its backend (logger
+``runtime.model``) when it is built and whenever it is moved to another device.
+
+:class:`SignalMamba` takes windows of multichannel signals (batch, channels, time), e.g. EEG 19 x 15,360: a strided
+convolutional stem downsamples time, residual Mamba blocks (optionally bidirectional) mix it, and a head gives one
+prediction per window or one per input time step.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from runtime import ssm
+from runtime.specfile import did_you_mean
+
+log = logging.getLogger("runtime.model")
+
+HEADS = ("window", "timestep")
+
+
+class Mamba(nn.Module):
+    """mamba-ssm's Mamba mixer: (batch, length, d_model) -> (batch, length, d_model)."""
+
+    def __init__(self, d_model, d_state=16, d_conv=4, expand=2, dt_rank="auto", dt_min=0.001, dt_max=0.1,
+                 dt_init="random", dt_scale=1.0, dt_init_floor=1e-4, conv_bias=True, bias=False,
+                 use_fast_path=True, layer_idx=None, device=None, dtype=None, kernels="auto"):
+        factory = {"device": device, "dtype": dtype}
+        super().__init__()
+        if kernels not in ssm.KERNELS:
+            raise ValueError(f"kernels must be one of {', '.join(ssm.KERNELS)}, got {kernels!r}")
+        self.d_model = d_model
+        self.d_state = d_state
+        self.d_conv = d_conv
+        self.expand = expand
+        self.d_inner = int(expand * d_model)
+        self.dt_rank = math.ceil(d_model / 16) if dt_rank == "auto" else dt_rank
+        self.use_fast_path = use_fast_path
+        self.layer_idx = layer_idx
+        self.kernels = kernels
+
+        self.in_proj = nn.Linear(d_model, self.d_inner * 2, bias=bias, **factory)
+        self.conv1d = nn.Conv1d(self.d_inner, self.d_inner, kernel_size=d_conv, groups=self.d_inner,
+                                padding=d_conv - 1, bias=conv_bias, **factory)
+        self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False, **factory)
+        self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True, **factory)
+        self._init_dt_proj(dt_init, dt_scale, dt_min, dt_max, dt_init_floor)
+        # S4D-real initialisation: A = -(1, 2, ..., d_state) for every channel, stored as log in float32.
+        a = torch.arange(1, d_state + 1, dtype=torch.float32, device=device).repeat(self.d_inner, 1)
+        self.A_log = nn.Parameter(torch.log(a))
+        self.A_log._no_weight_decay = True
+        self.D = nn.Parameter(torch.ones(self.d_inner, device=device))
+        self.D._no_weight_decay = True
+        self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias, **factory)
+
+    def _init_dt_proj(self, dt_init, dt_scale, dt_min, dt_max, dt_init_floor) -> None:
+        """Weights keep the variance of dt; the bias makes softplus(bias) log-uniform in [dt_min, dt_max]."""
+        std = self.dt_rank**-0.5 * dt_scale
+        if dt_init == "constant":
+            nn.init.constant_(self.dt_proj.weight, std)
+        elif dt_init == "random":
+            nn.init.uniform_(self.dt_proj.weight, -std, std)
+        else:
+            raise ValueError(f"dt_init must be 'random' or 'constant', got {dt_init!r}")
+        bias = self.dt_proj.bias
+        log_dt = torch.rand(self.d_inner, device=bias.device) * (math.log(dt_max) - math.log(dt_min))
+        dt = torch.exp(log_dt + math.log(dt_min)).clamp(min=dt_init_floor)
+        with torch.no_grad():
+            bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse of softplus
+        bias._no_reinit = True
+
+    @property
+    def scan_backend(self) -> str:
+        """"fused" or "torch": what :meth:`forward` runs on the device the parameters are on now."""
+        return ssm.resolve_backend(self.kernels, self.A_log.device)
+
+    def forward(self, hidden_states):
+        seqlen = hidden_states.shape[1]
+        xz = self.in_proj(hidden_states).transpose(1, 2)  # (b, 2 * d_inner, l)
+        A = -torch.exp(self.A_log.float())
+        backend = self.scan_backend
+        if backend == "fused" and self.use_fast_path:
+            return ssm.fused_ops().mamba_inner_fn(
+                xz, self.conv1d.weight, self.conv1d.bias, self.x_proj.weight, self.dt_proj.weight,
+                self.out_proj.weight, self.out_proj.bias, A, None, None, self.D.float(),
+                delta_bias=self.dt_proj.bias.float(), delta_softplus=True,
+            )
+        x, z = xz.chunk(2, dim=1)
+        x = F.silu(self.conv1d(x)[..., :seqlen])
+        dt, B, C = self.x_proj(x.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = F.linear(dt, self.dt_proj.weight)  # the bias is added inside the scan, in float32
+        y = ssm.selective_scan(
+            x, dt.transpose(1, 2), A, B.transpose(1, 2), C.transpose(1, 2), self.D.float(), z=z,
+            delta_bias=self.dt_proj.bias.float(), delta_softplus=True, kernels=backend,
+        )
+        return self.out_proj(y.transpose(1, 2))
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square normalisation over the last dimension with a learned scale ``weight``."""
+
+    def __init__(self, d_model: int, eps: float = 1e-5, device=None, dtype=None):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d_model, device=device, dtype=dtype))
+
+    def forward(self, x):
+        scale = torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps)
+        return (x.float() * scale).to(x.dtype) * self.weight
+
+
+class ResidualBlock(nn.Module):
+    """``x + Mamba(RMSNorm(x))``; bidirectional adds a second Mamba run over the time-reversed sequence."""
+
+    def __init__(self, d_model: int, *, d_state: int = 16, d_conv: int = 4, expand: int = 2,
+                 bidirectional: bool = False, dropout: float = 0.0, kernels: str = "auto", layer_idx=None):
+        super().__init__()
+        mixer = {"d_state": d_state, "d_conv": d_conv, "expand": expand, "kernels": kernels,
+                 "layer_idx": layer_idx}
+        self.norm = RMSNorm(d_model)
+        self.mixer = Mamba(d_model, **mixer)
+        self.mixer_reverse = Mamba(d_model, **mixer) if bidirectional else None
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):  # (batch, length, d_model)
+        normed = self.norm(x)
+        mixed = self.mixer(normed)
+        if self.mixer_reverse is not None:
+            mixed = mixed + self.mixer_reverse(normed.flip(1)).flip(1)
+        return x + self.dropout(mixed)
+
+
+class SignalMamba(nn.Module):
+    """Windowed multichannel signals (e.g. EEG 19 ch x 15360 steps).
+
+    ``forward(x)``: x (batch, in_channels, time) -> logits (batch, num_classes) for ``head="window"``, or
+    (batch, num_classes, time) at the input's time resolution for ``head="timestep"`` (any time length).
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, *, head: str = "window", d_model: int = 64,
+                 n_layers: int = 2, d_state: int = 16, d_conv: int = 4, expand: int = 2, downsample: int = 4,
+                 bidirectional: bool = False, dropout: float = 0.0, kernels: str = "auto"):
+        super().__init__()
+        _check_choice("head", head, HEADS)
+        _check_choice("kernels", kernels, ssm.KERNELS)
+        for name, value in (("in_channels", in_channels), ("num_classes", num_classes), ("d_model", d_model),
+                            ("n_layers", n_layers), ("downsample", downsample)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.head_kind = head
+        self.kernels = kernels
+        self.downsample = downsample
+        # Kernel 2s+1 with padding s and stride s gives ceil(T / s) steps, each seeing its whole stride.
+        self.stem = nn.Conv1d(in_channels, d_model, kernel_size=2 * downsample + 1, stride=downsample,
+                              padding=downsample)
+        self.blocks = nn.ModuleList(
+            ResidualBlock(d_model, d_state=d_state, d_conv=d_conv, expand=expand, bidirectional=bidirectional,
+                          dropout=dropout, kernels=kernels, layer_idx=index)
+            for index in range(n_layers)
+        )
+        self.norm = RMSNorm(d_model)
+        self.head = nn.Linear(d_model, num_classes)
+        self._logged_device: torch.device | None = None
+        self._log_backend()
+
+    @property
+    def scan_backend(self) -> str:
+        """"fused" or "torch" on the device the model is on now (raises if fused is required but missing)."""
+        return ssm.resolve_backend(self.kernels, self.head.weight.device)
+
+    def _log_backend(self) -> None:
+        device = self.head.weight.device
+        if device == self._logged_device:
+            return
+        backend = self.scan_backend
+        self._logged_device = device
+        note = ""
+        if ssm.torch_scan_forced():
+            note = f" ({ssm.FORCE_TORCH_ENV} is set)"
+        elif backend == "torch" and self.kernels == "auto":
+            note = " (kernels=auto: mamba-ssm's fused kernels will be required once on CUDA)"
+        log.info("SignalMamba on %s: scan backend %s, kernels=%s%s", device, backend, self.kernels, note)
+
+    def _apply(self, fn, *args, **kwargs):
+        # .to()/.cuda() end here: check and log the backend for the new device right away, not at first batch.
+        moved = super()._apply(fn, *args, **kwargs)
+        if hasattr(self, "_logged_device"):
+            self._log_backend()
+        return moved
+
+    def forward(self, x):
+        length = x.shape[-1]
+        features = self.stem(x).transpose(1, 2)  # (batch, steps, d_model)
+        for block in self.blocks:
+            features = block(features)
+        features = self.norm(features)
+        if self.head_kind == "window":
+            return self.head(features.mean(dim=1))
+        logits = self.head(features).transpose(1, 2)  # (batch, classes, steps)
+        if logits.shape[-1] == length:
+            return logits
+        return F.interpolate(logits, size=length, mode="linear", align_corners=False)
+
+
+def _check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}{did_you_mean(str(value), choices)}")
+
+
+MODEL_KEYS = ("head", "d_model", "n_layers", "d_state", "d_conv", "expand", "downsample", "bidirectional",
+              "dropout", "kernels")
+
+
+def build_model(model_cfg: dict, in_channels: int, num_classes: int) -> SignalMamba:
+    """The model described by a training config's ``model:`` section (keyword arguments of SignalMamba)."""
+    unknown = [key for key in model_cfg if key not in MODEL_KEYS]
+    if unknown:
+        hints = "".join(f"\n  {key}{did_you_mean(key, MODEL_KEYS)}" for key in unknown)
+        raise ValueError(f"unknown key(s) in model config (expected some of {', '.join(MODEL_KEYS)}):{hints}")
+    return SignalMamba(in_channels, num_classes, **model_cfg)

@@ -1,0 +1,234 @@
+"""Selective scan (Mamba's S6 recurrence) with mamba-ssm's ``selective_scan_fn`` interface, and the backend choice.
+
+For every batch b, channel d and state n::
+
+    delta = softplus(delta + delta_bias)            (each step optional)
+    h[t]  = exp(delta[t] * A) * h[t-1] + delta[t] * B[t] * u[t]
+    y[t]  = sum_n C[t] * h[t]  + D * u[t]           (D optional)
+    out   = y * silu(z)                             (z optional)
+
+Shapes as in mamba-ssm: u, delta, z (b, d, l); A (d, n); B, C (b, n, l); D, delta_bias (d,).
+
+Two implementations sit behind :func:`selective_scan`: mamba-ssm's fused CUDA kernel, and a pure-PyTorch one
+(a custom autograd Function with a hand-written backward) for CPUs, CI and machines without mamba-ssm. Which one
+runs is decided by :func:`resolve_backend` and never silently: on a CUDA device the fused kernel is required
+unless the caller asks for the PyTorch path (``kernels="torch"``) or ``MTC_FORCE_TORCH_SCAN=1`` is set.
+mamba-ssm is imported lazily, only when the fused path is chosen, so importing this module never needs CUDA.
+
+The PyTorch path works time-major and in chunks of time steps: per chunk it builds the decays exp(delta*A) and
+the inputs delta*u*B in one vectorised op each, runs the recurrence as one in-place multiply-add per step, and
+reduces the outputs with batched matrix products. Only the state entering each chunk is kept for the backward
+pass, which recomputes a chunk's states, runs the adjoint recurrence backwards and reduces every gradient with
+batched ops. Chunks are sized so their working set stays in cache, and memory does not grow with b*d*n*l.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+import torch
+import torch.nn.functional as F
+
+KERNELS = ("auto", "fused", "torch")
+FORCE_TORCH_ENV = "MTC_FORCE_TORCH_SCAN"
+GPU_INSTALL_HINT = (
+    "install the GPU extra on a CUDA devel image (nvcc present), built against the installed torch: "
+    "pip install --no-build-isolation '.[gpu]'; or set `kernels: torch` in the model config to run the "
+    "(slower) PyTorch scan on purpose"
+)
+# Elements of one chunk-sized (steps, b, d, n) buffer: 2**19 floats = 2 MiB, so the few such buffers a chunk
+# uses stay in the last-level cache while each time step's (b, d, n) slice is contiguous.
+CHUNK_ELEMENTS = 1 << 19
+
+
+class FusedKernelsUnavailable(RuntimeError):
+    """The fused mamba-ssm path was required but cannot be used here."""
+
+
+def torch_scan_forced() -> bool:
+    """True when the environment forces the PyTorch scan (for diagnosing the fused path)."""
+    return os.environ.get(FORCE_TORCH_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def fused_ops() -> ModuleType:
+    """mamba-ssm's ``selective_scan_interface`` module, imported on first use; a clear error if it cannot be."""
+    try:
+        from mamba_ssm.ops import selective_scan_interface
+    except Exception as error:  # ImportError, or a broken build raising OSError/RuntimeError at import
+        raise FusedKernelsUnavailable(
+            f"mamba-ssm's fused kernels cannot be imported ({type(error).__name__}: {error}); {GPU_INSTALL_HINT}"
+        ) from error
+    return selective_scan_interface
+
+
+def resolve_backend(kernels: str, device: torch.device | str) -> str:
+    """The scan backend ("fused" or "torch") for ``kernels`` (auto|fused|torch) on ``device``.
+
+    ``auto`` means fused on CUDA (required: a missing mamba-ssm is an error, not a fallback) and torch elsewhere.
+    ``MTC_FORCE_TORCH_SCAN=1`` overrides everything with the PyTorch path.
+    """
+    if kernels not in KERNELS:
+        raise ValueError(f"kernels must be one of {', '.join(KERNELS)}, got {kernels!r}")
+    if torch_scan_forced():
+        return "torch"
+    if kernels == "torch":
+        return "torch"
+    on_cuda = torch.device(device).type == "cuda"
+    if kernels == "fused" and not on_cuda:
+        raise FusedKernelsUnavailable(
+            f"kernels=fused needs a CUDA device, but the model is on {torch.device(device)}; "
+            "use `kernels: auto` (PyTorch scan on CPU) or run on a GPU"
+        )
+    if not on_cuda:
+        return "torch"
+    fused_ops()
+    return "fused"
+
+
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                   return_last_state=False, *, kernels: str = "auto"):
+    """mamba-ssm's ``selective_scan_fn``: returns ``out`` (b, d, l), or ``(out, last_state)`` with last_state
+    (b, d, n) when ``return_last_state``. ``kernels`` picks the implementation as in :func:`resolve_backend`."""
+    if resolve_backend(kernels, u.device) == "fused":
+        return fused_ops().selective_scan_fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                                             return_last_state)
+    return selective_scan_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+
+
+def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                         return_last_state=False):
+    """The pure-PyTorch selective scan (any device). Computes in float32, or float64 for float64 input."""
+    _check_shapes(u, delta, A, B, C)
+    compute = torch.float64 if u.dtype == torch.float64 else torch.float32
+    u32 = u.to(compute)
+    delta = delta.to(compute)
+    if delta_bias is not None:
+        delta = delta + delta_bias.to(compute).unsqueeze(-1)
+    if delta_softplus:
+        delta = F.softplus(delta)
+    y, last_state = _SelectiveScan.apply(
+        _time_major(u32), _time_major(delta), A.to(compute), _time_major(B.to(compute)),
+        _time_major(C.to(compute)),
+    )
+    out = y.permute(1, 2, 0)
+    if D is not None:
+        out = out + u32 * D.to(compute).unsqueeze(-1)
+    if z is not None:
+        out = out * F.silu(z.to(compute))
+    out = out.to(u.dtype)
+    return (out, last_state) if return_last_state else out
+
+
+def _check_shapes(u, delta, A, B, C) -> None:
+    if A.is_complex():
+        raise NotImplementedError("the PyTorch selective scan supports real A only")
+    if u.dim() != 3 or delta.shape != u.shape:
+        raise ValueError(f"u and delta must both be (batch, dim, length); got {tuple(u.shape)} and "
+                         f"{tuple(delta.shape)}")
+    batch, dim, length = u.shape
+    if A.dim() != 2 or A.shape[0] != dim:
+        raise ValueError(f"A must be (dim={dim}, d_state); got {tuple(A.shape)}")
+    expected = (batch, A.shape[1], length)
+    for name, tensor in (("B", B), ("C", C)):
+        if tuple(tensor.shape) != expected:
+            raise ValueError(f"{name} must be (batch, d_state, length) = {expected}; got {tuple(tensor.shape)}")
+
+
+def _time_major(tensor: torch.Tensor) -> torch.Tensor:
+    """(b, x, l) -> contiguous (l, b, x), so each time step is one contiguous block."""
+    return tensor.permute(2, 0, 1).contiguous()
+
+
+def _chunk_bounds(length: int, batch: int, dim: int, d_state: int) -> list[tuple[int, int]]:
+    steps = max(1, min(length, CHUNK_ELEMENTS // (batch * dim * d_state)))
+    return [(start, min(start + steps, length)) for start in range(0, length, steps)]
+
+
+def _chunk_states(states, decays, u, delta, A, B) -> None:
+    """For one chunk of ``steps`` time steps, with ``states[0]`` already holding the entering state: fill
+    ``decays[t] = exp(delta[t] A)`` and ``states[t + 1] = decays[t] * states[t] + delta[t] u[t] B[t]``.
+
+    states (steps + 1, b, d, n), decays (steps, b, d, n); u, delta (steps, b, d); B (steps, b, n).
+    """
+    torch.mul(delta.unsqueeze(-1), A, out=decays)
+    decays.exp_()
+    torch.mul((delta * u).unsqueeze(-1), B.unsqueeze(2), out=states[1:])
+    per_step_states = states.unbind(0)
+    for step, decay in enumerate(decays.unbind(0)):
+        per_step_states[step + 1].addcmul_(decay, per_step_states[step])
+
+
+def _batched_matmul(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
+    """``out[k] = a[k] @ b[k]`` over the flattened leading (time, batch) dimensions."""
+    torch.bmm(a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:]), out=out.view(-1, *out.shape[-2:]))
+
+
+class _SelectiveScan(torch.autograd.Function):
+    """y[t] = sum_n C[t] h[t] with h as in the module docstring; time-major inputs (l, b, d) / (l, b, n)."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C):
+        length, batch, dim = u.shape
+        d_state = A.shape[1]
+        bounds = _chunk_bounds(length, batch, dim, d_state)
+        steps = bounds[0][1] - bounds[0][0]
+        y = u.new_empty(length, batch, dim)
+        entering = u.new_empty(len(bounds), batch, dim, d_state)
+        states = u.new_zeros(steps + 1, batch, dim, d_state)
+        decays = u.new_empty(steps, batch, dim, d_state)
+        for index, (start, stop) in enumerate(bounds):
+            count = stop - start
+            entering[index] = states[0]
+            _chunk_states(states[: count + 1], decays[:count], u[start:stop], delta[start:stop], A,
+                          B[start:stop])
+            _batched_matmul(states[1 : count + 1], C[start:stop].unsqueeze(-1), y[start:stop].unsqueeze(-1))
+            states[0] = states[count]
+        ctx.save_for_backward(u, delta, A, B, C, entering)
+        last_state = states[0].clone()
+        ctx.mark_non_differentiable(last_state)
+        return y, last_state
+
+    @staticmethod
+    def backward(ctx, grad_y, _grad_last_state):
+        u, delta, A, B, C, entering = ctx.saved_tensors
+        grad_y = grad_y.contiguous()
+        length, batch, dim = u.shape
+        d_state = A.shape[1]
+        bounds = _chunk_bounds(length, batch, dim, d_state)
+        steps = bounds[0][1] - bounds[0][0]
+        grad_u, grad_delta = torch.empty_like(u), torch.empty_like(delta)
+        grad_B, grad_C = torch.empty_like(B), torch.empty_like(C)
+        grad_A = torch.zeros_like(A)
+        states = u.new_empty(steps + 1, batch, dim, d_state)
+        decays = u.new_empty(steps, batch, dim, d_state)
+        adjoint = u.new_empty(steps, batch, dim, d_state)
+        # Gradient reaching the state at the end of the current chunk from later chunks.
+        carry = u.new_zeros(batch, dim, d_state)
+        for index in reversed(range(len(bounds))):
+            start, stop = bounds[index]
+            count = stop - start
+            chunk = slice(start, stop)
+            h, dA, g = states[: count + 1], decays[:count], adjoint[:count]
+            h[0] = entering[index]
+            _chunk_states(h, dA, u[chunk], delta[chunk], A, B[chunk])
+            # Adjoint recurrence: g[t] = dL/dh[t] = grad_y[t] C[t] + exp(delta[t+1] A) g[t+1].
+            torch.mul(grad_y[chunk].unsqueeze(-1), C[chunk].unsqueeze(2), out=g)
+            g[count - 1].add_(carry)
+            per_step_adjoint, per_step_decay = g.unbind(0), dA.unbind(0)
+            for step in range(count - 2, -1, -1):
+                per_step_adjoint[step].addcmul_(per_step_decay[step + 1], per_step_adjoint[step + 1])
+            torch.mul(per_step_decay[0], per_step_adjoint[0], out=carry)
+
+            _batched_matmul(grad_y[chunk].unsqueeze(-2), h[1:], grad_C[chunk].unsqueeze(-2))
+            delta_u = delta[chunk] * u[chunk]
+            _batched_matmul(delta_u.unsqueeze(-2), g, grad_B[chunk].unsqueeze(-2))
+            grad_delta_u = torch.empty_like(delta_u)
+            _batched_matmul(g, B[chunk].unsqueeze(-1), grad_delta_u.unsqueeze(-1))
+            # d loss / d(delta A) elementwise = g[t] * h[t-1] * exp(delta[t] A), written over the decays.
+            decay_grad = dA.mul_(g).mul_(h[:-1])
+            grad_A.add_(torch.einsum("tbdn,tbd->dn", decay_grad, delta[chunk]))
+            torch.mul(grad_delta_u, u[chunk], out=grad_delta[chunk])
+            grad_delta[chunk].add_(torch.mul(decay_grad, A, out=g).sum(-1))
+            torch.mul(grad_delta_u, delta[chunk], out=grad_u[chunk])
+        return grad_u, grad_delta, grad_A, grad_B, grad_C
