@@ -1,0 +1,56 @@
+"""Small run targets for the local backend's tests: each does one thing the backend must notice or confine."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+
+def allocate(step_mib: int = 32, total_mib: int = 4096) -> None:
+    """Touch memory in steps until ``total_mib`` is held (a limit below that must stop it first)."""
+    held = []
+    for _ in range(total_mib // step_mib):
+        held.append(b"\x01" * (step_mib * 1024 * 1024))
+        time.sleep(0.01)
+
+
+def sleep(seconds: float = 60.0) -> None:
+    time.sleep(seconds)
+
+
+def exit_with(code: int = 3) -> None:
+    sys.exit(code)
+
+
+def fail_until(attempts_needed: int = 3, counter: str = "/results/attempts.txt") -> None:
+    """Fail (exit 1) until it has been called ``attempts_needed`` times; the count lives on a volume."""
+    from runtime.paths import resolve
+
+    path = resolve(counter)
+    calls = int(path.read_text()) + 1 if path.exists() else 1
+    path.write_text(str(calls))
+    if calls < attempts_needed:
+        raise RuntimeError(f"attempt {calls} fails on purpose")
+
+
+def write_file(path: str = "/data/out.txt", text: str = "hello") -> None:
+    """Write ``text`` to ``path`` (through the volume map); an OSError propagates as exit code 1."""
+    from runtime.paths import resolve
+
+    resolve(path).write_text(text)
+
+
+def report(out: str = "/results/report.json", flag: bool = False, count: int = 1, ratio: float = 0.5) -> None:
+    """Write what the child sees (args with their types, volume map, thread limits, affinity) to ``out``."""
+    from runtime.paths import resolve
+
+    seen = {
+        "args": {"flag": flag, "count": count, "ratio": ratio},
+        "types": [type(v).__name__ for v in (flag, count, ratio)],
+        "resolved_out": str(resolve(out)),
+        "omp_threads": os.environ.get("OMP_NUM_THREADS"),
+        "affinity": len(os.sched_getaffinity(0)),
+    }
+    resolve(out).write_text(json.dumps(seen))

@@ -1,0 +1,129 @@
+"""The local backend enforces what the spec declares: memory, timeout, retries, read-only volumes, cores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from compiler import localrun
+from compiler.model import App, Function, Gpu, Image, Mount, Resources, Retries, Volume
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_app(
+    entry: str, *, args: dict | None = None, gpus: tuple[Gpu, ...] = (), **resources
+) -> tuple[App, Function]:
+    retries = resources.pop("retries", None)
+    fn = Function(
+        name="job",
+        module="tests.targets",
+        entry=entry,
+        args=tuple((args or {}).items()),
+        image="base",
+        resources=Resources(gpus=gpus, **{"cpu": 1, **resources}),
+        retries=Retries(retries) if retries else None,
+        mounts=(Mount("/results", "results"), Mount("/data", "raw")),
+    )
+    app = App(
+        name="t",
+        images={"base": Image("base", "debian_slim", "3.11", local_dirs=(("specs", "/app/specs"),))},
+        volumes={
+            "results": Volume("results", "volume", volume="t-results"),
+            "raw": Volume("raw", "bucket", bucket="b", read_only=True),
+        },
+        functions={"job": fn},
+    )
+    return app, fn
+
+
+def run_local(tmp_path: Path, entry: str, **kwargs) -> tuple[int, list[str]]:
+    app, fn = make_app(entry, **kwargs)
+    messages: list[str] = []
+    plan = localrun.prepare(app, fn, fn.arg_dict, tmp_path / "volumes", REPO)
+    return localrun.execute(plan, messages.append), messages
+
+
+def test_memory_limit_stops_a_function_that_allocates_past_it(tmp_path):
+    code, messages = run_local(tmp_path, "allocate", memory_mib=200, timeout_s=60)
+    assert code == localrun.EXIT_OUT_OF_MEMORY
+    assert any("exceeded 200 MiB" in m for m in messages), messages
+
+
+def test_timeout_stops_a_sleeping_function(tmp_path):
+    code, messages = run_local(tmp_path, "sleep", timeout_s=1)
+    assert code == localrun.EXIT_TIMEOUT
+    assert any("timed out after 1 s" in m for m in messages), messages
+
+
+def test_retries_rerun_failed_attempts_until_one_succeeds(tmp_path):
+    code, messages = run_local(tmp_path, "fail_until", args={"attempts_needed": 3}, retries=2, timeout_s=60)
+    assert code == 0
+    assert (tmp_path / "volumes" / "results" / "attempts.txt").read_text() == "3"
+    assert sum("retrying job" in m for m in messages) == 2
+
+
+def test_retries_run_out_and_the_last_exit_code_is_returned(tmp_path):
+    code, messages = run_local(tmp_path, "fail_until", args={"attempts_needed": 5}, retries=1, timeout_s=60)
+    assert code == 1
+    assert (tmp_path / "volumes" / "results" / "attempts.txt").read_text() == "2"
+
+
+def test_read_only_volume_refuses_writes_and_writable_one_accepts_them(tmp_path):
+    code, _ = run_local(tmp_path, "write_file", args={"path": "/data/out.txt"}, timeout_s=60)
+    assert code == 1
+    assert not (tmp_path / "volumes" / "raw" / "out.txt").exists()
+    code, _ = run_local(tmp_path, "write_file", args={"path": "/results/out.txt"}, timeout_s=60)
+    assert code == 0
+    assert (tmp_path / "volumes" / "results" / "out.txt").read_text() == "hello"
+
+
+def test_child_sees_volume_map_thread_limits_and_affinity(tmp_path):
+    code, messages = run_local(
+        tmp_path, "report", args={"flag": True, "count": 7, "ratio": 0.25}, timeout_s=60
+    )
+    assert code == 0
+    seen = json.loads((tmp_path / "volumes" / "results" / "report.json").read_text())
+    assert seen["resolved_out"] == str(tmp_path / "volumes" / "results" / "report.json")
+    assert seen["types"] == ["bool", "int", "float"]
+    assert seen["omp_threads"] == "1" and seen["affinity"] == 1
+    assert any(str(tmp_path / "volumes" / "results") in m for m in messages)
+
+
+def test_exit_code_of_the_function_is_propagated(tmp_path):
+    code, messages = run_local(tmp_path, "exit_with", args={"code": 3}, timeout_s=60)
+    assert code == 3
+    assert any("exit code 3" in m for m in messages)
+
+
+def test_prepare_caps_cores_maps_image_dirs_and_notes_missing_gpu(tmp_path, monkeypatch):
+    monkeypatch.setattr(localrun, "gpu_present", lambda: False)
+    app, fn = make_app("sleep", cpu=1000, gpus=(Gpu("A100-80GB"),), retries=2)
+    plan = localrun.prepare(app, fn, {}, tmp_path, REPO)
+    assert plan.cores == len(localrun._usable_cores())
+    assert plan.env["OMP_NUM_THREADS"] == str(plan.cores)
+    assert plan.path_map["/app/specs"] == str(REPO / "specs")
+    assert plan.timeout_s == localrun.MODAL_DEFAULT_TIMEOUT_S and plan.attempts == 3
+    assert any("no GPU here" in n and "A100-80GB" in n for n in plan.notices)
+
+
+def test_retry_delays_follow_the_declared_backoff():
+    app, fn = make_app("sleep")
+    fn = Function(
+        **{**fn.__dict__, "retries": Retries(3, backoff_coefficient=2.0, initial_delay=1.0, max_delay=3.0)}
+    )
+    assert localrun._retry_delays(fn, 3) == (1.0, 2.0, 3.0)
+
+
+@pytest.mark.parametrize(
+    "option,env,expected", [("x/v", None, "x/v"), (None, "env/v", "env/v"), (None, None, ".mtc/volumes")]
+)
+def test_volumes_dir_precedence(monkeypatch, tmp_path, option, env, expected):
+    monkeypatch.chdir(tmp_path)
+    if env:
+        monkeypatch.setenv(localrun.VOLUMES_DIR_ENV, env)
+    else:
+        monkeypatch.delenv(localrun.VOLUMES_DIR_ENV, raising=False)
+    assert localrun.volumes_dir(option) == tmp_path / expected
