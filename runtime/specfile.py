@@ -78,7 +78,13 @@ class SourceDoc:
             key = True
 
     def diagnostic(
-        self, path: Iterable[str | int], message: str, rule: str, *, severity: str = "error", key: bool = False
+        self,
+        path: Iterable[str | int],
+        message: str,
+        rule: str,
+        *,
+        severity: str = "error",
+        key: bool = False,
     ) -> Diagnostic:
         line, col = self.position(path, key=key)
         return Diagnostic(self.path, line, col, severity, message, rule)
@@ -111,13 +117,19 @@ def load_yaml(path: str | Path, *, display_path: str | None = None) -> SourceDoc
     _reject_tabs(text, shown)
     node = _parse(text, shown)
     if node is None:
-        raise SpecError([Diagnostic(shown, 1, 1, "error", "the file is empty; expected a YAML mapping", "load/empty")])
+        raise SpecError(
+            [Diagnostic(shown, 1, 1, "error", "the file is empty; expected a YAML mapping", "load/empty")]
+        )
     doc = SourceDoc(shown, text, None)
     doc.data = _Converter(doc).convert(node, ())
     if not isinstance(doc.data, dict):
         line, col = doc.position(())
         raise SpecError(
-            [Diagnostic(shown, line, col, "error", "the top level must be a mapping of keys", "load/not-mapping")]
+            [
+                Diagnostic(
+                    shown, line, col, "error", "the top level must be a mapping of keys", "load/not-mapping"
+                )
+            ]
         )
     return doc
 
@@ -131,7 +143,10 @@ def _read_bytes(path: Path, shown: str) -> bytes:
             raise fail("is a directory; expected a YAML file", "load/not-a-file")
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise fail(f"the file is {size} bytes; specs are limited to {MAX_FILE_BYTES} bytes (1 MiB)", "load/too-large")
+            raise fail(
+                f"the file is {size} bytes; specs are limited to {MAX_FILE_BYTES} bytes (1 MiB)",
+                "load/too-large",
+            )
         raw = path.read_bytes()
     except FileNotFoundError:
         raise fail("no such file", "load/not-found") from None
@@ -162,7 +177,9 @@ def _reject_tabs(text: str, shown: str) -> None:
         indent = line[: len(line) - len(line.lstrip(" \t"))]
         if "\t" in indent:
             message = "a tab is used for indentation; YAML allows only spaces"
-            diagnostics.append(Diagnostic(shown, number, indent.index("\t") + 1, "error", message, "load/tab"))
+            diagnostics.append(
+                Diagnostic(shown, number, indent.index("\t") + 1, "error", message, "load/tab")
+            )
     if diagnostics:
         raise SpecError(diagnostics)
 
@@ -180,13 +197,19 @@ def _parse(text: str, shown: str) -> Any:
         mark = exc.problem_mark
         key = str(exc.problem).split('"')[1] if '"' in str(exc.problem) else "a key"
         first = exc.context_mark.line + 1 if exc.context_mark else None
-        message = f"duplicate key '{key}'" + (f" (the mapping starting at line {first} already has it)" if first else "")
-        raise SpecError([Diagnostic(shown, mark.line + 1, mark.column + 1, "error", message, "load/duplicate-key")]) from None
+        message = f"duplicate key '{key}'" + (
+            f" (the mapping starting at line {first} already has it)" if first else ""
+        )
+        raise SpecError(
+            [Diagnostic(shown, mark.line + 1, mark.column + 1, "error", message, "load/duplicate-key")]
+        ) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
-        raise SpecError([Diagnostic(shown, line, col, "error", f"YAML syntax error: {problem}", "load/syntax")]) from None
+        raise SpecError(
+            [Diagnostic(shown, line, col, "error", f"YAML syntax error: {problem}", "load/syntax")]
+        ) from None
     except (YAMLError, RecursionError, ValueError, TypeError) as exc:
         message = f"cannot parse YAML: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
         raise SpecError([Diagnostic(shown, 1, 1, "error", message, "load/syntax")]) from None
@@ -208,13 +231,15 @@ class _Converter:
         self.nodes += 1
         if self.nodes > MAX_NODES:
             line, col = self.doc.position(path)
-            message = f"the document expands to more than {MAX_NODES} nodes (anchors/aliases used as a 'YAML bomb'?)"
+            message = f"the document expands to more than {MAX_NODES} nodes (aliases used as a 'YAML bomb'?)"
             raise SpecError([Diagnostic(self.doc.path, line, col, "error", message, "load/too-many-nodes")])
         if isinstance(node, Mapping | list):
             if id(node) in self.active:
                 line, col = self.doc.position(path)
                 message = "an alias refers to a node that contains itself (recursive anchor)"
-                raise SpecError([Diagnostic(self.doc.path, line, col, "error", message, "load/recursive-alias")])
+                raise SpecError(
+                    [Diagnostic(self.doc.path, line, col, "error", message, "load/recursive-alias")]
+                )
             self.active.add(id(node))
             try:
                 return self._mapping(node, path) if isinstance(node, Mapping) else self._sequence(node, path)
@@ -228,7 +253,9 @@ class _Converter:
             if not isinstance(key, str):
                 line, col = self._key_position(node, key, path)
                 message = f"mapping keys must be strings, got {_type_name(_scalar(key))} {key!r}; quote it"
-                raise SpecError([Diagnostic(self.doc.path, line, col, "error", message, "load/non-string-key")])
+                raise SpecError(
+                    [Diagnostic(self.doc.path, line, col, "error", message, "load/non-string-key")]
+                )
             child = (*path, str(key))
             self.doc.key_positions[child] = self._key_position(node, key, path)
             self.doc.value_positions[child] = self._value_position(node, key, child)
@@ -299,8 +326,9 @@ def _describe(doc: SourceDoc, error: Any) -> list[Diagnostic]:
     path = tuple(error.absolute_path)
     kind = error.validator
     where = dotted(path)
-    if kind in ("oneOf", "anyOf") and error.context:
-        return _describe_alternatives(doc, error)
+    hint = error.schema.get("x-expected") if isinstance(error.schema, Mapping) else None
+    if kind in ("oneOf", "anyOf"):
+        return _describe_alternatives(doc, error, hint)
     if kind == "additionalProperties":
         return _unknown_keys(doc, error, path)
     if kind == "required":
@@ -309,39 +337,83 @@ def _describe(doc: SourceDoc, error: Any) -> list[Diagnostic]:
             doc.diagnostic(path, f"{where}: missing required key '{name}'", "schema/required", key=bool(path))
             for name in missing
         ]
-    hint = error.schema.get("x-expected") if isinstance(error.schema, Mapping) else None
+    if kind == "dependentRequired":
+        return _missing_companions(doc, error, path)
+    if "propertyNames" in error.relative_schema_path:
+        # the instance is a key of the mapping at ``path``: point at that key
+        message = f"{where}: key {_short(error.instance)} is not {hint or 'allowed'}"
+        return [doc.diagnostic((*path, error.instance), message, "schema/key-name", key=True)]
+    return [doc.diagnostic(path, _message(error, where, hint), f"schema/{_kebab(kind)}")]
+
+
+def _message(error: Any, where: str, hint: str | None) -> str:
+    kind = error.validator
     if kind == "enum":
         choices = [str(c) for c in error.validator_value]
-        message = f"{where}: {error.instance!r} is not one of {', '.join(choices)}"
-        if isinstance(error.instance, str):
-            message += did_you_mean(error.instance, choices)
-    elif kind == "type":
-        expected = error.validator_value if isinstance(error.validator_value, str) else " or ".join(error.validator_value)
-        message = f"{where}: expected {hint or _article(expected)}, got {_type_name(error.instance)} {_short(error.instance)}"
-    elif kind == "pattern" and hint:
-        message = f"{where}: {_short(error.instance)} is not {hint}"
-    elif kind == "const":
-        message = f"{where}: expected {error.validator_value!r}, got {_short(error.instance)}"
-    else:
-        message = f"{where}: {error.message}" + (f" (expected {hint})" if hint else "")
-    return [doc.diagnostic(path, message, f"schema/{_kebab(kind)}")]
-
-
-def _describe_alternatives(doc: SourceDoc, error: Any) -> list[Diagnostic]:
-    """For oneOf/anyOf, report the branch that got furthest, or a summary when none stands out."""
-    from jsonschema.exceptions import best_match
-
-    path = tuple(error.absolute_path)
-    hint = error.schema.get("x-expected") if isinstance(error.schema, Mapping) else None
+        message = f"{where}: {_short(error.instance)} is not one of {', '.join(choices)}"
+        return message + (did_you_mean(error.instance, choices) if isinstance(error.instance, str) else "")
+    if kind == "type":
+        value = error.validator_value
+        expected = value if isinstance(value, str) else " or ".join(value)
+        got = f"{_type_name(error.instance)} {_short(error.instance)}"
+        return f"{where}: expected {hint or _article(expected)}, got {got}"
+    if kind == "const":
+        return f"{where}: expected {error.validator_value!r}, got {_short(error.instance)}"
+    if kind == "not" and isinstance(error.schema, Mapping) and error.schema.get("x-message"):
+        return f"{where}: {error.schema['x-message']}"
+    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        bound = {
+            "minimum": "at least",
+            "maximum": "at most",
+            "exclusiveMinimum": "above",
+            "exclusiveMaximum": "below",
+        }
+        return f"{where}: {_short(error.instance)} is not {bound[kind]} {error.validator_value}"
+    if kind == "minItems" and not error.instance:
+        return f"{where}: the list is empty; expected at least {error.validator_value} item(s)"
+    if kind == "minProperties" and not error.instance:
+        return f"{where}: the mapping is empty; expected at least {error.validator_value} key(s)"
+    if hint and kind in ("minProperties", "maxProperties", "minLength", "minItems", "oneOf", "anyOf"):
+        return f"{where}: expected {hint}"
     if hint:
+        return f"{where}: {_short(error.instance)} is not {hint}"
+    return f"{where}: {error.message}"
+
+
+def _describe_alternatives(doc: SourceDoc, error: Any, hint: str | None) -> list[Diagnostic]:
+    """For oneOf/anyOf: when exactly one branch accepts the value's type, report what is wrong inside that
+    branch (an unknown key, a bad list item); otherwise say what was expected."""
+    path = tuple(error.absolute_path)
+    by_branch: dict[int, list] = {}
+    for sub in error.context or ():
+        by_branch.setdefault(sub.relative_schema_path[0], []).append(sub)
+    plausible = [
+        errors
+        for errors in by_branch.values()
+        if not any(e.validator == "type" and not e.relative_path for e in errors)
+    ]
+    if len(plausible) == 1:
+        return [diagnostic for sub in plausible[0] for diagnostic in _describe(doc, sub)]
+    if hint is None and by_branch:
+        from jsonschema.exceptions import best_match
+
+        return _describe(doc, best_match(error.context))
+    if plausible or not error.context:  # every branch fits the type, or several branches matched at once
+        message = f"{dotted(path)}: expected {hint}" if hint else f"{dotted(path)}: {error.message}"
+    else:
         message = f"{dotted(path)}: {_short(error.instance)} is not {hint}"
-        return [doc.diagnostic(path, message, "schema/value")]
-    deepest = best_match(error.context)
-    if deepest is not None and len(deepest.absolute_path) > len(error.absolute_path):
-        return _describe(doc, deepest)
-    if deepest is not None:
-        return _describe(doc, deepest)
-    return [doc.diagnostic(path, f"{dotted(path)}: {error.message}", f"schema/{_kebab(error.validator)}")]
+    return [doc.diagnostic(path, message, "schema/value")]
+
+
+def _missing_companions(doc: SourceDoc, error: Any, path: JsonPath) -> list[Diagnostic]:
+    out = []
+    for key, companions in error.validator_value.items():
+        absent = [c for c in companions if c not in error.instance]
+        if key in error.instance and absent:
+            needed = " and ".join(f"'{c}'" for c in absent)
+            message = f"{dotted((*path, key))}: '{key}' is only allowed together with {needed}"
+            out.append(doc.diagnostic((*path, key), message, "schema/dependent-required", key=True))
+    return out
 
 
 def _unknown_keys(doc: SourceDoc, error: Any, path: JsonPath) -> list[Diagnostic]:
