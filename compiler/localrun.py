@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from compiler.model import App, Function
+from compiler.plan import MODAL_DEFAULT_TIMEOUT_S
 
-MODAL_DEFAULT_TIMEOUT_S = 300
 MODAL_DEFAULT_CPU = 0.125
 EXIT_TIMEOUT = 124
 EXIT_OUT_OF_MEMORY = 137  # 128 + SIGKILL, as for a container killed by the OOM killer
@@ -105,6 +105,7 @@ def prepare(app: App, fn: Function, kwargs: dict[str, Any], volumes_root: Path, 
     declared_cpu = fn.resources.cpu if fn.resources.cpu is not None else MODAL_DEFAULT_CPU
     cores = min(math.ceil(declared_cpu), len(_usable_cores()))
     env = {name: str(value) for name, value in _image_env(app, fn).items()}
+    env.update(fn.env)
     env.update({name: str(cores) for name in THREAD_ENV_VARS})
     env["PYTHONUNBUFFERED"] = "1"
     env["MTC_BACKEND"] = "local"

@@ -1,0 +1,116 @@
+"""What each function of a resolved app asks for and may cost: the rows of ``mtc plan`` and ``mtc diff``.
+
+Per function: GPU (type x count, fallbacks in order), CPU, memory, timeout, retries, the estimated $/hour with
+the first GPU choice, and the worst case per call: the most expensive fallback's $/hour x the timeout x
+(1 + retries), since Modal gives every retry a full timeout. A function without a timeout gets Modal's
+default of 300 s. Prices come from :mod:`compiler.pricing`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from compiler.model import App, Function
+from compiler.pricing import Prices, hourly_cost
+
+MODAL_DEFAULT_TIMEOUT_S = 300
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    function: str
+    gpus: tuple[str, ...]  # Modal strings in fallback order, e.g. ("H100", "A100-80GB:2"); () = CPU only
+    cpu: float | None  # None = Modal's default
+    memory_mib: int | None  # None = Modal's default
+    timeout_s: int
+    timeout_is_default: bool
+    retries: int
+    hourly_usd: float  # with the first GPU choice
+    worst_hourly_usd: float  # with the most expensive fallback
+    worst_case_usd: float  # per call: worst_hourly x timeout x (1 + retries)
+
+
+def plan_rows(app: App, prices: Prices) -> list[PlanRow]:
+    return [plan_row(fn, prices) for fn in app.functions.values()]
+
+
+def plan_row(fn: Function, prices: Prices) -> PlanRow:
+    resources = fn.resources
+    choices = resources.gpus or (None,)
+    worst_hourly = max(hourly_cost(resources, prices, gpu=gpu).total for gpu in choices)
+    timeout = resources.timeout_s if resources.timeout_s is not None else MODAL_DEFAULT_TIMEOUT_S
+    retries = fn.retries.max_retries if fn.retries else 0
+    return PlanRow(
+        function=fn.name,
+        gpus=tuple(g.modal_string() for g in resources.gpus),
+        cpu=resources.cpu,
+        memory_mib=resources.memory_mib,
+        timeout_s=timeout,
+        timeout_is_default=resources.timeout_s is None,
+        retries=retries,
+        hourly_usd=hourly_cost(resources, prices).total,
+        worst_hourly_usd=worst_hourly,
+        worst_case_usd=worst_hourly * timeout / 3600 * (1 + retries),
+    )
+
+
+def over_budget(rows: list[PlanRow], budget_usd: float) -> list[PlanRow]:
+    return [row for row in rows if row.worst_case_usd > budget_usd]
+
+
+# ------------------------------------------------------------------------------------------------ output
+
+COLUMNS = ("function", "gpu", "cpu", "memory MiB", "timeout", "retries", "$/hour", "worst case $")
+NUMERIC = {"cpu", "memory MiB", "timeout", "retries", "$/hour", "worst case $"}
+
+
+def cells(row: PlanRow) -> tuple[str, ...]:
+    return (
+        row.function,
+        " or ".join(row.gpus) or "-",
+        "default" if row.cpu is None else f"{row.cpu:g}",
+        "default" if row.memory_mib is None else str(row.memory_mib),
+        f"{row.timeout_s} s" + (" (default)" if row.timeout_is_default else ""),
+        str(row.retries),
+        money(row.hourly_usd),
+        money(row.worst_case_usd),
+    )
+
+
+def money(usd: float) -> str:
+    """Dollars with cents, or four decimals for amounts under ten cents so they do not show as 0.00."""
+    return f"{usd:.2f}" if abs(usd) >= 0.1 or usd == 0 else f"{usd:.4f}"
+
+
+def format_table(rows: list[PlanRow]) -> str:
+    """An aligned plain-text table: text columns to the left, numbers to the right."""
+    table = [COLUMNS, *(cells(row) for row in rows)]
+    widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
+
+    def line(values: tuple[str, ...]) -> str:
+        parts = [
+            value.rjust(width) if name in NUMERIC else value.ljust(width)
+            for name, value, width in zip(COLUMNS, values, widths, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join(line(values) for values in table) + "\n"
+
+
+def footer(prices: Prices) -> str:
+    return (
+        "worst case = the most expensive GPU fallback x timeout x (1 + retries); "
+        f"prices: {prices.source} ({prices.date})\n"
+    )
+
+
+def as_json(rows: list[PlanRow], prices: Prices, app: App) -> str:
+    payload = {
+        "app": app.name,
+        "spec": app.spec_path,
+        "profile": app.profile,
+        "prices": {"source": prices.source, "date": prices.date},
+        "functions": [{**asdict(row), "gpus": list(row.gpus)} for row in rows],
+    }
+    return json.dumps(payload, indent=2) + "\n"
