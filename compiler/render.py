@@ -1,0 +1,508 @@
+"""Render the resolved model (``compiler.model.App``) into the source of a plain Modal module.
+
+Safety: every value that comes from the spec reaches the output through :func:`literal`, which writes a
+Python literal (``repr``-based, double-quoted as ruff formats it), so quotes, backslashes, newlines,
+``{{ }}``, ``\"\"\"`` and any Unicode in a spec stay data. Names that become Python identifiers
+(functions, arguments, the ``run`` target) are checked here; image and volume keys are turned into
+identifiers, never pasted.
+
+Layout: the output must already be what ``ruff format`` produces (line length 88 or more), without running
+ruff. Expressions are built as small trees (:class:`Group`, :class:`Chain`) and laid out the way ruff does: on
+one line when it fits in 88 columns, otherwise one item per line with a trailing comma (the "magic trailing
+comma" that keeps ruff from joining them again), and image chains in ruff's fluent style.
+
+Function arguments become typed parameters: ``bool``, ``int``, ``float`` or ``str`` from the default's type.
+A list default becomes a ``str`` parameter holding JSON (``'["a", "b"]'``) that the body decodes with
+``json.loads``, because Modal's CLI options only take scalars and a list default would be mutable.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import math
+import re
+import shlex
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from compiler.model import App, Function, Image, JsonPath, Schedule, Volume
+
+WIDTH = 88  # ruff's default; output laid out for 88 is also stable under any larger line-length
+INDENT = 4
+TEMPLATE = "app.py.j2"
+
+# Names the generated module defines or uses at module level; a function may not take one of them.
+MODULE_NAMES = frozenset({"modal", "json", "app", "main", "ACTIONS", "print", "SystemExit"})
+# Names the local entrypoint reads besides its parameters.
+ENTRYPOINT_RESERVED = frozenset({"action", "ACTIONS", "print", "SystemExit"})
+
+
+class RenderError(Exception):
+    """The spec passed the lint but cannot be written as a module; ``path`` points into the spec."""
+
+    def __init__(self, message: str, path: JsonPath = (), rule: str = "render/invalid"):
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.rule = rule
+
+
+# ----------------------------------------------------------------------------------------- literals
+
+
+def literal(value: Any) -> str:
+    """The Python source of ``value``: the one way a spec value becomes code."""
+    if value is None or isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(int(value))
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise RenderError(f"{value!r} cannot be written as a Python literal; use a finite number")
+        return repr(float(value))
+    if isinstance(value, str):
+        return _string_literal(value)
+    return flat(value_doc(value))
+
+
+def _string_literal(text: str) -> str:
+    # ruff's preference: double quotes, unless single quotes need fewer escapes.
+    quote = "'" if text.count('"') > text.count("'") else '"'
+    body = "".join("\\" + char if char == quote else _escape(char) for char in text)
+    return quote + body + quote
+
+
+@cache
+def _escape(char: str) -> str:
+    return repr(char)[1:-1]  # the character as repr escapes it (\n, \\, \x00, \u2028, ...) without quotes
+
+
+def identifier(name: str, path: JsonPath, what: str) -> str:
+    """``name`` when it can be a Python name; RenderError otherwise."""
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+        raise RenderError(f"{what} {literal(name)} is not a Python identifier", path, "render/identifier")
+    return name
+
+
+def variable_name(key: str, suffix: str) -> str:
+    """A module-level variable for the image or volume ``key``: ``cuda`` -> ``cuda_image``."""
+    base = re.sub(r"[^0-9A-Za-z_]", "_", key)
+    return f"{base}_{suffix}" if base[:1].isalpha() or base[:1] == "_" else f"{suffix}_{base}"
+
+
+# ------------------------------------------------------------------------------------------- layout
+
+
+@dataclass(frozen=True)
+class Group:
+    """``open item, item close``; broken as one item per line with a trailing comma when too long."""
+
+    open: str
+    items: tuple[Any, ...]  # str | Group | Chain | Entry
+    close: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A prefix glued to a value: ``gpu=`` + ``"A100"``, ``"KEY": `` + ``"value"``, ``return `` + call."""
+
+    prefix: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Chain:
+    """``head.call(...).call(...)``: ruff's fluent style, one ``.call`` per line, when it does not fit."""
+
+    head: Any
+    calls: tuple[Group, ...]
+
+
+def flat(doc: Any) -> str:
+    if isinstance(doc, str):
+        return doc
+    if isinstance(doc, Entry):
+        return doc.prefix + flat(doc.value)
+    if isinstance(doc, Chain):
+        return flat(doc.head) + "".join(flat(call) for call in doc.calls)
+    return doc.open + ", ".join(flat(item) for item in doc.items) + doc.close
+
+
+def layout(doc: Any, indent: int = 0, column: int | None = None, tail: int = 0) -> str:
+    """``doc`` as source from ``column`` on a line indented by ``indent``, followed by ``tail`` chars."""
+    column = indent if column is None else column
+    text = flat(doc)
+    if isinstance(doc, str) or column + len(text) + tail <= WIDTH:
+        return text
+    if isinstance(doc, Entry):
+        return doc.prefix + layout(doc.value, indent, column + len(doc.prefix), tail)
+    inner = " " * (indent + INDENT)
+    if isinstance(doc, Chain):
+        if not doc.calls:
+            return layout(doc.head, indent, column, tail)
+        lines = [layout(part, indent + INDENT) for part in (doc.head, *doc.calls)]
+        return "(\n" + "".join(f"{inner}{line}\n" for line in lines) + " " * indent + ")"
+    if not doc.items:
+        return text
+    lines = [layout(item, indent + INDENT, tail=1) for item in doc.items]
+    return doc.open + "\n" + "".join(f"{inner}{line},\n" for line in lines) + " " * indent + doc.close
+
+
+def call(callee: str, *args: Any, **kwargs: Any) -> Group:
+    """A call whose keyword values are docs; ``None`` keyword values are left out."""
+    items = (*args, *(Entry(f"{name}=", value) for name, value in kwargs.items() if value is not None))
+    return Group(f"{callee}(", items, ")")
+
+
+def value_doc(value: Any) -> Any:
+    """A spec value (scalar, list or mapping) as a doc of literals."""
+    if isinstance(value, list | tuple):
+        return Group("[", tuple(value_doc(item) for item in value), "]")
+    if isinstance(value, dict):
+        return Group("{", tuple(Entry(f"{literal(k)}: ", value_doc(v)) for k, v in value.items()), "}")
+    if value is None or isinstance(value, bool | int | float | str):
+        return literal(value)
+    raise RenderError(f"a value of type {type(value).__name__} cannot be written into the module")
+
+
+# --------------------------------------------------------------------------------------- the module
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    annotation: str  # "bool" | "int" | "float" | "str"
+    default: Any  # as passed to the function: a list default is already its JSON text
+    is_json: bool
+
+    @property
+    def source(self) -> str:
+        return f"{self.name}: {self.annotation} = {literal(self.default)}"
+
+
+def parameters(function: Function) -> list[Parameter]:
+    """The typed parameters of ``function``, from its ``args`` defaults, in declared order."""
+    out = []
+    for name, default in function.args:
+        path = ("functions", function.name, "args", name)
+        identifier(name, path, f"argument of function '{function.name}'")
+        if name in MODULE_NAMES | {"action"}:
+            message = f"argument name '{name}' is used by the generated module; rename the argument"
+            raise RenderError(message, path, "render/reserved-name")
+        out.append(_parameter(name, default, path))
+    return out
+
+
+def _parameter(name: str, default: Any, path: JsonPath) -> Parameter:
+    if isinstance(default, list | tuple):
+        return Parameter(name, "str", json.dumps(list(default), ensure_ascii=False), True)
+    for kind in (bool, int, float, str):  # bool first: a bool is also an int
+        if isinstance(default, kind):
+            if kind is float and not math.isfinite(default):
+                raise RenderError(f"argument '{name}': {default!r} is not a finite number", path)
+            return Parameter(name, kind.__name__, default, False)
+    message = f"argument '{name}': a default of type {type(default).__name__} is not supported"
+    raise RenderError(message, path, "render/argument-type")
+
+
+def render(app: App, *, prices: Any = None) -> str:
+    """The generated module's source for ``app``; RenderError when a name cannot be written."""
+    from compiler import pricing
+
+    context = _Context(app, prices or pricing.load_prices())
+    return _template().render(**context.variables())
+
+
+def check_names(app: App) -> None:
+    """Raise RenderError for what :func:`render` would refuse, without loading Jinja2 (for ``mtc lint``)."""
+    _Context(app, prices=None)
+
+
+@cache
+def _template() -> Any:
+    import jinja2
+
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    environment.filters["lit"] = literal
+    environment.filters["code"] = layout
+    return environment.get_template(TEMPLATE)
+
+
+class _Context:
+    """Turns the model into the pieces the template places: header lines, docs and names."""
+
+    def __init__(self, app: App, prices: Any):
+        self.app = app
+        self.prices = prices
+        self.image_vars = {name: variable_name(name, "image") for name in app.images}
+        self.volume_vars = {
+            name: variable_name(name, "bucket" if volume.kind == "bucket" else "volume")
+            for name, volume in app.volumes.items()
+        }
+        self.params = {name: parameters(function) for name, function in app.functions.items()}
+        self._check_names()
+
+    def variables(self) -> dict[str, Any]:
+        app = self.app
+        uses_json = any(p.is_json for params in self.params.values() for p in params)
+        return {
+            "header": self.header(),
+            "uses_json": uses_json,
+            "app_doc": Entry(
+                "app = ", call("modal.App", literal(app.name), secrets=self.secrets(app.secrets))
+            ),
+            "images": [Entry(f"{self.image_vars[n]} = ", self.image_chain(i)) for n, i in app.images.items()],
+            "volumes": [Entry(f"{self.volume_vars[n]} = ", self.volume(v)) for n, v in app.volumes.items()],
+            "functions": [self.function(function) for function in app.functions.values()],
+            "entrypoint": self.entrypoint(),
+        }
+
+    # ---- header
+
+    def header(self) -> list[str]:
+        app = self.app
+        source = f"from {literal(app.spec_path)}" + (
+            f" with profile {literal(app.profile)}" if app.profile else ""
+        )
+        command = ["mtc", "compile", app.spec_path] + (["--profile", app.profile] if app.profile else [])
+        return [
+            f"Generated by mtc {source}.",
+            "Do not edit: change the spec, then regenerate with:",
+            "    " + _shell_line(command),
+            f"Spec sha256: {app.spec_sha256}",
+        ]
+
+    # ---- images and volumes
+
+    def image_chain(self, image: Image) -> Chain:
+        if image.is_debian_slim:
+            head = call("modal.Image.debian_slim", python_version=_opt(image.python))
+        else:
+            head = call("modal.Image.from_registry", literal(image.base), add_python=_opt(image.python))
+        steps = [self.step(image, index, step.kind, step.value) for index, step in enumerate(image.steps)]
+        if image.local_python:
+            steps.append(call(".add_local_python_source", *(literal(m) for m in image.local_python)))
+        steps += [
+            call(".add_local_dir", literal(local), literal(remote)) for local, remote in image.local_dirs
+        ]
+        return Chain(head, tuple(steps))
+
+    def step(self, image: Image, index: int, kind: str, value: Any) -> Group:
+        method = {
+            "entrypoint": "entrypoint",
+            "apt": "apt_install",
+            "env": "env",
+            "pip": "pip_install",
+            "run": "run_commands",
+            "workdir": "workdir",
+        }.get(kind)
+        if method is None:
+            raise RenderError(f"unknown build step '{kind}'", ("images", image.name, "steps", index))
+        if kind in ("entrypoint", "env"):
+            return call(f".{method}", value_doc(_as_list(value) if kind == "entrypoint" else dict(value)))
+        if kind == "workdir":
+            return call(f".{method}", literal(value))
+        return call(f".{method}", *(literal(item) for item in _as_list(value)))
+
+    def volume(self, volume: Volume) -> Group:
+        if volume.kind == "bucket":
+            return call(
+                "modal.CloudBucketMount",
+                literal(volume.bucket),
+                bucket_endpoint_url=_opt(volume.bucket_endpoint_url),
+                key_prefix=_opt(volume.key_prefix),
+                secret=self.secret(volume.secret) if volume.secret else None,
+                read_only=literal(True) if volume.read_only else None,
+            )
+        return call("modal.Volume.from_name", literal(volume.volume), create_if_missing=literal(True))
+
+    def secret(self, name: str) -> Group:
+        return call("modal.Secret.from_name", literal(name))
+
+    def secrets(self, names: tuple[str, ...]) -> Group | None:
+        return Group("[", tuple(self.secret(name) for name in names), "]") if names else None
+
+    # ---- functions
+
+    def function(self, function: Function) -> dict[str, Any]:
+        params = self.params[function.name]
+        target = _call_name(function.entry, {p.name for p in params})
+        imported = function.entry if target == function.entry else f"{function.entry} as {target}"
+        arguments = [f"{p.name}=json.loads({p.name})" if p.is_json else f"{p.name}={p.name}" for p in params]
+        return {
+            "name": function.name,
+            "cost": self.cost_comment(function),
+            "decorator": self.decorator(function),
+            "signature": Group(f"def {function.name}(", tuple(p.source for p in params), ")"),
+            "import": f"from {function.module} import {imported}",
+            "call": Entry("return ", Group(f"{target}(", tuple(arguments), ")")),
+        }
+
+    def decorator(self, function: Function) -> Group:
+        resources = function.resources
+        gpus = [literal(gpu.modal_string()) for gpu in resources.gpus]
+        mounts = tuple(Entry(f"{literal(m.path)}: ", self.volume_vars[m.volume]) for m in function.mounts)
+        return call(
+            "@app.function",
+            image=self.image_vars.get(function.image) if function.image else None,
+            gpu=(gpus[0] if len(gpus) == 1 else Group("[", tuple(gpus), "]")) if gpus else None,
+            cpu=_opt(_number(resources.cpu)),
+            memory=_opt(resources.memory_mib),
+            ephemeral_disk=_opt(resources.ephemeral_disk_mib),
+            timeout=_opt(resources.timeout_s),
+            retries=self.retries(function),
+            volumes=Group("{", mounts, "}") if mounts else None,
+            secrets=self.secrets(function.secrets),
+            env=value_doc(dict(function.env)) if function.env else None,
+            region=(literal(function.region[0]) if len(function.region) == 1 else value_doc(function.region))
+            if function.region
+            else None,
+            cloud=_opt(function.cloud),
+            nonpreemptible=literal(True) if function.nonpreemptible else None,
+            min_containers=_opt(function.min_containers),
+            max_containers=_opt(function.max_containers),
+            scaledown_window=_opt(function.scaledown_window_s),
+            schedule=_schedule(function.schedule) if function.schedule else None,
+        )
+
+    def retries(self, function: Function) -> Any:
+        retries = function.retries
+        if retries is None:
+            return None
+        if retries.is_simple:
+            return literal(retries.max_retries)
+        return call(
+            "modal.Retries",
+            max_retries=literal(retries.max_retries),
+            backoff_coefficient=_opt(_number(retries.backoff_coefficient)),
+            initial_delay=_opt(_number(retries.initial_delay)),
+            max_delay=_opt(_number(retries.max_delay)),
+        )
+
+    def cost_comment(self, function: Function) -> str:
+        from compiler.pricing import PricingError, hourly_cost
+
+        try:
+            cost = hourly_cost(function.resources, self.prices)
+        except PricingError:
+            return "Estimated cost: unknown (no price for this GPU type)"
+        parts = [f"GPU ${cost.gpu:.2f}"] if function.resources.gpus else []
+        parts += [f"CPU ${cost.cpu:.2f}", f"memory ${cost.memory:.2f}"]
+        return f"Estimated cost: ${cost.total:.2f}/hour ({' + '.join(parts)})"
+
+    # ---- local entrypoint
+
+    def entrypoint(self) -> dict[str, Any]:
+        options: dict[str, Parameter] = {}
+        for function_name, params in self.params.items():
+            for param in params:
+                known = options.setdefault(param.name, param)
+                if known.annotation != param.annotation:
+                    message = (
+                        f"argument '{param.name}' is a {param.annotation} here but a {known.annotation} in "
+                        "another function; `modal run --action` needs one type per option name"
+                    )
+                    path = ("functions", function_name, "args", param.name)
+                    raise RenderError(message, path, "render/argument-type-conflict")
+        first = next(iter(self.app.functions), None)
+        if first is None:
+            raise RenderError("the spec declares no functions", ("functions",))
+        signature = (f"action: str = {literal(first)}",) + tuple(
+            f"{n}: {p.annotation} | None = None" for n, p in options.items()
+        )
+        actions = tuple(
+            Entry(f"{literal(name)}: ", Group("(", (name, value_doc([p.name for p in params])), ")"))
+            for name, params in self.params.items()
+        )
+        return {
+            "actions": Entry("ACTIONS = ", Group("{", actions, "}")),
+            "signature": Group("def main(", signature, ")"),
+            "options": Entry(
+                "options = ", Group("{", tuple(Entry(f"{literal(n)}: ", n) for n in options), "}")
+            ),
+        }
+
+    # ---- names
+
+    def _check_names(self) -> None:
+        taken: dict[str, str] = {name: "the generated module itself" for name in MODULE_NAMES}
+        for kind, names in (("image", self.image_vars), ("volume", self.volume_vars)):
+            for key, var in names.items():
+                _claim(taken, var, f"{kind} '{key}'", (f"{kind}s", key))
+        for name in self.app.functions:
+            path = ("functions", name)
+            identifier(name, path, "function name")
+            _claim(taken, name, f"function '{name}'", path)
+        for name, function in self.app.functions.items():
+            for param in self.params[name]:
+                if param.name in self.app.functions or param.name in ENTRYPOINT_RESERVED:
+                    message = f"argument '{param.name}' has the name of a function; rename the argument"
+                    raise RenderError(
+                        message, ("functions", name, "args", param.name), "render/reserved-name"
+                    )
+            identifier(function.entry, ("functions", name, "run"), "run target function")
+            for part in function.module.split("."):
+                identifier(part, ("functions", name, "run"), "run target module")
+            for mount in function.mounts:
+                if mount.volume not in self.volume_vars:
+                    path = ("functions", name, "volumes", mount.path)
+                    raise RenderError(f"unknown volume '{mount.volume}'", path, "render/unknown-volume")
+            if function.image and function.image not in self.image_vars:
+                raise RenderError(f"unknown image '{function.image}'", ("functions", name, "image"))
+
+
+def _claim(taken: dict[str, str], name: str, owner: str, path: JsonPath) -> None:
+    if name in taken:
+        message = (
+            f"{owner} becomes the Python name '{name}', already used by {taken[name]}; rename one of them"
+        )
+        raise RenderError(message, path, "render/name-clash")
+    taken[name] = owner
+
+
+def _call_name(entry: str, params: set[str]) -> str:
+    """The name the body calls the target by: the entry's own name unless a parameter shadows it."""
+    name = entry
+    while name in params:
+        name += "_"
+    return name
+
+
+def _schedule(schedule: Schedule) -> Group:
+    if schedule.kind == "cron":
+        return call("modal.Cron", literal(schedule.cron), timezone=_opt(schedule.timezone))
+    seconds = schedule.period_s
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds and seconds % size == 0:
+            return call("modal.Period", **{unit: literal(seconds // size)})
+    return call("modal.Period", seconds=literal(seconds))
+
+
+def _shell_line(words: list[str]) -> str:
+    """A shell command for a comment: quoted words, and no line break whatever the words hold."""
+    return " ".join(shlex.quote(word) if word.isprintable() else literal(word) for word in words)
+
+
+def _opt(value: Any) -> str | None:
+    return None if value is None else literal(value)
+
+
+def _number(value: float | None) -> float | int | None:
+    """32.0 -> 32 so the module reads like hand-written code; other values unchanged."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _as_list(value: Any) -> list:
+    return list(value) if isinstance(value, list | tuple) else [value]
