@@ -94,7 +94,9 @@ class LintContext:
         path = fn.origins.get(name, ("functions", fn.name))
         if index is not None and isinstance(_value_at(self.doc.data, path), list):
             path = (*path, index)
-        return self.at(rule_id, path, f"function '{fn.name}': {message}", key=key)
+        # a value from `defaults` is one mistake however many functions inherit it: report it once
+        shared = path[:1] == ("defaults",) or (path[:1] == ("profiles",) and path[2:3] == ("defaults",))
+        return self.at(rule_id, path, message if shared else f"function '{fn.name}': {message}", key=key)
 
 
 def lint(app: App, doc: SourceDoc, *, root: Path | None = None) -> list[Diagnostic]:
