@@ -127,3 +127,78 @@ def test_volumes_dir_precedence(monkeypatch, tmp_path, option, env, expected):
     else:
         monkeypatch.delenv(localrun.VOLUMES_DIR_ENV, raising=False)
     assert localrun.volumes_dir(option) == tmp_path / expected
+
+
+# ------------------------------------------------------------------------------------------ through the CLI
+
+CLI_SPEC = """\
+version: 1
+app: {name: local-cli-test}
+images:
+  base: {from: debian_slim, python: "3.11"}
+volumes:
+  results: {volume: local-cli-results}
+defaults: {image: base, cpu: 1, memory: 1GiB, timeout: 1m, volumes: {/results: results}}
+functions:
+  report:
+    run: tests.targets:report
+    args: {out: /results/report.json, flag: false, count: 1, ratio: 0.5}
+  exit_with:
+    run: tests.targets:exit_with
+    args: {code: 0}
+"""
+
+
+def mtc(capfd, *args: str) -> tuple[int, str, str]:
+    from compiler.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    out, err = capfd.readouterr()
+    return exit_info.value.code, out, err
+
+
+@pytest.fixture
+def cli_spec(tmp_path):
+    path = tmp_path / "deployment.yaml"
+    path.write_text(CLI_SPEC)
+    return str(path)
+
+
+def test_cli_types_args_like_the_signature_and_prints_where_volumes_live(capfd, cli_spec, tmp_path):
+    volumes = tmp_path / "vols"
+    args = ("--arg", "flag=yes", "--arg", "count=12", "--arg", "ratio=1e-3", "--volumes-dir", str(volumes))
+    code, _, err = mtc(capfd, "run", "report", cli_spec, *args)
+    assert code == 0
+    seen = json.loads((volumes / "results" / "report.json").read_text())
+    assert seen["args"] == {"flag": True, "count": 12, "ratio": 0.001}
+    assert f"lives in {volumes / 'results'}" in err
+
+
+def test_cli_exit_code_is_the_functions(capfd, cli_spec, tmp_path):
+    code, _, _ = mtc(capfd, "run", "exit_with", cli_spec, "--arg", "code=7", "--volumes-dir", str(tmp_path))
+    assert code == 7
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("run", "reprot"), "no function 'reprot'"),
+        (("run", "report", "--arg", "cuont=3"), "did you mean 'count'?"),
+        (("run", "report", "--arg", "count=many"), "expected an integer"),
+        (("run", "report", "--arg", "flag=maybe"), "expected true or false"),
+        (("run", "report", "--arg", "count"), "expected NAME=VALUE"),
+    ],
+)
+def test_cli_rejects_unknown_functions_and_bad_args(capfd, cli_spec, args, message):
+    code, _, err = mtc(capfd, *args[:2], cli_spec, *args[2:])
+    assert code == 1
+    assert message in err and "Traceback" not in err
+
+
+def test_cli_spec_errors_are_diagnostics(capfd, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(CLI_SPEC.replace("cpu: 1,", "cpu: one,"))
+    code, _, err = mtc(capfd, "run", "report", str(bad))
+    assert code == 1
+    assert f"{bad}:7:30: error: defaults.cpu" in err

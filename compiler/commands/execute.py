@@ -1,0 +1,230 @@
+"""`mtc run`, `mtc logs`, `mtc stop`, `mtc apps`: run a function locally or on Modal, look after Modal apps.
+
+``mtc run FUNCTION`` runs on the local embedded backend by default (:mod:`compiler.localrun`);
+``--backend modal`` refuses a stale generated module, then hands over to ``modal run``. ``logs``, ``stop``
+and ``apps`` pass through to ``modal app logs|stop|list``. Nothing heavy is imported until a command runs.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from compiler.cli import EXIT_INVALID
+
+DEFAULT_SPEC = "specs/deployment.yaml"
+TRUE_WORDS = {"true", "yes", "on", "1"}
+FALSE_WORDS = {"false", "no", "off", "0"}
+
+
+class ArgError(Exception):
+    """An ``--arg`` the function does not take, or a value of the wrong type."""
+
+
+def say(message: str) -> None:
+    click.echo(f"mtc run: {message}", err=True)
+
+
+@click.command()
+@click.argument("function")
+@click.argument("spec", required=False, default=DEFAULT_SPEC)
+@click.option("--profile", help="Profile of the spec to apply (e.g. debug).")
+@click.option("--backend", type=click.Choice(["local", "modal"]), default="local", show_default=True)
+@click.option("--detach", is_flag=True, help="Modal only: keep the app running after this command exits.")
+@click.option(
+    "--arg", "arg_pairs", multiple=True, metavar="NAME=VALUE", help="Override one of the function's args."
+)
+@click.option(
+    "--volumes-dir",
+    type=click.Path(file_okay=False),
+    help="Local backend: folder with one sub-folder per volume (default $MTC_VOLUMES_DIR or .mtc/volumes).",
+)
+def run(
+    function: str,
+    spec: str,
+    profile: str | None,
+    backend: str,
+    detach: bool,
+    arg_pairs: tuple[str, ...],
+    volumes_dir: str | None,
+) -> int:
+    """Run FUNCTION of SPEC locally (the default) or on Modal, with its args from the spec and --arg."""
+    if detach and backend != "modal":
+        raise click.UsageError("--detach needs --backend modal (a local run is attached to this terminal)")
+    result = _checked(spec, profile)
+    if result is None:
+        return EXIT_INVALID
+    app = result.app
+    fn = app.functions.get(function)
+    if fn is None:
+        _unknown_function(function, app)
+        return EXIT_INVALID
+    try:
+        overrides = typed_args(fn.arg_dict, arg_pairs, function)
+    except ArgError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_INVALID
+    if backend == "modal":
+        return _run_on_modal(result, profile, function, overrides, detach)
+    from compiler import localrun
+
+    workdir = Path.cwd()
+    plan = localrun.prepare(app, fn, {**fn.arg_dict, **overrides}, localrun.volumes_dir(volumes_dir), workdir)
+    return localrun.execute(plan, say)
+
+
+def _checked(spec: str, profile: str | None) -> Any:
+    """The spec's CheckResult with a resolved app, or None after printing its errors (and warnings)."""
+    from compiler.check import check
+    from compiler.commands.build import display_path
+    from compiler.report import report
+
+    shown = display_path(spec)  # as `mtc compile` shows it, so the generated header compares equal
+    result = check(shown, profile=profile)
+    if result.diagnostics:
+        report(result.diagnostics, "text", shown)
+    return None if result.has_errors or result.app is None else result
+
+
+def _unknown_function(name: str, app: Any) -> None:
+    from runtime.specfile import did_you_mean
+
+    known = ", ".join(sorted(app.functions)) or "(none)"
+    click.echo(
+        f"error: no function '{name}' in {app.spec_path} (it has: {known})"
+        + did_you_mean(name, app.functions),
+        err=True,
+    )
+
+
+def typed_args(defaults: dict[str, Any], pairs: tuple[str, ...], function: str) -> dict[str, Any]:
+    """``NAME=VALUE`` pairs typed like the spec's defaults, as the generated signature declares them."""
+    from runtime.specfile import did_you_mean
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name:
+            raise ArgError(f"--arg {pair!r}: expected NAME=VALUE")
+        if name not in defaults:
+            valid = ", ".join(defaults) or "none"
+            raise ArgError(
+                f"--arg {name}: {function} takes no arg '{name}' (its args: {valid})"
+                + did_you_mean(name, defaults)
+            )
+        out[name] = _convert(name, text, defaults[name])
+    return out
+
+
+def _convert(name: str, text: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        word = text.strip().lower()
+        if word in TRUE_WORDS | FALSE_WORDS:
+            return word in TRUE_WORDS
+        raise ArgError(
+            f"--arg {name}={text}: expected true or false (the spec's default is {str(default).lower()})"
+        )
+    if isinstance(default, list):
+        return _json_list(name, text)
+    for kind, label in ((int, "an integer"), (float, "a number")):
+        if isinstance(default, kind):
+            try:
+                return kind(text)
+            except ValueError:
+                raise ArgError(
+                    f"--arg {name}={text}: expected {label} (the spec's default is {default})"
+                ) from None
+    return text
+
+
+def _json_list(name: str, text: str) -> list:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, list):
+        raise ArgError(
+            f'--arg {name}={text}: expected a JSON list such as ["a", "b"] (the default is a list)'
+        )
+    return value
+
+
+# ------------------------------------------------------------------------------------------------ Modal
+
+
+def _run_on_modal(
+    result: Any, profile: str | None, function: str, overrides: dict[str, Any], detach: bool
+) -> int:
+    from compiler.commands.build import GENERATED_DIR, render_module
+    from compiler.emit import difference
+
+    spec = result.app.spec_path
+    module = f"{GENERATED_DIR}/{result.app.module_name}.py"
+    source, problems = render_module(result)
+    if problems or difference(module, source) is not None:
+        hint = (
+            "mtc compile"
+            + (f" {spec}" if spec != DEFAULT_SPEC else "")
+            + (f" --profile {profile}" if profile else "")
+        )
+        click.echo(f"error: {module} is missing or out of date with {spec}; run `{hint}` first", err=True)
+        return EXIT_INVALID
+    command = [
+        sys.executable,
+        "-m",
+        "modal",
+        "run",
+        *(["--detach"] if detach else []),
+        f"{module}::{function}",
+    ]
+    command += modal_flags(overrides)
+    return _pass_through(command)
+
+
+def modal_flags(overrides: dict[str, Any]) -> list[str]:
+    """``modal run`` options for the function's parameters: ``--name value``; ``--flag``/``--no-flag``."""
+    flags: list[str] = []
+    for name, value in overrides.items():
+        option = name.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(f"--{option}" if value else f"--no-{option}")
+        elif isinstance(value, list):
+            flags += [f"--{option}", json.dumps(value)]  # the generated signature takes lists as JSON text
+        else:
+            flags += [f"--{option}", str(value)]
+    return flags
+
+
+def _pass_through(command: list[str]) -> int:
+    """Run a modal CLI command with this terminal's input and output; its exit code is ours."""
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 130
+
+
+@click.command()
+@click.argument("app_id")
+@click.option("-f", "--follow", is_flag=True, help="Stream the logs until the app stops.")
+def logs(app_id: str, follow: bool) -> int:
+    """Show the logs of a Modal app (modal app logs)."""
+    return _pass_through([sys.executable, "-m", "modal", "app", "logs", *(["-f"] if follow else []), app_id])
+
+
+@click.command()
+@click.argument("app_id")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+def stop(app_id: str, yes: bool) -> int:
+    """Stop a Modal app and its running containers (modal app stop)."""
+    return _pass_through([sys.executable, "-m", "modal", "app", "stop", *(["-y"] if yes else []), app_id])
+
+
+@click.command()
+def apps() -> int:
+    """List the Modal apps that are running or recently stopped (modal app list)."""
+    return _pass_through([sys.executable, "-m", "modal", "app", "list"])
