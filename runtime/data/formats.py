@@ -1,0 +1,262 @@
+"""Readers for the three data formats, each yielding the same thing: chunks of windows and labels.
+
+A chunk is ``(name, windows, labels)``: ``windows`` float32 ``(n, C, T)``, ``labels`` int64 ``(n,)`` per window or
+``(n, T)`` per timestep, ``name`` the file (or generator chunk) it came from, used in every error message.
+Malformed input raises :class:`DataError` naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+Chunk = tuple[str, np.ndarray, np.ndarray]
+SPLITS = ("train", "val", "test")
+SYNTHETIC_CHUNK = 512
+
+
+class DataError(ValueError):
+    """Data could not be used; the message names the file and says what is wrong."""
+
+
+@dataclass(frozen=True)
+class SplitSource:
+    """Where one split comes from: a list of files (npz, ts) or a synthetic generator."""
+
+    split: str
+    format: str
+    files: tuple[Path, ...] = ()
+    shown: tuple[str, ...] = ()  # the files as the user named them (container paths), for messages
+    classes: tuple[str, ...] = ()  # ts: class names in index order
+
+
+# ------------------------------------------------------------------------------------------------- npz
+
+
+def npz_files(path: Path, shown: str, split: str) -> tuple[list[Path], list[str]]:
+    """The npz files of ``split`` under ``path``: one file, the manifest's list, or every ``*.npz`` below."""
+    if path.is_file():
+        return [path], [shown]
+    if not path.is_dir():
+        raise DataError(f"{shown}: no such file or folder")
+    manifest = path / "manifest.json"
+    if manifest.is_file():
+        names = _manifest_files(manifest, f"{shown.rstrip('/')}/manifest.json", split)
+        if names is not None:
+            return [path / n for n in names], [f"{shown.rstrip('/')}/{n}" for n in names]
+    found = sorted(p for p in path.rglob("*.npz") if p.is_file())
+    if not found:
+        raise DataError(f"{shown}: no *.npz files in this folder (and no manifest.json listing the {split} files)")
+    return found, [f"{shown.rstrip('/')}/{p.relative_to(path).as_posix()}" for p in found]
+
+
+def _manifest_files(manifest: Path, shown: str, split: str) -> list[str] | None:
+    """The files the manifest lists for ``split``; None when it lists none for it."""
+    try:
+        content = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{shown}: not readable JSON ({exc})") from None
+    if isinstance(content, dict) and isinstance(content.get("splits"), dict):
+        content = content["splits"]
+    names = content.get(split) if isinstance(content, dict) else content
+    if names is None:
+        return None
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise DataError(f"{shown}: expected a list of file names under '{split}', as in {{\"{split}\": [\"a.npz\"]}}")
+    missing = [n for n in names if not (manifest.parent / n).is_file()]
+    if missing:
+        raise DataError(f"{shown}: lists {len(missing)} missing file(s) for '{split}', first {missing[0]!r}")
+    return names
+
+
+def read_npz(path: Path, shown: str) -> Chunk:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            keys = set(archive.files)
+            if not {"windows", "labels"} <= keys:
+                found = ", ".join(sorted(keys)) or "nothing"
+                raise DataError(f"{shown}: expected arrays 'windows' and 'labels', found {found}")
+            windows, labels = archive["windows"], archive["labels"]
+    except DataError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"{shown}: not a readable .npz file ({exc})") from None
+    return shown, _check_windows(windows, shown), _check_labels(labels, windows, shown)
+
+
+def _check_windows(windows: np.ndarray, shown: str) -> np.ndarray:
+    if windows.ndim != 3:
+        raise DataError(f"{shown}: 'windows' has shape {windows.shape}; expected (n, channels, timesteps)")
+    if not (np.issubdtype(windows.dtype, np.floating) or np.issubdtype(windows.dtype, np.integer)):
+        raise DataError(f"{shown}: 'windows' has dtype {windows.dtype}; expected float32 (or another number type)")
+    return np.ascontiguousarray(windows, dtype=np.float32)
+
+
+def _check_labels(labels: np.ndarray, windows: np.ndarray, shown: str) -> np.ndarray:
+    n, _, length = windows.shape
+    if labels.shape not in ((n,), (n, length)):
+        raise DataError(
+            f"{shown}: 'labels' has shape {labels.shape}; expected ({n},) per window or ({n}, {length}) per timestep"
+        )
+    if np.issubdtype(labels.dtype, np.floating):
+        if not np.all(np.isfinite(labels)) or not np.all(labels == np.round(labels)):
+            raise DataError(f"{shown}: 'labels' holds non-integer values; expected class indices 0, 1, ...")
+    elif not np.issubdtype(labels.dtype, np.integer) and labels.dtype != np.bool_:
+        raise DataError(f"{shown}: 'labels' has dtype {labels.dtype}; expected integer class indices")
+    labels = labels.astype(np.int64)
+    if labels.size and labels.min() < 0:
+        raise DataError(f"{shown}: 'labels' holds negative values (min {labels.min()}); expected class indices 0, 1, ...")
+    return labels
+
+
+# -------------------------------------------------------------------------------------------------- ts
+
+
+def ts_header(path: Path, shown: str) -> dict[str, str]:
+    """The ``@key value`` lines before ``@data`` (keys lower-cased)."""
+    header: dict[str, str] = {}
+    for _, line in _ts_lines(path, shown):
+        if not line.startswith("@"):
+            raise DataError(f"{shown}: data before '@data'; a .ts file starts with @-header lines")
+        key, _, value = line[1:].partition(" ")
+        if key.lower() == "data":
+            return header
+        header[key.lower()] = value.strip()
+    raise DataError(f"{shown}: no '@data' line; not a UEA/UCR .ts file")
+
+
+def ts_classes(path: Path, shown: str) -> tuple[str, ...]:
+    """Class names in index order: the ``@classLabel true ...`` list, else the sorted labels of the file."""
+    header = ts_header(path, shown)
+    declared = header.get("classlabel", "").split()
+    if not declared or declared[0].lower() != "true":
+        raise DataError(f"{shown}: '@classLabel true <labels>' missing; only classification problems are supported")
+    if len(declared) > 1:
+        return tuple(declared[1:])
+    labels = {row[-1] for _, row in _ts_rows(path, shown)}
+    numeric = all(_is_number(label) for label in labels)
+    return tuple(sorted(labels, key=float if numeric else str))
+
+
+def read_ts(path: Path, shown: str, classes: Sequence[str]) -> Chunk:
+    header = ts_header(path, shown)
+    if header.get("timestamps", "false").lower() == "true":
+        raise DataError(f"{shown}: '@timeStamps true' series are not supported; export without timestamps")
+    index = {name: i for i, name in enumerate(classes)}
+    series, labels = [], []
+    for number, row in _ts_rows(path, shown):
+        label = row[-1]
+        if label not in index:
+            raise DataError(f"{shown}:{number}: class label {label!r} is not one of {', '.join(classes)}")
+        series.append(_ts_dimensions(row[:-1], shown, number))
+        labels.append(index[label])
+    if not series:
+        raise DataError(f"{shown}: no series after '@data'")
+    first = series[0].shape
+    for number, (values, _) in enumerate(zip(series, labels, strict=True), start=1):
+        if values.shape != first:
+            raise DataError(
+                f"{shown}: series {number} has {values.shape[0]} dimension(s) of length {values.shape[1]}, "
+                f"series 1 has {first[0]} of length {first[1]}; unequal lengths are not supported (resample them)"
+            )
+    return shown, np.stack(series).astype(np.float32), np.asarray(labels, dtype=np.int64)
+
+
+def _ts_dimensions(fields: list[str], shown: str, number: int) -> np.ndarray:
+    rows = []
+    for dimension in fields:
+        try:
+            rows.append([np.nan if v.strip() == "?" else float(v) for v in dimension.split(",")])
+        except ValueError:
+            raise DataError(f"{shown}:{number}: a value is not a number in {dimension[:40]!r}") from None
+    lengths = {len(r) for r in rows}
+    if len(lengths) != 1:
+        raise DataError(f"{shown}:{number}: the dimensions of this series have different lengths {sorted(lengths)}")
+    return np.asarray(rows, dtype=np.float64)
+
+
+def _ts_rows(path: Path, shown: str) -> Iterator[tuple[int, list[str]]]:
+    in_data = False
+    for number, line in _ts_lines(path, shown):
+        if not in_data:
+            in_data = line.lower().startswith("@data")
+            continue
+        row = line.split(":")
+        if len(row) < 2:
+            raise DataError(f"{shown}:{number}: expected 'values:...:label', got {line[:40]!r}")
+        yield number, [field.strip() for field in row]
+
+
+def _ts_lines(path: Path, shown: str) -> Iterator[tuple[int, str]]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    yield number, line
+    except FileNotFoundError:
+        raise DataError(f"{shown}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{shown}: is a folder; format 'ts' expects one .ts file per split") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{shown}: not a text file (not UTF-8); expected a UEA/UCR .ts file") from None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------------------------- synthetic
+
+
+def synthetic_chunks(cfg, split: str) -> Iterator[Chunk]:
+    """EEG-like windows: coloured noise plus a background rhythm, with rhythmic spike-wave bursts as the signal.
+
+    Class 0 is background only; class k > 0 adds a burst whose rhythm is the k-th of a fixed set, on a random
+    subset of channels, for a random stretch of the window. Everything is a pure function of (seed, split, chunk).
+    """
+    total = {"train": cfg.n_train, "val": cfg.n_val, "test": cfg.n_test}[split]
+    for chunk, start in enumerate(range(0, total, SYNTHETIC_CHUNK)):
+        rng = np.random.default_rng([cfg.seed, SPLITS.index(split), chunk])
+        n = min(SYNTHETIC_CHUNK, total - start)
+        windows, labels = _synthetic_windows(rng, n, cfg)
+        yield f"synthetic:{split}:{chunk}", windows, labels
+
+
+def _synthetic_windows(rng: np.random.Generator, n: int, cfg) -> tuple[np.ndarray, np.ndarray]:
+    from scipy.signal import lfilter
+
+    c, t = cfg.channels, cfg.length
+    time = np.arange(t)
+    # background: AR(1) coloured noise + a drifting rhythm of random frequency and phase, unit variance
+    noise = lfilter([1.0], [1.0, -0.9], rng.standard_normal((n, c, t)), axis=-1) * np.sqrt(1 - 0.81)
+    rhythm_freq = rng.uniform(0.05, 0.15, (n, 1, 1))
+    rhythm = rng.uniform(0.3, 0.8, (n, c, 1)) * np.sin(2 * np.pi * rhythm_freq * time + rng.uniform(0, 2 * np.pi, (n, c, 1)))
+    windows = noise + rhythm + 0.3 * rng.standard_normal((n, c, t))
+    windows /= windows.std(axis=(1, 2), keepdims=True)
+
+    classes = np.where(rng.random(n) < cfg.burst_fraction, rng.integers(1, cfg.num_classes, n), 0)
+    steps = np.zeros((n, t), dtype=np.int64)
+    for i in np.flatnonzero(classes):
+        duration = int(rng.uniform(0.25, 0.6) * t)
+        begin = int(rng.integers(0, t - duration + 1))
+        channels = rng.random(c) < 0.6
+        channels[rng.integers(c)] = True
+        period = 6.0 + 5.0 * (classes[i] - 1)  # samples per cycle of class k's rhythm
+        phase = 2 * np.pi * (time[begin : begin + duration] - begin) / period
+        spike_wave = np.sign(np.sin(phase)) * np.abs(np.sin(phase)) ** 3 + 0.5 * np.sin(phase / 2)
+        envelope = np.hanning(duration + 2)[1:-1]
+        amplitude = cfg.burst_snr * rng.uniform(0.7, 1.3, channels.sum())[:, None]
+        windows[i, channels, begin : begin + duration] += amplitude * envelope * spike_wave
+        steps[i, begin : begin + duration] = classes[i]
+    labels = steps if cfg.labels == "timestep" else classes.astype(np.int64)
+    return windows.astype(np.float32), labels

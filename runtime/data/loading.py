@@ -1,0 +1,283 @@
+"""From a data config to DataLoaders: resolve the sources, build or reuse the split caches, hold out val, batch.
+
+The batch order is a pure function of (seed, epoch), and a loader can start at any batch of an epoch, so a
+resumed run reads exactly the batches an uninterrupted run would have read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from runtime.data.cache import CachedSplit, load_or_build
+from runtime.data.formats import (
+    SPLITS,
+    DataError,
+    SplitSource,
+    npz_files,
+    read_npz,
+    read_ts,
+    synthetic_chunks,
+    ts_classes,
+)
+from runtime.paths import resolve
+
+HOLDOUT_STREAM = 7  # keeps the val hold-out draw apart from the per-epoch batch orders
+
+
+@dataclass
+class SplitView:
+    """The windows of one split: a cache and the rows of it that belong to the split."""
+
+    cache: CachedSplit
+    indices: np.ndarray
+    note: str = ""
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+@dataclass
+class DataBundle:
+    splits: dict[str, SplitView]
+    in_channels: int
+    length: int
+    num_classes: int
+    class_names: list[str]
+    per_timestep: bool
+    train_label_counts: list[int]
+
+    def summary(self) -> str:
+        parts = []
+        for name, view in self.splits.items():
+            origin = "reused" if view.cache.reused else "built"
+            dropped = view.cache.meta["nonfinite"]
+            bad = f", {dropped} NaN/Inf window(s) handled" if dropped else ""
+            parts.append(f"{name} {len(view)} windows{view.note} (cache {origin}: {view.cache.path}{bad})")
+        kind = "per-timestep" if self.per_timestep else "per-window"
+        shape = f"{self.in_channels} channels x {self.length} timesteps, {self.num_classes} classes, {kind} labels"
+        return "data: " + shape + "\n  " + "\n  ".join(parts)
+
+
+# ------------------------------------------------------------------------------------------ sources
+
+
+def split_sources(data) -> dict[str, SplitSource]:
+    """The splits the config names (train always; val and test when given or listed by a manifest)."""
+    if data.format == "synthetic":
+        return {split: SplitSource(split, "synthetic") for split in SPLITS}
+    if data.format == "ts":
+        classes = ts_classes(resolve(data.train), data.train)
+        return {
+            split: SplitSource(split, "ts", (resolve(path),), (path,), classes)
+            for split in SPLITS
+            if (path := getattr(data, split))
+        }
+    sources = {}
+    for split in SPLITS:
+        path = getattr(data, split) or (data.train if _manifest_lists(resolve(data.train), split) else None)
+        if path:
+            files, shown = npz_files(resolve(path), path, split)
+            sources[split] = SplitSource(split, "npz", tuple(files), tuple(shown))
+    return sources
+
+
+def _manifest_lists(folder: Path, split: str) -> bool:
+    import json
+
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        return False
+    try:
+        content = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False  # npz_files reports the broken manifest when the train split reads it
+    if isinstance(content, dict) and isinstance(content.get("splits"), dict):
+        content = content["splits"]
+    return isinstance(content, dict) and split in content
+
+
+def _chunks(source: SplitSource, data) -> Callable:
+    if source.format == "synthetic":
+        return lambda: synthetic_chunks(data.synthetic, source.split)
+    if source.format == "ts":
+        return lambda: iter([read_ts(source.files[0], source.shown[0], source.classes)])
+    return lambda: (read_npz(path, shown) for path, shown in zip(source.files, source.shown, strict=True))
+
+
+def _settings(data) -> dict:
+    settings = {"nonfinite": data.nonfinite}
+    if data.format == "synthetic":
+        settings["synthetic"] = asdict(data.synthetic)
+    return settings
+
+
+def build_caches(data, *, verify: bool = False, log: Callable[[str], None] = print) -> dict[str, CachedSplit]:
+    """Every split's cache, built where missing or stale."""
+    cache_dir = resolve(data.cache_dir)
+    out = {}
+    for split, source in split_sources(data).items():
+        started = time.perf_counter()
+        out[split] = load_or_build(
+            cache_dir, source, _settings(data), _chunks(source, data), nonfinite=data.nonfinite, verify=verify
+        )
+        if not out[split].reused:
+            log(f"cache: built {split} ({out[split].count} windows) in {time.perf_counter() - started:.1f}s")
+    return out
+
+
+# ------------------------------------------------------------------------------------------ bundle
+
+
+def prepare_data(data, *, seed: int, verify: bool = False, log: Callable[[str], None] = print) -> DataBundle:
+    caches = build_caches(data, verify=verify, log=log)
+    train = caches["train"]
+    for split, cache in caches.items():
+        if cache.shape != train.shape or cache.per_timestep != train.per_timestep:
+            raise DataError(
+                f"the {split} split has windows {cache.shape} with {_kind(cache)} labels, but train has "
+                f"{train.shape} with {_kind(train)} labels; the splits must match"
+            )
+    splits = {split: SplitView(cache, np.arange(cache.count)) for split, cache in caches.items()}
+    if "val" not in splits:
+        splits["train"], splits["val"] = _hold_out(train, data.val_fraction, seed)
+    if len(splits["train"]) == 0:
+        raise DataError("the train split holds no windows (after dropping windows with NaN/Inf values)")
+    num_classes = max(2, *(len(c.label_counts) for c in caches.values()))
+    if data.format == "synthetic":
+        num_classes = data.synthetic.num_classes
+    names = list(split_sources(data)["train"].classes) if data.format == "ts" else [str(i) for i in range(num_classes)]
+    return DataBundle(
+        splits={name: splits[name] for name in SPLITS if name in splits},
+        in_channels=train.shape[0],
+        length=train.shape[1],
+        num_classes=len(names) if data.format == "ts" else num_classes,
+        class_names=names,
+        per_timestep=train.per_timestep,
+        train_label_counts=_label_counts(splits["train"], num_classes if data.format != "ts" else len(names)),
+    )
+
+
+def _kind(cache: CachedSplit) -> str:
+    return "per-timestep" if cache.per_timestep else "per-window"
+
+
+def _hold_out(train: CachedSplit, fraction: float, seed: int) -> tuple[SplitView, SplitView]:
+    order = np.random.default_rng([seed, HOLDOUT_STREAM]).permutation(train.count)
+    n_val = max(1, round(fraction * train.count))
+    if n_val >= train.count:
+        raise DataError(f"the train split has only {train.count} window(s): too few to hold out a val split")
+    note = f" (held out {fraction:.0%} of train)"
+    return SplitView(train, np.sort(order[n_val:])), SplitView(train, np.sort(order[:n_val]), note)
+
+
+def _label_counts(view: SplitView, num_classes: int) -> list[int]:
+    if len(view) == view.cache.count:
+        counts = np.zeros(num_classes, dtype=np.int64)
+        recorded = view.cache.label_counts[:num_classes]
+        counts[: len(recorded)] = recorded
+        return counts.tolist()
+    _, labels = view.cache.arrays()
+    return np.bincount(np.asarray(labels[view.indices]).reshape(-1), minlength=num_classes).tolist()
+
+
+# ------------------------------------------------------------------------------------------ loading
+
+
+class WindowBatches(Dataset):
+    """Map-style dataset whose items are whole batches: one fancy-indexed read of the memory map per batch."""
+
+    def __init__(self, view: SplitView):
+        self.view = view
+
+    def __len__(self) -> int:
+        return len(self.view)
+
+    def __getitem__(self, positions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = np.sort(self.view.indices[positions])  # sorted rows read the file forwards
+        windows, labels = self.view.cache.arrays()
+        return torch.from_numpy(np.asarray(windows[rows])), torch.from_numpy(labels[rows].astype(np.int64))
+
+
+class EpochBatchSampler(Sampler):
+    """Batches of positions in an order that is a pure function of (seed, epoch), starting at any batch.
+
+    Data-parallel training would slice the batches here by rank (every world_size-th batch), so that the
+    order stays a function of (seed, epoch) on every rank.
+    """
+
+    def __init__(self, size: int, batch_size: int, *, seed: int, shuffle: bool, drop_last: bool):
+        self.size, self.batch_size, self.seed, self.shuffle = size, batch_size, seed, shuffle
+        self.drop_last = drop_last and size >= batch_size
+        self.epoch, self.start_batch = 0, 0
+
+    @property
+    def batches_per_epoch(self) -> int:
+        whole, rest = divmod(self.size, self.batch_size)
+        return whole if self.drop_last or not rest else whole + 1
+
+    def set_position(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def __len__(self) -> int:
+        return max(0, self.batches_per_epoch - self.start_batch)
+
+    def __iter__(self):
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
+        else:
+            order = np.arange(self.size)
+        for batch in range(self.start_batch, self.batches_per_epoch):
+            yield order[batch * self.batch_size : (batch + 1) * self.batch_size]
+
+
+def make_loader(view: SplitView, loader_cfg, *, batch_size: int, seed: int, shuffle: bool, device: str) -> DataLoader:
+    sampler = EpochBatchSampler(len(view), batch_size, seed=seed, shuffle=shuffle, drop_last=shuffle)
+    workers = loader_cfg.num_workers
+    return DataLoader(
+        WindowBatches(view),
+        batch_size=None,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=loader_cfg.pin_memory and device == "cuda",
+        persistent_workers=loader_cfg.persistent_workers and workers > 0,
+        prefetch_factor=loader_cfg.prefetch_factor if workers > 0 else None,
+    )
+
+
+# -------------------------------------------------------------------------------------- populate_cache
+
+
+def populate_cache(config: str = "specs/train.yaml", verify: bool = True, **overrides) -> dict:
+    """Convert every split of ``config``'s data into the cache (the one-time S3 -> SSD copy), resumable.
+
+    Re-running after an interruption continues after the last whole source file; with ``verify`` every
+    chunk written is read back and checked against its SHA-256. Returns what was built or reused.
+    """
+    from runtime.config import load_config
+
+    cfg = load_config(config, overrides)
+    started = time.perf_counter()
+    caches = build_caches(cfg.data, verify=verify)
+    splits = {
+        split: {
+            "path": str(cache.path),
+            "windows": cache.count,
+            "bytes": cache.meta["windows_bytes"] + cache.meta["labels_bytes"],
+            "reused": cache.reused,
+            "nonfinite_windows": cache.meta["nonfinite"],
+            "verified": verify,
+        }
+        for split, cache in caches.items()
+    }
+    summary = {"cache_dir": str(resolve(cfg.data.cache_dir)), "splits": splits, "seconds": time.perf_counter() - started}
+    for split, info in splits.items():
+        state = "reused" if info["reused"] else "built"
+        print(f"{split}: {info['windows']} windows, {info['bytes'] / 2**20:.1f} MiB, {state}, {info['path']}")
+    return summary

@@ -1,0 +1,151 @@
+"""``runtime.evaluate:main``: score a checkpoint on the test split (or val) and write report.json and plots.
+
+Metrics: accuracy, balanced accuracy, macro-F1, the confusion matrix; AUROC and AUPRC for binary tasks; for
+per-timestep binary labels also event sensitivity and false alarms per 24 h at the configured thresholds, and
+the best sensitivity at or under each false-alarm target (see :mod:`runtime.metrics`).
+
+Run it as ``python -m runtime.evaluate CONFIG [CHECKPOINT]``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from runtime import checkpoint
+from runtime.config import Config, load_config
+from runtime.data import DataBundle, DataError, make_loader, prepare_data
+from runtime.metrics import MetricAccumulator, sensitivity_at_false_alarm_rates
+from runtime.specfile import SpecError
+
+REPORT_FILE = "report.json"
+
+
+@torch.no_grad()
+def evaluate_loader(model, loader, loss_fn, placement, bundle: DataBundle, *, sample_rate_hz: float,
+                    thresholds=(0.5,)) -> dict:
+    """Metrics of ``model`` over every batch of ``loader`` (the model is left in eval mode)."""
+    model.eval()
+    accumulator = MetricAccumulator(bundle.num_classes, per_timestep=bundle.per_timestep,
+                                    sample_rate_hz=sample_rate_hz, thresholds=thresholds)
+    for windows, labels in loader:
+        windows = windows.to(placement.device, non_blocking=True)
+        labels = labels.to(placement.device, non_blocking=True)
+        with placement.autocast():
+            logits = model(windows)
+        loss = loss_fn(logits, labels)
+        probs = torch.softmax(logits.float(), dim=1)
+        accumulator.update(probs.cpu().numpy(), labels.cpu().numpy(), float(loss) * len(windows), len(windows))
+    return accumulator.result()
+
+
+def evaluate_run(cfg: Config, checkpoint_path: Path, bundle: DataBundle, placement,
+                 on_checkpoint: Callable[[], None] | None = None) -> dict:
+    """Evaluate one checkpoint on the configured split; write report.json and plots next to the run."""
+    from runtime.plots import write_plots
+    from runtime.train import build, make_loss
+
+    state = checkpoint.load(checkpoint_path, map_location=placement.device)
+    _check_compatible(state, bundle, checkpoint_path)
+    model = build(state["model_config"], bundle).to(placement.device)
+    model.load_state_dict(state["model"])
+    split = _split(cfg, bundle)
+    loader = make_loader(bundle.splits[split], cfg.data.loader, batch_size=cfg.data.loader.eval_batch_size,
+                         seed=cfg.train.seed, shuffle=False, device=placement.device.type)
+    metrics = evaluate_loader(model, loader, make_loss(cfg, bundle).to(placement.device), placement, bundle,
+                              sample_rate_hz=cfg.data.sample_rate_hz, thresholds=cfg.evaluate.thresholds)
+    if "events" in metrics:
+        metrics["events"]["sensitivity_at_fa_per_24h"] = sensitivity_at_false_alarm_rates(
+            metrics["events"], cfg.evaluate.fa_per_24h_targets)
+    run_dir = cfg.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    report = {
+        "checkpoint": str(checkpoint_path),
+        "step": state["step"],
+        "split": split,
+        "windows": len(bundle.splits[split]),
+        "class_names": bundle.class_names,
+        "scan_backend": model.scan_backend,
+        "precision": placement.precision,
+        "metrics": metrics,
+    }
+    report_path = run_dir / REPORT_FILE
+    checkpoint.write_atomic(report_path, json.dumps(report, indent=2).encode())
+    plots = write_plots(run_dir, metrics, bundle.class_names)
+    if on_checkpoint:
+        on_checkpoint()
+    return {**report, "report_path": str(report_path), "plots": [str(p) for p in plots]}
+
+
+def _split(cfg: Config, bundle: DataBundle) -> str:
+    wanted = cfg.evaluate.split
+    if wanted == "auto":
+        return "test" if "test" in bundle.splits else "val"
+    if wanted not in bundle.splits:
+        raise DataError(f"evaluate.split is '{wanted}', but the data config names no {wanted} split")
+    return wanted
+
+
+def _check_compatible(state: dict, bundle: DataBundle, path: Path) -> None:
+    wanted = (state["in_channels"], state["num_classes"], state["per_timestep"])
+    have = (bundle.in_channels, bundle.num_classes, bundle.per_timestep)
+    if wanted != have:
+        raise DataError(
+            f"{path}: trained on {wanted[0]} channels, {wanted[1]} classes, per_timestep={wanted[2]}; the data has "
+            f"{have[0]} channels, {have[1]} classes, per_timestep={have[2]}: evaluate it with the config it was "
+            "trained with"
+        )
+
+
+def main(config: str, checkpoint: str = "", on_checkpoint: Callable[[], None] | None = None) -> dict:
+    """Evaluate ``checkpoint`` (empty: the run directory's best.pt, else its last.pt) as ``config`` says.
+
+    Returns a summary: run_dir, checkpoint, split, metrics, report and plot paths.
+    """
+    from runtime import checkpoint as checkpoints
+    from runtime.paths import resolve
+    from runtime.train import place
+
+    cfg = load_config(config)
+    placement = place(cfg.train.precision)
+    path = resolve(checkpoint) if checkpoint else _default_checkpoint(cfg.run_dir)
+    checkpoints.load(path)  # fail early, before the data is prepared, if it is unusable
+    bundle = prepare_data(cfg.data, seed=cfg.train.seed, log=lambda m: print(m, file=sys.stderr))
+    report = evaluate_run(cfg, path, bundle, placement, on_checkpoint=on_checkpoint)
+    metrics = report["metrics"]
+    shown = ", ".join(f"{k} {metrics[k]:.4f}" for k in ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "auprc")
+                      if metrics.get(k) is not None)
+    print(f"evaluated {path} (step {report['step']}) on {report['split']} ({report['windows']} windows): {shown}\n"
+          f"  report: {report['report_path']}\n  plots:  {', '.join(report['plots'])}", file=sys.stderr)
+    return {"run_dir": str(cfg.run_dir), "checkpoint": str(path), "split": report["split"], "metrics": metrics,
+            "report": report["report_path"], "plots": report["plots"]}
+
+
+def _default_checkpoint(run_dir: Path) -> Path:
+    for name in (checkpoint.BEST, checkpoint.LAST):
+        found = checkpoint.load_latest(run_dir, name)
+        if found:
+            return found[1]
+    raise checkpoint.CheckpointError(f"{run_dir}: no best.pt or last.pt here; train first, or pass a checkpoint")
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """``python -m runtime.evaluate CONFIG [CHECKPOINT]``; exit 1 with a message on bad input."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(cli.__doc__, file=sys.stderr)
+        return 3
+    try:
+        main(args[0], args[1] if len(args) > 1 else "")
+    except (SpecError, DataError, checkpoint.CheckpointError) as exc:
+        print(str(exc) if isinstance(exc, SpecError) else f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -1,0 +1,558 @@
+"""``runtime.train:main``: train a SignalMamba from a training config, resuming from the run's last checkpoint.
+
+The loop is a handful of small methods on :class:`Trainer`. Everything that must survive preemption (model,
+optimizer, scheduler, scaler, RNG states, step, data position, early-stopping state) goes into each checkpoint,
+and the batch order is a pure function of (seed, epoch), so a run killed at any point and restarted ends with
+the weights an uninterrupted run would have had (exactly, on CPU). Process-specific choices (device, precision,
+and later rank and world size for data parallelism) live in :class:`Placement`; only its ``is_main`` decides
+who writes checkpoints, metrics and progress.
+
+Run it as ``python -m runtime.train CONFIG [key=value ...]``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from runtime import checkpoint
+from runtime.config import Config, load_config
+from runtime.data import DataBundle, DataError, make_loader, prepare_data
+from runtime.specfile import SpecError
+
+METRICS_FILE = "metrics.jsonl"
+CONFIG_COPY = "config.json"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or go on; the message says why and what to do."""
+
+
+# ------------------------------------------------------------------------------------------ placement
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where this process computes. Data parallelism would add rank and world_size here."""
+
+    device: torch.device
+    precision: str  # "fp32" | "bf16" | "fp16"
+    is_main: bool = True
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+
+    def autocast(self):
+        dtype = self.autocast_dtype
+        return torch.autocast(self.device.type, dtype=dtype) if dtype else nullcontext()
+
+
+def place(requested_precision: str) -> Placement:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return Placement(device, choose_precision(requested_precision, device))
+
+
+def choose_precision(requested: str, device: torch.device) -> str:
+    """auto: bf16 on Ampere or newer, fp16 (with a GradScaler) on older GPUs, fp32 on CPU."""
+    if device.type != "cuda":
+        if requested == "fp16":
+            raise TrainingError("train.precision is 'fp16', which needs a GPU; use 'auto' or 'fp32' on CPU")
+        return "fp32" if requested == "auto" else requested
+    bf16_ok = torch.cuda.get_device_capability(device)[0] >= 8
+    if requested == "auto":
+        return "bf16" if bf16_ok else "fp16"
+    if requested == "bf16" and not bf16_ok:
+        raise TrainingError(f"train.precision is 'bf16', but {torch.cuda.get_device_name(device)} is older than "
+                            "Ampere; use 'auto' (fp16 with loss scaling) or 'fp32'")
+    return requested
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# ------------------------------------------------------------------------------------------ pieces
+
+
+def resolved_model_config(cfg: Config, bundle: DataBundle) -> dict:
+    model_cfg = dict(cfg.model)
+    wanted = "timestep" if bundle.per_timestep else "window"
+    if model_cfg["head"] == "auto":
+        model_cfg["head"] = wanted
+    elif model_cfg["head"] != wanted:
+        kind = "per-timestep" if bundle.per_timestep else "per-window"
+        raise TrainingError(f"model.head is '{model_cfg['head']}' but the data has {kind} labels; "
+                            f"set model.head to '{wanted}' or 'auto'")
+    return model_cfg
+
+
+def build(model_cfg: dict, bundle: DataBundle) -> torch.nn.Module:
+    from runtime.model import build_model
+
+    return build_model(model_cfg, bundle.in_channels, bundle.num_classes)
+
+
+class ClassificationLoss(torch.nn.Module):
+    """Class-weighted cross-entropy or focal loss, for (B, K) or (B, K, T) logits; computed in fp32."""
+
+    def __init__(self, kind: str, weights: torch.Tensor | None, focal_gamma: float, label_smoothing: float):
+        super().__init__()
+        self.kind, self.gamma, self.smoothing = kind, focal_gamma, label_smoothing
+        self.register_buffer("weights", weights if weights is not None else None, persistent=False)
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        if self.kind == "cross_entropy":
+            return F.cross_entropy(logits, labels, weight=self.weights, label_smoothing=self.smoothing)
+        log_p = F.log_softmax(logits, dim=1).gather(1, labels.unsqueeze(1)).squeeze(1)
+        loss = -((1 - log_p.exp()) ** self.gamma) * log_p
+        if self.weights is None:
+            return loss.mean()
+        weight = self.weights[labels]
+        return (loss * weight).sum() / weight.sum()
+
+
+def make_loss(cfg: Config, bundle: DataBundle) -> ClassificationLoss:
+    spec = cfg.train.loss
+    counts = np.asarray(bundle.train_label_counts[: bundle.num_classes], dtype=np.float64)
+    if spec.class_weights == "none":
+        weights = None
+    elif spec.class_weights == "balanced":
+        weights = np.where(counts > 0, counts.sum() / (bundle.num_classes * np.maximum(counts, 1)), 1.0)
+    else:
+        if len(spec.class_weights) != bundle.num_classes:
+            raise TrainingError(f"train.loss.class_weights has {len(spec.class_weights)} weights, but the data has "
+                                f"{bundle.num_classes} classes ({', '.join(bundle.class_names)})")
+        weights = np.asarray(spec.class_weights)
+    tensor = None if weights is None else torch.tensor(weights, dtype=torch.float32)
+    return ClassificationLoss(spec.kind, tensor, spec.focal_gamma, spec.label_smoothing)
+
+
+def make_optimizer(model: torch.nn.Module, optim) -> torch.optim.AdamW:
+    """AdamW; no weight decay on biases, norms and parameters marked ``_no_weight_decay`` (Mamba's A_log, D)."""
+    decay, no_decay = [], []
+    for parameter in model.parameters():
+        if not parameter.requires_grad:
+            continue
+        plain = parameter.ndim < 2 or getattr(parameter, "_no_weight_decay", False)
+        (no_decay if plain else decay).append(parameter)
+    groups = [{"params": decay, "weight_decay": optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=optim.lr, betas=optim.betas, eps=optim.eps)
+
+
+def make_scheduler(optimizer, optim, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup to lr over warmup_steps, then a cosine down to lr x min_lr_ratio at total_steps."""
+    warmup = min(optim.warmup_steps, max(total_steps - 1, 0))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return optim.min_lr_ratio + (1 - optim.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+# ------------------------------------------------------------------------------------------ logging
+
+
+class MetricsLog:
+    """metrics.jsonl in the run directory (one JSON object per line), plus TensorBoard when it is installed."""
+
+    def __init__(self, run_dir: Path, enabled: bool):
+        self.path = run_dir / METRICS_FILE
+        self.enabled = enabled
+        self.tensorboard = _tensorboard_writer(run_dir) if enabled else None
+
+    def reset(self, keep_until_step: int) -> None:
+        """Drop lines logged after ``keep_until_step`` (a killed run logged them after its last checkpoint)."""
+        if not self.enabled or not self.path.exists():
+            return
+        kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
+                if _line_step(line) is not None and _line_step(line) <= keep_until_step]
+        checkpoint.write_atomic(self.path, "".join(line + "\n" for line in kept).encode())
+
+    def write(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self.tensorboard:
+            for key, value in record.items():
+                if isinstance(value, int | float) and key not in ("step", "epoch"):
+                    self.tensorboard.add_scalar(f"{record['kind']}/{key}", value, record["step"])
+
+    def close(self) -> None:
+        if self.tensorboard:
+            self.tensorboard.close()
+
+
+def _tensorboard_writer(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional; metrics.jsonl always has everything
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+def _line_step(line: str) -> int | None:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = run_dir / METRICS_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+# ------------------------------------------------------------------------------------------ the loop
+
+
+@dataclass
+class LoopState:
+    """The loop's position and early-stopping bookkeeping; saved in every checkpoint."""
+
+    step: int = 0
+    epoch: int = 0
+    batch: int = 0  # the next batch of ``epoch`` to train on
+    best_value: float | None = None
+    best_step: int | None = None
+    stale_evals: int = 0
+    stopped_early: bool = False
+
+
+class Trainer:
+    def __init__(self, cfg: Config, bundle: DataBundle, placement: Placement, *, on_checkpoint: Callable | None):
+        self.cfg, self.bundle, self.placement = cfg, bundle, placement
+        self.on_checkpoint = on_checkpoint
+        self.run_dir = cfg.run_dir
+        self.model_cfg = resolved_model_config(cfg, bundle)
+        self.model = build(self.model_cfg, bundle).to(placement.device)
+        self.loss_fn = make_loss(cfg, bundle).to(placement.device)
+        self.train_loader = self._loader("train", shuffle=True)
+        self.val_loader = self._loader("val", shuffle=False)
+        self.sampler = self.train_loader.sampler
+        self.total_steps = self._total_steps()
+        self.optimizer = make_optimizer(self.model, cfg.optim)
+        self.scheduler = make_scheduler(self.optimizer, cfg.optim, self.total_steps)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=placement.precision == "fp16")
+        self.state = LoopState()
+        self.log = MetricsLog(self.run_dir, placement.is_main)
+        self.pending_losses: list[torch.Tensor] = []
+        self.window_count, self.interval_start = 0, time.perf_counter()
+        self.last_checkpoint_step: int | None = None
+        self.recent_loss = float("nan")
+        self.latest_val: dict = {}
+
+    def _loader(self, split: str, *, shuffle: bool):
+        loader_cfg = self.cfg.data.loader
+        size = loader_cfg.batch_size if shuffle else loader_cfg.eval_batch_size
+        return make_loader(self.bundle.splits[split], loader_cfg, batch_size=size, seed=self.cfg.train.seed,
+                           shuffle=shuffle, device=self.placement.device.type)
+
+    def _total_steps(self) -> int:
+        per_epoch = self.sampler.batches_per_epoch
+        by_epochs = self.cfg.train.epochs * per_epoch
+        return min(by_epochs, self.cfg.train.max_steps) if self.cfg.train.max_steps else by_epochs
+
+    # -------------------------------------------------------------------- state in and out
+
+    def restore(self, state: dict, source: Path) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        checkpoint.restore_rng_state(state["rng"])
+        self.state = LoopState(**state["loop"])
+        self.last_checkpoint_step = self.state.step
+        self.log.reset(keep_until_step=self.state.step)
+        self._say(f"resumed from {source} at step {self.state.step} (epoch {self.state.epoch}, "
+                  f"batch {self.state.batch})")
+
+    def start_fresh(self) -> None:
+        self.log.reset(keep_until_step=-1)
+
+    def checkpoint_state(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": checkpoint.rng_state(),
+            "loop": asdict(self.state),
+            "step": self.state.step,
+            "epoch": self.state.epoch,
+            "batch": self.state.batch,
+            "model_config": self.model_cfg,
+            "in_channels": self.bundle.in_channels,
+            "num_classes": self.bundle.num_classes,
+            "class_names": self.bundle.class_names,
+            "per_timestep": self.bundle.per_timestep,
+        }
+
+    def save(self, *, best: bool = False) -> None:
+        if not self.placement.is_main:
+            return
+        self._check_losses()  # never write weights that a NaN/Inf loss has already touched
+        state = self.checkpoint_state()
+        checkpoint.save(state, self.run_dir / checkpoint.LAST)
+        if best:
+            checkpoint.save(state, self.run_dir / checkpoint.BEST)
+        self.last_checkpoint_step = self.state.step
+        if self.on_checkpoint:
+            self.on_checkpoint()
+
+    # -------------------------------------------------------------------- training
+
+    def finished(self) -> bool:
+        s = self.state
+        return s.stopped_early or s.step >= self.total_steps or s.epoch >= self.cfg.train.epochs
+
+    def fit(self) -> None:
+        progress = self._progress_bar()
+        try:
+            while not self.finished():
+                self.sampler.set_position(self.state.epoch, self.state.batch)
+                for windows, labels in self.train_loader:
+                    self.train_step(windows, labels)
+                    progress.update(1)
+                    self.after_step(progress)
+                    if self.finished():
+                        break
+                else:
+                    self.state.epoch, self.state.batch = self.state.epoch + 1, 0
+                    self.end_of_epoch()
+            if self.last_checkpoint_step != self.state.step:
+                self.validate_and_save()
+        finally:
+            progress.close()
+            self.log.close()
+
+    def train_step(self, windows: torch.Tensor, labels: torch.Tensor) -> None:
+        device = self.placement.device
+        windows = windows.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        self.model.train()
+        with self.placement.autocast():
+            logits = self.model(windows)
+        loss = compute_loss(self.loss_fn, logits, labels, self.state.step)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.optim.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.pending_losses.append(loss.detach())
+        self.window_count += len(windows)
+        self.state.step += 1
+        self.state.batch += 1
+
+    def after_step(self, progress) -> None:
+        train = self.cfg.train
+        step = self.state.step
+        if step % train.log_every == 0:
+            self.log_train(progress)
+        if train.eval_every and step % train.eval_every == 0:
+            self.validate_and_save()
+        elif train.checkpoint_every and step % train.checkpoint_every == 0:
+            self.save()
+
+    def end_of_epoch(self) -> None:
+        self.validate_and_save()
+
+    def validate_and_save(self) -> None:
+        self._check_losses()
+        metrics = self.validate()
+        improved = self._track_best(metrics)
+        self.save(best=improved)
+
+    # -------------------------------------------------------------------- measuring
+
+    def _check_losses(self) -> None:
+        """Raise on the first NaN/Inf training loss since the last check (one device sync per check)."""
+        if not self.pending_losses:
+            return
+        values = torch.stack(self.pending_losses).float().cpu().numpy()
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            first = self.state.step - len(values) + int(bad[0]) + 1
+            kept = (f"the last good checkpoint ({self.run_dir / checkpoint.LAST}, step {self.last_checkpoint_step}) "
+                    "is kept") if self.last_checkpoint_step is not None else "no checkpoint was written"
+            raise TrainingError(
+                f"the training loss became {values[bad[0]]} at step {first}; training stopped and {kept}. "
+                "Lower optim.lr, keep optim.grad_clip on, try train.precision fp32, and check the data for "
+                "extreme values; then start again (it resumes from that checkpoint)"
+            )
+        self.recent_loss = float(values.mean())
+        self.pending_losses = []
+
+    def log_train(self, progress) -> None:
+        self._check_losses()
+        elapsed = time.perf_counter() - self.interval_start
+        rate = self.window_count / elapsed if elapsed > 0 else 0.0
+        record = {"kind": "train", "step": self.state.step, "epoch": self.state.epoch, "loss": self.recent_loss,
+                  "lr": self.scheduler.get_last_lr()[0], "windows_per_s": rate}
+        self.log.write(record)
+        progress.set_postfix(loss=f"{self.recent_loss:.4f}", lr=f"{record['lr']:.2e}", win_s=f"{rate:.0f}")
+        self.window_count, self.interval_start = 0, time.perf_counter()
+
+    def validate(self) -> dict:
+        from runtime.evaluate import evaluate_loader
+
+        results = evaluate_loader(self.model, self.val_loader, self.loss_fn, self.placement, self.bundle,
+                                  sample_rate_hz=self.cfg.data.sample_rate_hz)
+        metrics = {f"val_{k}": v for k, v in results.items() if isinstance(v, int | float) and v is not None}
+        self.log.write({"kind": "val", "step": self.state.step, "epoch": self.state.epoch, **metrics})
+        self.latest_val = metrics
+        return metrics
+
+    def _track_best(self, metrics: dict) -> bool:
+        stopping = self.cfg.train.early_stopping
+        value = metrics.get(stopping.metric)
+        if value is None:  # e.g. AUROC with a single class present: fall back to the loss
+            value, stopping = metrics["val_loss"], type(stopping)("val_loss", stopping.patience)
+        better = (self.state.best_value is None
+                  or (value < self.state.best_value if stopping.mode == "min" else value > self.state.best_value))
+        if better:
+            self.state.best_value, self.state.best_step, self.state.stale_evals = value, self.state.step, 0
+        else:
+            self.state.stale_evals += 1
+            if stopping.patience and self.state.stale_evals >= stopping.patience:
+                self.state.stopped_early = True
+                self._say(f"early stopping at step {self.state.step}: {stopping.metric} has not improved "
+                          f"for {stopping.patience} validations (best {self.state.best_value:.4f} at step "
+                          f"{self.state.best_step})")
+        return better
+
+    def _progress_bar(self):
+        from tqdm import tqdm
+
+        tty = sys.stderr.isatty()
+        return tqdm(total=self.total_steps, initial=self.state.step, unit="step", dynamic_ncols=True,
+                    mininterval=0.5 if tty else 30.0, disable=not self.placement.is_main, file=sys.stderr)
+
+    def _say(self, message: str) -> None:
+        if self.placement.is_main:
+            print(message, file=sys.stderr, flush=True)
+
+
+def compute_loss(loss_fn, logits: torch.Tensor, labels: torch.Tensor, step: int) -> torch.Tensor:
+    """The training loss of one batch (a seam for tests that inject a NaN at a given step)."""
+    return loss_fn(logits, labels)
+
+
+# ------------------------------------------------------------------------------------------ entry point
+
+
+def main(config: str, resume: bool = True, on_checkpoint: Callable[[], None] | None = None, **overrides) -> dict:
+    """Train as ``config`` says (``overrides``: dotted keys such as ``train.max_steps=10``), resuming from the
+    run directory's ``last.pt`` unless ``resume`` is False; evaluate the best checkpoint at the end.
+
+    ``on_checkpoint`` is called after every checkpoint write (on Modal: the results volume's commit).
+    Returns a summary: run_dir, best/last checkpoint, final and best metrics, steps, scan_backend.
+    """
+    cfg = load_config(config, overrides)
+    placement = place(cfg.train.precision)
+    seed_everything(cfg.train.seed)
+    bundle = prepare_data(cfg.data, seed=cfg.train.seed, log=lambda m: print(m, file=sys.stderr))
+    print(bundle.summary(), file=sys.stderr)
+    trainer = Trainer(cfg, bundle, placement, on_checkpoint=on_checkpoint)
+    trainer.run_dir.mkdir(parents=True, exist_ok=True)
+    _save_config(cfg)
+    previous = checkpoint.load_latest(trainer.run_dir) if resume else None
+    if previous:
+        trainer.restore(*previous)
+    else:
+        trainer.start_fresh()
+    scan_backend = trainer.model.scan_backend
+    print(f"training on {placement.device} ({placement.precision}), scan backend {scan_backend}, "
+          f"{trainer.total_steps} steps, run dir {trainer.run_dir}", file=sys.stderr)
+    trainer.fit()
+    return _finish(cfg, trainer, scan_backend, on_checkpoint)
+
+
+def _save_config(cfg: Config) -> None:
+    checkpoint.write_atomic(cfg.run_dir / CONFIG_COPY, json.dumps(cfg.raw, indent=2).encode())
+
+
+def _finish(cfg: Config, trainer: Trainer, scan_backend: str, on_checkpoint) -> dict:
+    from runtime.evaluate import evaluate_run
+
+    best = cfg.run_dir / checkpoint.BEST
+    report = evaluate_run(cfg, best if best.exists() else cfg.run_dir / checkpoint.LAST, trainer.bundle,
+                          trainer.placement, on_checkpoint=on_checkpoint)
+    summary = {
+        "run_dir": str(cfg.run_dir),
+        "best_checkpoint": str(best) if best.exists() else None,
+        "last_checkpoint": str(cfg.run_dir / checkpoint.LAST),
+        "steps": trainer.state.step,
+        "stopped_early": trainer.state.stopped_early,
+        "best_step": trainer.state.best_step,
+        "best_metric": {cfg.train.early_stopping.metric: trainer.state.best_value},
+        "final_metrics": trainer.latest_val,
+        "test_metrics": report["metrics"],
+        "report": report["report_path"],
+        "plots": report["plots"],
+        "scan_backend": scan_backend,
+        "precision": trainer.placement.precision,
+    }
+    print(_human_summary(summary, report["split"]), file=sys.stderr)
+    return summary
+
+
+def _human_summary(summary: dict, split: str) -> str:
+    metrics = summary["test_metrics"]
+    shown = ", ".join(f"{k} {metrics[k]:.4f}" for k in ("accuracy", "balanced_accuracy", "macro_f1", "auroc")
+                      if metrics.get(k) is not None)
+    return "\n".join([
+        f"done: {summary['steps']} steps" + (" (stopped early)" if summary["stopped_early"] else ""),
+        f"  {split}: {shown}",
+        f"  best checkpoint: {summary['best_checkpoint']} (step {summary['best_step']})",
+        f"  last checkpoint: {summary['last_checkpoint']}",
+        f"  metrics:         {Path(summary['run_dir']) / METRICS_FILE}",
+        f"  report:          {summary['report']}",
+        f"  plots:           {', '.join(summary['plots'])}",
+    ])
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """``python -m runtime.train CONFIG [--no-resume] [key=value ...]``; exit 1 with a message on bad input."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(cli.__doc__, file=sys.stderr)
+        return 3
+    resume = "--no-resume" not in args
+    args = [a for a in args if a != "--no-resume"]
+    overrides = dict(a.split("=", 1) for a in args[1:] if "=" in a)
+    try:
+        main(args[0], resume=resume, **overrides)
+    except (SpecError, DataError, TrainingError, checkpoint.CheckpointError) as exc:
+        print(f"error: {exc}" if not isinstance(exc, SpecError) else str(exc), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(cli())
