@@ -29,6 +29,7 @@ from typing import Any
 
 from compiler import gpus, units
 from compiler.model import App, Function, JsonPath
+from compiler.render import MODULE_NAMES  # names the generated module defines: a function must not take one
 from runtime.specfile import Diagnostic, SourceDoc, did_you_mean
 
 ERROR, WARNING = "error", "warning"
@@ -39,8 +40,6 @@ MAX_TIMEOUT_S = 24 * 3600
 LONG_RUN_S = 3600  # a GPU run longer than this without checkpoints loses real money when preempted
 SCALEDOWN_RANGE_S = (2, 3600)
 RESERVED_MOUNTS = ("/", "/root", "/tmp")
-# names the generated module defines at top level; a function with one of these names would shadow it
-RESERVED_FUNCTION_NAMES = frozenset({"app", "modal", "main"})
 CUDA_BUILT_PACKAGES = re.compile(r"\b(mamba[-_]ssm|causal[-_]conv1d)\b", re.IGNORECASE)
 
 
@@ -140,8 +139,8 @@ def _value_at(data: Any, path: JsonPath) -> Any:
 )
 def _function_name(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
     problem = _identifier_problem(fn.name)
-    if not problem and fn.name in RESERVED_FUNCTION_NAMES:
-        problem = f"is a name the generated module defines ({', '.join(sorted(RESERVED_FUNCTION_NAMES))})"
+    if not problem and fn.name in MODULE_NAMES:
+        problem = f"is a name the generated module defines ({', '.join(sorted(MODULE_NAMES))})"
     if problem:
         yield ctx.at(
             "function-name", ("functions", fn.name), f"function name '{fn.name}' {problem}", key=True

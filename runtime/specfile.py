@@ -123,7 +123,7 @@ def load_yaml(path: str | Path, *, display_path: str | None = None) -> SourceDoc
     doc = SourceDoc(shown, text, None)
     doc.data = _Converter(doc).convert(node, ())
     if not isinstance(doc.data, dict):
-        line, col = doc.position(())
+        line, col = _root_position(node, text)
         raise SpecError(
             [
                 Diagnostic(
@@ -206,7 +206,10 @@ def _parse(text: str, shown: str) -> Any:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+        problem = exc.problem or exc.context or "invalid YAML"
+        if exc.problem and exc.context and exc.context_mark:
+            started = exc.context_mark
+            problem += f" ({exc.context} that starts at line {started.line + 1}, column {started.column + 1})"
         raise SpecError(
             [Diagnostic(shown, line, col, "error", f"YAML syntax error: {problem}", "load/syntax")]
         ) from None
@@ -215,8 +218,28 @@ def _parse(text: str, shown: str) -> Any:
         raise SpecError([Diagnostic(shown, 1, 1, "error", message, "load/syntax")]) from None
     if len(documents) > 1:
         message = f"the file holds {len(documents)} YAML documents ('---'); expected exactly one"
-        raise SpecError([Diagnostic(shown, 1, 1, "error", message, "load/multiple-documents")])
+        line, col = _second_document_start(yaml, text)
+        raise SpecError([Diagnostic(shown, line, col, "error", message, "load/multiple-documents")])
     return documents[0] if documents else None
+
+
+def _root_position(node: Any, text: str) -> tuple[int, int]:
+    try:
+        return (node.lc.line + 1, node.lc.col + 1)
+    except AttributeError:  # a bare scalar carries no position: use the first line that is not a comment
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip() and not line.lstrip().startswith(("#", "---")):
+                return (number, len(line) - len(line.lstrip()) + 1)
+        return (1, 1)
+
+
+def _second_document_start(yaml: Any, text: str) -> tuple[int, int]:
+    """Where the second document begins: its '---' line, else its first node."""
+    for number, line in enumerate(text.splitlines()[1:], start=2):
+        if line.startswith("---"):
+            return (number, 1)
+    second = list(yaml.compose_all(text))[1]
+    return (second.start_mark.line + 1, second.start_mark.column + 1)
 
 
 class _Converter:
@@ -230,7 +253,8 @@ class _Converter:
     def convert(self, node: Any, path: JsonPath) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES:
-            line, col = self.doc.position(path)
+            # the top-level key whose value explodes is the place to look; deeper nodes repeat its aliases
+            line, col = self.doc.position(path[:1], key=True)
             message = f"the document expands to more than {MAX_NODES} nodes (aliases used as a 'YAML bomb'?)"
             raise SpecError([Diagnostic(self.doc.path, line, col, "error", message, "load/too-many-nodes")])
         if isinstance(node, Mapping | list):
