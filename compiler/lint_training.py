@@ -1,0 +1,425 @@
+"""Lint rules that read two files: a function in deployment.yaml and the training config its args name.
+
+The seed team's costliest mistakes sat between those files: 8 DataLoader workers on 8 cores starved the GPU,
+a validation split did not fit in RAM, an image lacked a package the code imported. These rules catch them
+before a GPU is billed. They register with :mod:`compiler.lint` like every other rule, so each has an id, and
+a warning can be silenced per function with ``lint: {ignore: {RULE: reason}}``.
+
+A config path in ``args`` is read as the container sees it: relative paths against the image's ``workdir``,
+then mapped back to the project folder through the image's ``add_local`` dirs. numpy is imported only when
+an npz header has to be read.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import posixpath
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from compiler.lint import ERROR, WARNING, LintContext, rule
+from compiler.model import Function, Image
+from runtime.specfile import Diagnostic, SourceDoc, SpecError
+
+CORES_PER_WORKER = 4  # the seed's finding: 8 workers fed a GPU once they had 32 cores
+SPLITS = ("train", "val", "test")
+# import name -> the distribution that provides it, where they differ beyond '_' vs '-'
+DISTRIBUTIONS = {
+    "sklearn": "scikit-learn",
+    "yaml": "pyyaml",
+    "ruamel": "ruamel.yaml",
+    "PIL": "pillow",
+    "cv2": "opencv-python",
+    "google.protobuf": "protobuf",
+    "torch.utils.tensorboard": "tensorboard",  # part of torch's tree, but needs the tensorboard package
+    "attr": "attrs",
+    "dateutil": "python-dateutil",
+    "skimage": "scikit-image",
+}
+ALWAYS_PRESENT = {"modal"}  # Modal puts its client in every container
+# what a well-known distribution always installs with it, so importing it is not a missing package
+IMPLIED = {
+    "scikit-learn": ("scipy", "numpy", "joblib", "threadpoolctl"),
+    "matplotlib": ("numpy", "pillow", "pyparsing", "packaging", "python-dateutil", "kiwisolver", "cycler"),
+    "torch": ("filelock", "jinja2", "networkx", "sympy", "fsspec", "typing-extensions"),
+    "jsonschema": ("attrs", "referencing", "jsonschema-specifications", "rpds-py"),
+    "pandas": ("numpy", "python-dateutil", "pytz", "tzdata"),
+}
+
+
+# ------------------------------------------------------------------------------------------ the config
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    arg: str  # as written in args
+    local: Path  # the file on this machine
+    doc: SourceDoc | None  # None when it cannot be read
+    problems: tuple[Diagnostic, ...] = ()
+
+    def get(self, *path: str, default: Any = None) -> Any:
+        node: Any = self.doc.data if self.doc else None
+        for part in path:
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+
+def _config_arg(fn: Function) -> str | None:
+    value = fn.arg_dict.get("config")
+    return value if isinstance(value, str) and value.endswith((".yaml", ".yml")) else None
+
+
+def _container_path(arg: str, image: Image | None) -> str:
+    workdir = "/"
+    for step in image.steps if image else ():
+        if step.kind == "workdir":
+            workdir = str(step.value)
+    return posixpath.normpath(posixpath.join(workdir, arg))
+
+
+def _shipped_from(container_path: str, image: Image | None) -> Path | None:
+    """The local path of ``container_path`` when an ``add_local`` dir of the image ships it; else None."""
+    for local, remote in image.local_dirs if image else ():
+        remote = posixpath.normpath(remote)
+        if container_path == remote or container_path.startswith(remote.rstrip("/") + "/"):
+            return Path(local) / posixpath.relpath(container_path, remote)
+    return None
+
+
+def _on_volume(container_path: str, fn: Function) -> bool:
+    return any(container_path.startswith(m.path.rstrip("/") + "/") for m in fn.mounts)
+
+
+def training_config(fn: Function, ctx: LintContext) -> TrainingConfig | None:
+    """The function's training config as shipped into its image, or None (no config arg, or not shipped)."""
+    arg = _config_arg(fn)
+    image = ctx.app.images.get(fn.image) if fn.image else None
+    if arg is None:
+        return None
+    shipped = _shipped_from(_container_path(arg, image), image)
+    if shipped is None:
+        return None
+    local = ctx.root / shipped
+    stamp = (local.stat().st_mtime_ns, local.stat().st_size) if local.is_file() else None
+    return _load(str(local), arg, stamp)
+
+
+@cache
+def _load(local: str, arg: str, stamp: tuple[int, int] | None) -> TrainingConfig:
+    """The config at ``local``; ``stamp`` (mtime, size) keys the cache so an edited file is read again."""
+    from runtime.specfile import load_yaml
+
+    try:
+        return TrainingConfig(arg, Path(local), load_yaml(local, display_path=arg))
+    except SpecError as exc:
+        return TrainingConfig(arg, Path(local), None, tuple(exc.diagnostics))
+
+
+# ------------------------------------------------------------------------------------------------ rules
+
+
+@rule(
+    "config-not-shipped",
+    ERROR,
+    "a training config named in args is inside a folder the image ships (add_local dirs) or on a volume",
+    "add its folder to the image's add_local.dirs, e.g. {specs: /app/specs}",
+)
+def _config_not_shipped(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
+    arg = _config_arg(fn)
+    if arg is None:
+        return
+    image = ctx.app.images.get(fn.image) if fn.image else None
+    inside = _container_path(arg, image)
+    if _shipped_from(inside, image) is None and not _on_volume(inside, fn):
+        shipped = (
+            ", ".join(remote for _, remote in image.local_dirs) if image and image.local_dirs else "nothing"
+        )
+        message = (
+            f"args.config '{arg}' is {inside} in the container, but image '{fn.image}' ships only {shipped}; "
+            "add its folder to add_local.dirs"
+        )
+        yield ctx.at_field("config-not-shipped", fn, "args[config]", message)
+
+
+@rule(
+    "config-invalid",
+    ERROR,
+    "a training config named in args exists and passes its own checks",
+    "fix the config at the position shown, or point args.config at the right file",
+)
+def _config_invalid(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
+    config = training_config(fn, ctx)
+    if config is None:
+        return
+    if config.doc is None:
+        for problem in config.problems:
+            message = (
+                f"function '{fn.name}': training config {config.arg}: {problem.message} [{problem.rule}]"
+            )
+            yield ctx.at_field("config-invalid", fn, "args[config]", message)
+        return
+    for problem in _schema_problems(config):
+        yield Diagnostic(problem.path, problem.line, problem.col, ERROR, problem.message, "config-invalid")
+
+
+def _schema_problems(config: TrainingConfig) -> list[Diagnostic]:
+    from runtime.config import SCHEMA_PATH
+    from runtime.specfile import load_schema, schema_diagnostics
+
+    return schema_diagnostics(config.doc, load_schema(SCHEMA_PATH))
+
+
+@rule(
+    "workers-vs-cpu",
+    WARNING,
+    f"cpu gives each DataLoader worker about {CORES_PER_WORKER} cores (8 workers on 8 cores starved the GPU)",
+    f"lower data.loader.num_workers to cpu / {CORES_PER_WORKER}, or raise cpu",
+)
+def _workers_vs_cpu(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
+    config = training_config(fn, ctx)
+    workers = config.get("data", "loader", "num_workers", default=0) if config else 0
+    if not isinstance(workers, int) or workers <= 0:
+        return
+    cpu = fn.resources.cpu if fn.resources.cpu is not None else 0.125
+    needed = workers * CORES_PER_WORKER
+    if cpu >= needed:
+        return
+    line, _ = config.doc.position(("data", "loader", "num_workers"))
+    fitting = max(0, math.floor(cpu / CORES_PER_WORKER))
+    message = (
+        f"cpu {cpu:g} cannot feed data.loader.num_workers {workers} ({config.arg}:{line}): about "
+        f"{CORES_PER_WORKER} cores per worker are needed, {needed} in all; set num_workers to {fitting} "
+        f"or cpu to {needed}"
+    )
+    yield ctx.at_field("workers-vs-cpu", fn, "cpu", message)
+
+
+@rule(
+    "memory-vs-data",
+    ERROR,
+    "the splits a training config keeps in RAM (data.in_memory) fit in the function's memory",
+    "raise memory, or keep fewer splits in RAM (the memory-mapped cache needs no RAM for them)",
+)
+def _memory_vs_data(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
+    config = training_config(fn, ctx)
+    if config is None or config.doc is None or fn.resources.memory_mib is None:
+        return
+    in_memory = config.get("data", "in_memory", default=False)
+    kept = (
+        SPLITS
+        if in_memory is True
+        else tuple(s for s in SPLITS if isinstance(in_memory, list) and s in in_memory)
+    )
+    sizes = {split: _split_mib(config, split, fn, ctx) for split in kept}
+    known = {split: size for split, size in sizes.items() if size is not None}
+    total = sum(known.values())
+    if total <= fn.resources.memory_mib:
+        return
+    line, _ = config.doc.position(("data", "in_memory"))
+    parts = ", ".join(f"{split} {size:,} MiB" for split, size in known.items())
+    message = (
+        f"the splits {config.arg}:{line} keeps in RAM need {total:,} MiB ({parts}) but memory is "
+        f"{fn.resources.memory_mib:,} MiB; raise memory to at least {total + 1024:,} MiB or keep fewer in RAM"
+    )
+    yield ctx.at_field("memory-vs-data", fn, "memory", message)
+
+
+def _split_mib(config: TrainingConfig, split: str, fn: Function, ctx: LintContext) -> int | None:
+    """MiB of a split: synthetic counts, else the cache's meta.json, else npz headers."""
+    fmt = config.get("data", "format")
+    if fmt == "synthetic":
+        synthetic = config.get("data", "synthetic", default={})
+        defaults = {"n_train": 2048, "n_val": 512, "n_test": 512, "channels": 4, "length": 256}
+        value = {key: synthetic.get(key, default) for key, default in defaults.items()}
+        windows = value[f"n_{split}"]
+        return math.ceil(windows * (value["channels"] * value["length"] * 4 + 8) / 2**20)
+    cached = _cache_bytes(_local(config.get("data", "cache_dir", default=""), fn, ctx), split)
+    if cached is not None:
+        return math.ceil(cached / 2**20)
+    source = config.get("data", split)
+    if fmt == "npz" and isinstance(source, str):
+        found = _npz_bytes(_local(source, fn, ctx))
+        return None if found is None else math.ceil(found / 2**20)
+    return None
+
+
+def _local(path: str, fn: Function, ctx: LintContext) -> Path:
+    """Where a container path lives here: a mount's local backend folder, else the path under the project."""
+    from compiler.localrun import volumes_dir
+
+    for mount in sorted(fn.mounts, key=lambda m: len(m.path), reverse=True):
+        if path == mount.path or path.startswith(mount.path.rstrip("/") + "/"):
+            return volumes_dir(None) / mount.volume / posixpath.relpath(path, mount.path)
+    return ctx.root / path
+
+
+def _cache_bytes(cache_dir: Path, split: str) -> int | None:
+    import json
+
+    metas = (
+        sorted(cache_dir.glob(f"{split}-*/meta.json"), key=lambda p: p.stat().st_mtime)
+        if cache_dir.is_dir()
+        else []
+    )
+    if not metas:
+        return None
+    meta = json.loads(metas[-1].read_text())
+    return int(meta.get("windows_bytes", 0)) + int(meta.get("labels_bytes", 0))
+
+
+def _npz_bytes(source: Path) -> int | None:
+    """Bytes of every array in the npz files at ``source``, from their headers, without loading any data."""
+    files = sorted(source.glob("*.npz")) if source.is_dir() else ([source] if source.suffix == ".npz" else [])
+    if not files or not all(f.is_file() for f in files):
+        return None
+    return sum(_npz_file_bytes(f) for f in files)
+
+
+def _npz_file_bytes(path: Path) -> int:
+    import zipfile
+
+    from numpy.lib import format as npy
+
+    total = 0
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.namelist():
+            if not member.endswith(".npy"):
+                continue
+            with archive.open(member) as stream:
+                major, _ = npy.read_magic(stream)
+                read_header = npy.read_array_header_1_0 if major == 1 else npy.read_array_header_2_0
+                shape, _, dtype = read_header(stream)
+                total += math.prod(shape) * dtype.itemsize
+    return total
+
+
+# --------------------------------------------------------------------------------------- image packages
+
+
+@rule(
+    "image-missing-package",
+    WARNING,
+    "every package the run target imports (and the project modules it imports) is installed in its image",
+    "add the package to a pip step of the image, or silence the rule with the reason the base image has it",
+)
+def _image_missing_package(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
+    image = ctx.app.images.get(fn.image) if fn.image else None
+    if image is None:
+        return
+    installed = _installed(image)
+    shipped = set(image.local_python) | {p.split(".")[0] for p in image.local_python}
+    for name, where in _imports_of(fn.module, str(ctx.root), tuple(sorted(shipped))).items():
+        distribution = _distribution(name)
+        if distribution in installed or name.split(".")[0] in ALWAYS_PRESENT:
+            continue
+        # no function name in the message: functions sharing an image from `defaults` get one diagnostic
+        message = (
+            f"image '{image.name}' does not install '{distribution}', which {where} imports; add it to pip"
+        )
+        yield ctx.at_field("image-missing-package", fn, "image" if "image" in fn.origins else "run", message)
+
+
+def _distribution(import_name: str) -> str:
+    for name in (import_name, import_name.split(".")[0]):
+        if name in DISTRIBUTIONS:
+            return _normal(DISTRIBUTIONS[name])
+    return _normal(import_name.split(".")[0])
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _installed(image: Image) -> set[str]:
+    """Normalised names of the distributions the image's pip steps and `pip install` commands install."""
+    requirements: list[str] = []
+    for step in image.steps:
+        values = step.value if isinstance(step.value, list) else [step.value]
+        if step.kind == "pip":
+            requirements += [str(v) for v in values]
+        elif step.kind == "run":
+            for command in values:
+                for match in re.finditer(r"pip3? install\s+([^;&|]+)", str(command)):
+                    requirements += [w for w in match.group(1).split() if not w.startswith("-")]
+    names = {re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", r.strip()) for r in requirements}
+    installed = {_normal(m.group(0)) for m in names if m}
+    return installed | {implied for name in installed for implied in IMPLIED.get(name, ())}
+
+
+@cache
+def _imports_of(module: str, root: str, shipped: tuple[str, ...]) -> dict[str, str]:
+    """Third-party imports (name -> file:line) of ``module`` and of the shipped project modules it imports."""
+    found: dict[str, str] = {}
+    seen: set[str] = set()
+    pending = [module]
+    while pending:
+        current = pending.pop()
+        path = _module_file(current, Path(root))
+        if current in seen or path is None:
+            continue
+        seen.add(current)
+        for name, line in _imported_names(path, current):
+            top = name.split(".")[0]
+            if top in shipped:
+                pending.append(name)
+            elif top not in sys.stdlib_module_names and not _module_file(top, Path(root)):
+                key = name if name in DISTRIBUTIONS else top
+                found.setdefault(key, f"{path.relative_to(root)}:{line}")
+    return found
+
+
+def _module_file(module: str, root: Path) -> Path | None:
+    base = root.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_names(path: Path, module: str) -> Iterator[tuple[str, int]]:
+    """Modules the file imports, except in ``try`` blocks that handle ImportError (optional imports)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    except (SyntaxError, UnicodeDecodeError, OSError):
+        return
+    optional = {id(node) for handler in _optional_blocks(tree) for node in ast.walk(handler)}
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if id(node) in optional:
+            continue
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            base = _absolute(node, package)
+            if base:
+                yield base, node.lineno
+                for alias in node.names:  # `from runtime import train` names a module too
+                    yield f"{base}.{alias.name}", node.lineno
+
+
+def _absolute(node: ast.ImportFrom, package: str) -> str:
+    if node.level == 0:
+        return node.module or ""
+    parts = package.split(".")
+    parent = ".".join(parts[: len(parts) - node.level + 1])
+    return f"{parent}.{node.module}" if node.module else parent
+
+
+def _optional_blocks(tree: ast.AST) -> Iterator[ast.Try]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and any(_catches_import_error(h) for h in node.handlers):
+            yield from node.body
+
+
+def _catches_import_error(handler: ast.ExceptHandler) -> bool:
+    names = [handler.type] if not isinstance(handler.type, ast.Tuple) else handler.type.elts
+    return any(isinstance(n, ast.Name) and n.id in ("ImportError", "ModuleNotFoundError") for n in names)

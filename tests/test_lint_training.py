@@ -1,0 +1,171 @@
+"""Cross-file lint rules: deployment.yaml functions against the training configs and code they run."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pytest
+
+import compiler.lint_training  # noqa: F401  (registers the rules)
+from compiler import lint
+from compiler.check import check
+
+SPEC = """\
+version: 1
+app: {{name: cross-file}}
+images:
+  base:
+    from: debian_slim
+    python: "3.11"
+    steps:
+      - pip: [pyyaml, "torch==2.2.2"]
+      - workdir: /app
+    add_local:
+      python: [pkg]
+      dirs: {{specs: /app/specs}}
+volumes:
+  results: {{volume: cross-results}}
+defaults: {{image: base, timeout: 1h, volumes: {{/results: results}}}}
+functions:
+  train:
+    run: pkg.job:main
+    args: {{config: {config}}}
+    cpu: {cpu}
+    memory: {memory}
+{extra}"""
+
+CONFIG = """\
+output_dir: /results/runs
+data:
+  format: synthetic
+  loader:
+    num_workers: {workers}
+{data_extra}"""
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "job.py").write_text(
+        textwrap.dedent(
+            """\
+            import os
+            import yaml
+            from pkg import helper
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                SummaryWriter = None
+
+            def main(config):
+                import sklearn
+            """
+        )
+    )
+    (tmp_path / "pkg" / "helper.py").write_text(
+        "import requests\nfrom torch.utils.tensorboard import SummaryWriter\n"
+    )
+    return tmp_path
+
+
+def lint_of(
+    project, *, config="specs/train.yaml", cpu=32, memory="64GiB", workers=0, data_extra="", extra=""
+):
+    (project / "specs" / "train.yaml").write_text(CONFIG.format(workers=workers, data_extra=data_extra))
+    spec = project / "specs" / "deployment.yaml"
+    spec.write_text(SPEC.format(config=config, cpu=cpu, memory=memory, extra=extra))
+    result = check("specs/deployment.yaml")
+    return result.diagnostics
+
+
+def by_rule(diagnostics, rule_id):
+    return [d for d in diagnostics if d.rule == rule_id]
+
+
+def test_rules_are_registered_with_ids_summaries_and_fixes():
+    for rule_id in (
+        "workers-vs-cpu",
+        "memory-vs-data",
+        "config-not-shipped",
+        "config-invalid",
+        "image-missing-package",
+    ):
+        assert lint.RULES[rule_id].summary and lint.RULES[rule_id].fix
+
+
+def test_workers_vs_cpu_warns_at_cpu_with_what_to_set(project):
+    found = by_rule(lint_of(project, cpu=8, workers=8), "workers-vs-cpu")
+    assert len(found) == 1
+    warning = found[0]
+    assert (warning.path, warning.line, warning.severity) == ("specs/deployment.yaml", 20, "warning")
+    assert "specs/train.yaml:5" in warning.message and "set num_workers to 2 or cpu to 32" in warning.message
+    assert not by_rule(lint_of(project, cpu=32, workers=8), "workers-vs-cpu")
+    assert not by_rule(lint_of(project, cpu=1, workers=0), "workers-vs-cpu")
+
+
+def test_a_warning_is_silenced_per_function_with_a_reason(project):
+    extra = "    lint: {ignore: {workers-vs-cpu: the loader is I/O bound}}\n"
+    assert not by_rule(lint_of(project, cpu=8, workers=8, extra=extra), "workers-vs-cpu")
+
+
+def test_memory_vs_data_errors_when_kept_splits_cannot_fit(project):
+    data_extra = "  in_memory: [train]\n  synthetic: {n_train: 100000, channels: 19, length: 2560}\n"
+    found = by_rule(lint_of(project, memory="4GiB", data_extra=data_extra), "memory-vs-data")
+    assert len(found) == 1 and found[0].severity == "error" and found[0].line == 21
+    # 100000 windows x (19 x 2560 float32 + one int64 label) = 19,456,800,000 bytes = 18,556 MiB (rounded up)
+    assert "18,556 MiB" in found[0].message and "4,096 MiB" in found[0].message
+    assert not by_rule(lint_of(project, memory="20GiB", data_extra=data_extra), "memory-vs-data")
+    assert not by_rule(
+        lint_of(project, memory="4GiB", data_extra=data_extra.replace("[train]", "[val]")), "memory-vs-data"
+    )
+
+
+def test_memory_vs_data_reads_npz_headers(project):
+    folder = project / "specs" / "eeg"
+    folder.mkdir()
+    np.savez(
+        folder / "a_windows.npz",
+        windows=np.zeros((700, 19, 2560), np.float32),
+        labels=np.zeros(700, np.int64),
+    )
+    data_extra = "  in_memory: true\n"
+    config_text = CONFIG.replace("format: synthetic", "format: npz\n  train: specs/eeg")
+    lint_of(project)  # writes the spec
+    (project / "specs" / "train.yaml").write_text(config_text.format(workers=0, data_extra=data_extra))
+    spec = project / "specs" / "deployment.yaml"
+    spec.write_text(spec.read_text().replace("memory: 64GiB", "memory: 128MiB"))
+    found = by_rule(check("specs/deployment.yaml").diagnostics, "memory-vs-data")
+    # 700 x 19 x 2560 x 4 bytes + 700 x 8 bytes = 136,197,600 bytes = 130 MiB (rounded up)
+    assert len(found) == 1 and "130 MiB" in found[0].message
+
+
+def test_config_not_shipped(project):
+    found = by_rule(lint_of(project, config="configs/train.yaml"), "config-not-shipped")
+    assert len(found) == 1 and found[0].severity == "error" and found[0].line == 19
+    assert "/app/configs/train.yaml" in found[0].message and "/app/specs" in found[0].message
+    assert not by_rule(lint_of(project, config="/app/specs/train.yaml"), "config-not-shipped")
+    assert not by_rule(lint_of(project, config="/results/train.yaml"), "config-not-shipped")
+
+
+def test_config_invalid_points_into_the_config(project):
+    found = by_rule(lint_of(project, data_extra="  in_ram: true\n"), "config-invalid")
+    assert len(found) == 1
+    assert (found[0].path, found[0].line) == ("specs/train.yaml", 6) and "in_ram" in found[0].message
+    missing = by_rule(lint_of(project, config="specs/nope.yaml"), "config-invalid")
+    assert (
+        len(missing) == 1
+        and missing[0].path == "specs/deployment.yaml"
+        and "no such file" in missing[0].message
+    )
+
+
+def test_image_missing_package_follows_project_imports_and_skips_optional_ones(project):
+    found = by_rule(lint_of(project), "image-missing-package")
+    missing = sorted(d.message.split("'")[3] for d in found)
+    assert missing == ["requests", "scikit-learn", "tensorboard"]
+    tensorboard = next(d for d in found if "'tensorboard'" in d.message)
+    assert "pkg/helper.py:2" in tensorboard.message  # the import in a try/except ImportError does not count
