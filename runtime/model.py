@@ -1,15 +1,15 @@
-"""The Mamba models the training code builds: mamba-ssm's mixer, residual blocks, and a model for signal windows.
+"""The Mamba models the training code builds: mamba-ssm's mixer, residual blocks, a model for signal windows.
 
-:class:`Mamba` has exactly mamba-ssm's constructor, parameter names, shapes and initialisation, so a state_dict
-saved with mamba-ssm's ``Mamba`` (or on either of our paths) loads here. On CUDA it runs mamba-ssm's fused
-``mamba_inner_fn``; elsewhere the PyTorch path of :mod:`runtime.ssm`. Which one is decided by ``kernels``
-(auto|fused|torch, see :func:`runtime.ssm.resolve_backend`): a missing mamba-ssm on a GPU is an error that says
-how to fix it, never a silent switch to another model. :class:`SignalMamba` logs its backend (logger
-``runtime.model``) when it is built and whenever it is moved to another device.
+:class:`Mamba` has exactly mamba-ssm's constructor, parameter names, shapes and initialisation, so a
+state_dict saved with mamba-ssm's ``Mamba`` (or on either of our paths) loads here. On CUDA it runs
+mamba-ssm's fused ``mamba_inner_fn``; elsewhere the PyTorch path of :mod:`runtime.ssm`. Which one is decided
+by ``kernels`` (auto|fused|torch, see :func:`runtime.ssm.resolve_backend`): a missing mamba-ssm on a GPU is an
+error that says how to fix it, never a silent switch to another model. :class:`SignalMamba` logs its backend
+(logger ``runtime.model``) when it is built and whenever it is moved to another device.
 
-:class:`SignalMamba` takes windows of multichannel signals (batch, channels, time), e.g. EEG 19 x 15,360: a strided
-convolutional stem downsamples time, residual Mamba blocks (optionally bidirectional) mix it, and a head gives one
-prediction per window or one per input time step.
+:class:`SignalMamba` takes windows of multichannel signals (batch, channels, time), e.g. EEG 19 x 15,360: a
+strided convolutional stem downsamples time, residual Mamba blocks (optionally bidirectional) mix it, and a
+head gives one prediction per window or one per input time step.
 """
 
 from __future__ import annotations
@@ -32,9 +32,26 @@ HEADS = ("window", "timestep")
 class Mamba(nn.Module):
     """mamba-ssm's Mamba mixer: (batch, length, d_model) -> (batch, length, d_model)."""
 
-    def __init__(self, d_model, d_state=16, d_conv=4, expand=2, dt_rank="auto", dt_min=0.001, dt_max=0.1,
-                 dt_init="random", dt_scale=1.0, dt_init_floor=1e-4, conv_bias=True, bias=False,
-                 use_fast_path=True, layer_idx=None, device=None, dtype=None, kernels="auto"):
+    def __init__(
+        self,
+        d_model,
+        d_state=16,
+        d_conv=4,
+        expand=2,
+        dt_rank="auto",
+        dt_min=0.001,
+        dt_max=0.1,
+        dt_init="random",
+        dt_scale=1.0,
+        dt_init_floor=1e-4,
+        conv_bias=True,
+        bias=False,
+        use_fast_path=True,
+        layer_idx=None,
+        device=None,
+        dtype=None,
+        kernels="auto",
+    ):
         factory = {"device": device, "dtype": dtype}
         super().__init__()
         if kernels not in ssm.KERNELS:
@@ -50,8 +67,15 @@ class Mamba(nn.Module):
         self.kernels = kernels
 
         self.in_proj = nn.Linear(d_model, self.d_inner * 2, bias=bias, **factory)
-        self.conv1d = nn.Conv1d(self.d_inner, self.d_inner, kernel_size=d_conv, groups=self.d_inner,
-                                padding=d_conv - 1, bias=conv_bias, **factory)
+        self.conv1d = nn.Conv1d(
+            self.d_inner,
+            self.d_inner,
+            kernel_size=d_conv,
+            groups=self.d_inner,
+            padding=d_conv - 1,
+            bias=conv_bias,
+            **factory,
+        )
         self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False, **factory)
         self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True, **factory)
         self._init_dt_proj(dt_init, dt_scale, dt_min, dt_max, dt_init_floor)
@@ -81,7 +105,7 @@ class Mamba(nn.Module):
 
     @property
     def scan_backend(self) -> str:
-        """"fused" or "torch": what :meth:`forward` runs on the device the parameters are on now."""
+        """ "fused" or "torch": what :meth:`forward` runs on the device the parameters are on now."""
         return ssm.resolve_backend(self.kernels, self.A_log.device)
 
     def forward(self, hidden_states):
@@ -91,17 +115,35 @@ class Mamba(nn.Module):
         backend = self.scan_backend
         if backend == "fused" and self.use_fast_path:
             return ssm.fused_ops().mamba_inner_fn(
-                xz, self.conv1d.weight, self.conv1d.bias, self.x_proj.weight, self.dt_proj.weight,
-                self.out_proj.weight, self.out_proj.bias, A, None, None, self.D.float(),
-                delta_bias=self.dt_proj.bias.float(), delta_softplus=True,
+                xz,
+                self.conv1d.weight,
+                self.conv1d.bias,
+                self.x_proj.weight,
+                self.dt_proj.weight,
+                self.out_proj.weight,
+                self.out_proj.bias,
+                A,
+                None,
+                None,
+                self.D.float(),
+                delta_bias=self.dt_proj.bias.float(),
+                delta_softplus=True,
             )
         x, z = xz.chunk(2, dim=1)
         x = F.silu(self.conv1d(x)[..., :seqlen])
         dt, B, C = self.x_proj(x.transpose(1, 2)).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = F.linear(dt, self.dt_proj.weight)  # the bias is added inside the scan, in float32
         y = ssm.selective_scan(
-            x, dt.transpose(1, 2), A, B.transpose(1, 2), C.transpose(1, 2), self.D.float(), z=z,
-            delta_bias=self.dt_proj.bias.float(), delta_softplus=True, kernels=backend,
+            x,
+            dt.transpose(1, 2),
+            A,
+            B.transpose(1, 2),
+            C.transpose(1, 2),
+            self.D.float(),
+            z=z,
+            delta_bias=self.dt_proj.bias.float(),
+            delta_softplus=True,
+            kernels=backend,
         )
         return self.out_proj(y.transpose(1, 2))
 
@@ -122,11 +164,26 @@ class RMSNorm(nn.Module):
 class ResidualBlock(nn.Module):
     """``x + Mamba(RMSNorm(x))``; bidirectional adds a second Mamba run over the time-reversed sequence."""
 
-    def __init__(self, d_model: int, *, d_state: int = 16, d_conv: int = 4, expand: int = 2,
-                 bidirectional: bool = False, dropout: float = 0.0, kernels: str = "auto", layer_idx=None):
+    def __init__(
+        self,
+        d_model: int,
+        *,
+        d_state: int = 16,
+        d_conv: int = 4,
+        expand: int = 2,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        kernels: str = "auto",
+        layer_idx=None,
+    ):
         super().__init__()
-        mixer = {"d_state": d_state, "d_conv": d_conv, "expand": expand, "kernels": kernels,
-                 "layer_idx": layer_idx}
+        mixer = {
+            "d_state": d_state,
+            "d_conv": d_conv,
+            "expand": expand,
+            "kernels": kernels,
+            "layer_idx": layer_idx,
+        }
         self.norm = RMSNorm(d_model)
         self.mixer = Mamba(d_model, **mixer)
         self.mixer_reverse = Mamba(d_model, **mixer) if bidirectional else None
@@ -147,25 +204,52 @@ class SignalMamba(nn.Module):
     (batch, num_classes, time) at the input's time resolution for ``head="timestep"`` (any time length).
     """
 
-    def __init__(self, in_channels: int, num_classes: int, *, head: str = "window", d_model: int = 64,
-                 n_layers: int = 2, d_state: int = 16, d_conv: int = 4, expand: int = 2, downsample: int = 4,
-                 bidirectional: bool = False, dropout: float = 0.0, kernels: str = "auto"):
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        *,
+        head: str = "window",
+        d_model: int = 64,
+        n_layers: int = 2,
+        d_state: int = 16,
+        d_conv: int = 4,
+        expand: int = 2,
+        downsample: int = 4,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        kernels: str = "auto",
+    ):
         super().__init__()
         _check_choice("head", head, HEADS)
         _check_choice("kernels", kernels, ssm.KERNELS)
-        for name, value in (("in_channels", in_channels), ("num_classes", num_classes), ("d_model", d_model),
-                            ("n_layers", n_layers), ("downsample", downsample)):
+        for name, value in (
+            ("in_channels", in_channels),
+            ("num_classes", num_classes),
+            ("d_model", d_model),
+            ("n_layers", n_layers),
+            ("downsample", downsample),
+        ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.head_kind = head
         self.kernels = kernels
         self.downsample = downsample
         # Kernel 2s+1 with padding s and stride s gives ceil(T / s) steps, each seeing its whole stride.
-        self.stem = nn.Conv1d(in_channels, d_model, kernel_size=2 * downsample + 1, stride=downsample,
-                              padding=downsample)
+        self.stem = nn.Conv1d(
+            in_channels, d_model, kernel_size=2 * downsample + 1, stride=downsample, padding=downsample
+        )
         self.blocks = nn.ModuleList(
-            ResidualBlock(d_model, d_state=d_state, d_conv=d_conv, expand=expand, bidirectional=bidirectional,
-                          dropout=dropout, kernels=kernels, layer_idx=index)
+            ResidualBlock(
+                d_model,
+                d_state=d_state,
+                d_conv=d_conv,
+                expand=expand,
+                bidirectional=bidirectional,
+                dropout=dropout,
+                kernels=kernels,
+                layer_idx=index,
+            )
             for index in range(n_layers)
         )
         self.norm = RMSNorm(d_model)
@@ -175,7 +259,7 @@ class SignalMamba(nn.Module):
 
     @property
     def scan_backend(self) -> str:
-        """"fused" or "torch" on the device the model is on now (raises if fused is required but missing)."""
+        """ "fused" or "torch" on the device the model is on now (raises if fused is required but missing)."""
         return ssm.resolve_backend(self.kernels, self.head.weight.device)
 
     def _log_backend(self) -> None:
@@ -214,11 +298,23 @@ class SignalMamba(nn.Module):
 
 def _check_choice(name: str, value, choices) -> None:
     if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}{did_you_mean(str(value), choices)}")
+        raise ValueError(
+            f"{name} must be one of {', '.join(choices)}, got {value!r}{did_you_mean(str(value), choices)}"
+        )
 
 
-MODEL_KEYS = ("head", "d_model", "n_layers", "d_state", "d_conv", "expand", "downsample", "bidirectional",
-              "dropout", "kernels")
+MODEL_KEYS = (
+    "head",
+    "d_model",
+    "n_layers",
+    "d_state",
+    "d_conv",
+    "expand",
+    "downsample",
+    "bidirectional",
+    "dropout",
+    "kernels",
+)
 
 
 def build_model(model_cfg: dict, in_channels: int, num_classes: int) -> SignalMamba:

@@ -1,4 +1,4 @@
-"""Selective scan (Mamba's S6 recurrence) with mamba-ssm's ``selective_scan_fn`` interface, and the backend choice.
+"""Selective scan (Mamba's S6 recurrence) with mamba-ssm's ``selective_scan_fn`` interface; backend choice.
 
 For every batch b, channel d and state n::
 
@@ -10,9 +10,9 @@ For every batch b, channel d and state n::
 Shapes as in mamba-ssm: u, delta, z (b, d, l); A (d, n); B, C (b, n, l); D, delta_bias (d,).
 
 Two implementations sit behind :func:`selective_scan`: mamba-ssm's fused CUDA kernel, and a pure-PyTorch one
-(a custom autograd Function with a hand-written backward) for CPUs, CI and machines without mamba-ssm. Which one
-runs is decided by :func:`resolve_backend` and never silently: on a CUDA device the fused kernel is required
-unless the caller asks for the PyTorch path (``kernels="torch"``) or ``MTC_FORCE_TORCH_SCAN=1`` is set.
+(a custom autograd Function with a hand-written backward) for CPUs, CI and machines without mamba-ssm. Which
+one runs is decided by :func:`resolve_backend` and never silently: on a CUDA device the fused kernel is
+required unless the caller asks for the PyTorch path (``kernels="torch"``) or sets ``MTC_FORCE_TORCH_SCAN=1``.
 mamba-ssm is imported lazily, only when the fused path is chosen, so importing this module never needs CUDA.
 
 The PyTorch path works time-major and in chunks of time steps: per chunk it builds the decays exp(delta*A) and
@@ -52,12 +52,13 @@ def torch_scan_forced() -> bool:
 
 
 def fused_ops() -> ModuleType:
-    """mamba-ssm's ``selective_scan_interface`` module, imported on first use; a clear error if it cannot be."""
+    """mamba-ssm's ``selective_scan_interface`` module, imported on first use; clear error if it can't be."""
     try:
         from mamba_ssm.ops import selective_scan_interface
     except Exception as error:  # ImportError, or a broken build raising OSError/RuntimeError at import
         raise FusedKernelsUnavailable(
-            f"mamba-ssm's fused kernels cannot be imported ({type(error).__name__}: {error}); {GPU_INSTALL_HINT}"
+            f"mamba-ssm's fused kernels cannot be imported ({type(error).__name__}: {error}); "
+            f"{GPU_INSTALL_HINT}"
         ) from error
     return selective_scan_interface
 
@@ -65,7 +66,7 @@ def fused_ops() -> ModuleType:
 def resolve_backend(kernels: str, device: torch.device | str) -> str:
     """The scan backend ("fused" or "torch") for ``kernels`` (auto|fused|torch) on ``device``.
 
-    ``auto`` means fused on CUDA (required: a missing mamba-ssm is an error, not a fallback) and torch elsewhere.
+    ``auto`` means fused on CUDA (required: a missing mamba-ssm is an error, not a fallback), torch elsewhere.
     ``MTC_FORCE_TORCH_SCAN=1`` overrides everything with the PyTorch path.
     """
     if kernels not in KERNELS:
@@ -86,18 +87,32 @@ def resolve_backend(kernels: str, device: torch.device | str) -> str:
     return "fused"
 
 
-def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                   return_last_state=False, *, kernels: str = "auto"):
+def selective_scan(
+    u,
+    delta,
+    A,
+    B,
+    C,
+    D=None,
+    z=None,
+    delta_bias=None,
+    delta_softplus=False,
+    return_last_state=False,
+    *,
+    kernels: str = "auto",
+):
     """mamba-ssm's ``selective_scan_fn``: returns ``out`` (b, d, l), or ``(out, last_state)`` with last_state
-    (b, d, n) when ``return_last_state``. ``kernels`` picks the implementation as in :func:`resolve_backend`."""
+    (b, d, n) when ``return_last_state``. ``kernels`` picks the implementation (:func:`resolve_backend`)."""
     if resolve_backend(kernels, u.device) == "fused":
-        return fused_ops().selective_scan_fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
-                                             return_last_state)
+        return fused_ops().selective_scan_fn(
+            u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state
+        )
     return selective_scan_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
 
 
-def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                         return_last_state=False):
+def selective_scan_torch(
+    u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False
+):
     """The pure-PyTorch selective scan (any device). Computes in float32, or float64 for float64 input."""
     _check_shapes(u, delta, A, B, C)
     compute = torch.float64 if u.dtype == torch.float64 else torch.float32
@@ -108,7 +123,10 @@ def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None, del
     if delta_softplus:
         delta = F.softplus(delta)
     y, last_state = _SelectiveScan.apply(
-        _time_major(u32), _time_major(delta), A.to(compute), _time_major(B.to(compute)),
+        _time_major(u32),
+        _time_major(delta),
+        A.to(compute),
+        _time_major(B.to(compute)),
         _time_major(C.to(compute)),
     )
     out = y.permute(1, 2, 0)
@@ -120,19 +138,46 @@ def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None, del
     return (out, last_state) if return_last_state else out
 
 
+def selective_scan_reference(
+    u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False
+):
+    """The recurrence written out step by step with autograd, in float64: slow, obviously right; an oracle for
+    the smoke check. Returns float64 results."""
+    u, delta, A, B, C = (tensor.double() for tensor in (u, delta, A, B, C))
+    if delta_bias is not None:
+        delta = delta + delta_bias.double().unsqueeze(-1)
+    if delta_softplus:
+        delta = F.softplus(delta)
+    state = u.new_zeros(u.shape[0], u.shape[1], A.shape[1])
+    outputs = []
+    for t in range(u.shape[-1]):
+        decay = torch.exp(delta[:, :, t, None] * A)
+        state = decay * state + (delta[:, :, t] * u[:, :, t]).unsqueeze(-1) * B[:, None, :, t]
+        outputs.append((state * C[:, None, :, t]).sum(-1))
+    out = torch.stack(outputs, dim=-1)
+    if D is not None:
+        out = out + u * D.double().unsqueeze(-1)
+    if z is not None:
+        out = out * F.silu(z.double())
+    return (out, state) if return_last_state else out
+
+
 def _check_shapes(u, delta, A, B, C) -> None:
     if A.is_complex():
         raise NotImplementedError("the PyTorch selective scan supports real A only")
     if u.dim() != 3 or delta.shape != u.shape:
-        raise ValueError(f"u and delta must both be (batch, dim, length); got {tuple(u.shape)} and "
-                         f"{tuple(delta.shape)}")
+        raise ValueError(
+            f"u and delta must both be (batch, dim, length); got {tuple(u.shape)} and {tuple(delta.shape)}"
+        )
     batch, dim, length = u.shape
     if A.dim() != 2 or A.shape[0] != dim:
         raise ValueError(f"A must be (dim={dim}, d_state); got {tuple(A.shape)}")
     expected = (batch, A.shape[1], length)
     for name, tensor in (("B", B), ("C", C)):
         if tuple(tensor.shape) != expected:
-            raise ValueError(f"{name} must be (batch, d_state, length) = {expected}; got {tuple(tensor.shape)}")
+            raise ValueError(
+                f"{name} must be (batch, d_state, length) = {expected}; got {tuple(tensor.shape)}"
+            )
 
 
 def _time_major(tensor: torch.Tensor) -> torch.Tensor:
@@ -180,8 +225,9 @@ class _SelectiveScan(torch.autograd.Function):
         for index, (start, stop) in enumerate(bounds):
             count = stop - start
             entering[index] = states[0]
-            _chunk_states(states[: count + 1], decays[:count], u[start:stop], delta[start:stop], A,
-                          B[start:stop])
+            _chunk_states(
+                states[: count + 1], decays[:count], u[start:stop], delta[start:stop], A, B[start:stop]
+            )
             _batched_matmul(states[1 : count + 1], C[start:stop].unsqueeze(-1), y[start:stop].unsqueeze(-1))
             states[0] = states[count]
         ctx.save_for_backward(u, delta, A, B, C, entering)
