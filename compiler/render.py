@@ -9,7 +9,8 @@ identifiers, never pasted.
 Layout: the output must already be what ``ruff format`` produces (line length 88 or more), without running
 ruff. Expressions are built as small trees (:class:`Group`, :class:`Chain`) and laid out the way ruff does: on
 one line when it fits in 88 columns, otherwise one item per line with a trailing comma (the "magic trailing
-comma" that keeps ruff from joining them again), and image chains in ruff's fluent style.
+comma" that keeps ruff from joining them again), and image chains in ruff's fluent style. A line that
+is still too long holds a long spec value; the module then says ``# ruff: noqa: E501``.
 
 Function arguments become typed parameters: ``bool``, ``int``, ``float`` or ``str`` from the default's type.
 A list default becomes a ``str`` parameter holding JSON (``'["a", "b"]'``) that the body decodes with
@@ -212,8 +213,12 @@ def render(app: App, *, prices: Any = None) -> str:
     """The generated module's source for ``app``; RenderError when a name cannot be written."""
     from compiler import pricing
 
-    context = _Context(app, prices or pricing.load_prices())
-    return _template().render(**context.variables())
+    variables = _Context(app, prices or pricing.load_prices()).variables()
+    text = _template().render(**variables, long_lines=False)
+    if any(len(line) > WIDTH for line in text.splitlines()):
+        # Only a long value (a string no formatter can split) makes a line this long; say it is intended.
+        text = _template().render(**variables, long_lines=True)
+    return text
 
 
 def check_names(app: App) -> None:

@@ -154,3 +154,12 @@ def _maybe_literal(node: ast.AST) -> Any:
         return ast.literal_eval(node)
     except ValueError:
         return ast.unparse(node)
+
+
+def signature_defaults(source: str, function_name: str) -> dict[str, Any]:
+    """``{parameter: default}`` of ``def function_name(...)`` in the module."""
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef) and node.name == function_name:
+            names = [a.arg for a in node.args.args]
+            return dict(zip(names, (ast.literal_eval(d) for d in node.args.defaults), strict=True))
+    raise AssertionError(f"no function {function_name} in the module")

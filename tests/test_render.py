@@ -299,3 +299,11 @@ def test_ruff_accepts_the_layout_at_both_common_line_lengths(tmp_path):
         text=True,
     )
     assert checked.returncode == 0, checked.stdout
+
+
+def test_short_values_fit_in_88_columns_and_long_ones_are_declared():
+    short = render(rich_app())
+    assert max(len(line) for line in short.splitlines()) <= 88
+    assert "# ruff: noqa: E501" not in short
+    long = render(dataclasses.replace(rich_app(), name="n" * 100))
+    assert "# ruff: noqa: E501" in long.split("\n\n")[0]

@@ -107,7 +107,7 @@ def main(
     resume: bool | None = None,
     checkpoint: str | None = None,
 ):
-    """Run one function on Modal: modal run <this file> --action NAME [--OPTION VALUE ...]."""
+    """Run one function on Modal: modal run <this file> --action NAME [--OPTION ...]."""
     options = {"config": config, "resume": resume, "checkpoint": checkpoint}
     name = action.replace("-", "_")
     if name not in ACTIONS:
