@@ -218,3 +218,11 @@ def test_the_console_script_is_installed():
     assert script is not None
     done = subprocess.run([script, "lint", str(EXAMPLE)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_github_annotations_escape_what_would_end_the_command():
+    from compiler.report import github_annotation
+    from runtime.specfile import Diagnostic
+
+    line = github_annotation(Diagnostic("a,b:c.yaml", 3, 4, "warning", "50% done\nnext: x", "some-rule"))
+    assert line == "::warning file=a%2Cb%3Ac.yaml,line=3,col=4,title=some-rule::50%25 done%0Anext: x"
