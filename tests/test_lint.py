@@ -47,10 +47,19 @@ profiles:
 """
 
 
-def diagnostics(tmp_path: Path, text: str, profile: str | None = None):
+def check_file(tmp_path: Path, text: str, profile: str | None = None):
     path = tmp_path / "deployment.yaml"
     path.write_text(text, encoding="utf-8")
     return check(path, profile).diagnostics
+
+
+def diagnostics(tmp_path: Path, text: str, profile: str | None = None):
+    """What check() reports, leaving out rules registered by other modules (they have their own tests)."""
+    return [d for d in check_file(tmp_path, text, profile) if d.rule not in elsewhere()]
+
+
+def elsewhere() -> set[str]:
+    return {rule.id for rule in lint.RULES.values() if rule.check.__module__ != lint.__name__}
 
 
 def position(text: str, needle: str, occurrence: int = 1) -> tuple[int, int]:
@@ -146,7 +155,7 @@ def test_timeout_missing_is_a_warning_on_the_function_name(tmp_path):
     diagnostic = only(found, "timeout-missing")
     assert diagnostic.severity == "warning" and "300 s" in diagnostic.message
     assert (diagnostic.line, diagnostic.col) == position(text, "cache:")
-    assert not check(tmp_path / "deployment.yaml").has_errors
+    assert [d for d in found if d.severity == "error"] == []
 
 
 def test_checkpoint_volume_warns_when_a_long_gpu_run_has_nowhere_to_save(tmp_path):
@@ -229,7 +238,7 @@ def test_rules_from_another_module_can_register(tmp_path):
         yield ctx.at_field("test-always", fn, "run", "hello")
 
     try:
-        found = [d for d in diagnostics(tmp_path, CLEAN) if d.rule == "test-always"]
+        found = [d for d in check_file(tmp_path, CLEAN) if d.rule == "test-always"]
         assert sorted((d.line, d.col) for d in found) == sorted(
             [position(CLEAN, "runtime.train:main"), position(CLEAN, "runtime.cache:populate")]
         )
