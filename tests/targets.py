@@ -54,3 +54,18 @@ def report(out: str = "/results/report.json", flag: bool = False, count: int = 1
         "affinity": len(os.sched_getaffinity(0)),
     }
     resolve(out).write_text(json.dumps(seen))
+
+
+def train_crashing_once(
+    config: str, crash_after_steps: int = 3, marker: str = "/results/crashed-once"
+) -> None:
+    """Train; on the first attempt stop after ``crash_after_steps`` steps and fail, like a preempted run."""
+    from runtime.paths import resolve
+    from runtime.train import main
+
+    flag = resolve(marker)
+    if not flag.exists():
+        flag.write_text("1")
+        main(config, **{"train.max_steps": crash_after_steps})
+        raise RuntimeError(f"simulated crash after {crash_after_steps} steps")
+    main(config)
