@@ -226,3 +226,11 @@ def test_github_annotations_escape_what_would_end_the_command():
 
     line = github_annotation(Diagnostic("a,b:c.yaml", 3, 4, "warning", "50% done\nnext: x", "some-rule"))
     assert line == "::warning file=a%2Cb%3Ac.yaml,line=3,col=4,title=some-rule::50%25 done%0Anext: x"
+
+
+def test_compile_shows_warnings_and_still_writes(project, capsys):
+    write(project, "version: 1\napp: {name: demo}\nfunctions:\n  job: {run: runtime.jobs:job}\n")
+    assert mtc("compile") == 0
+    err = capsys.readouterr().err
+    assert ": warning: " in err and "timeout" in err
+    assert (project / "generated" / "demo.py").is_file()
