@@ -180,11 +180,11 @@ def _schema_problems(config: TrainingConfig) -> list[Diagnostic]:
 @rule(
     "workers-vs-cpu",
     WARNING,
-    f"cpu gives each DataLoader worker about {CORES_PER_WORKER} cores (8 workers on 8 cores starved the GPU)",
+    f"a GPU function gives each DataLoader worker about {CORES_PER_WORKER} cores (8 on 8 starved the GPU)",
     f"lower data.loader.num_workers to cpu / {CORES_PER_WORKER}, or raise cpu",
 )
 def _workers_vs_cpu(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
-    config = training_config(fn, ctx)
+    config = training_config(fn, ctx) if fn.resources.gpus else None  # CPU-only jobs have no GPU to starve
     workers = config.get("data", "loader", "num_workers", default=0) if config else 0
     if not isinstance(workers, int) or workers <= 0:
         return

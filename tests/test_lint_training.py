@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 import textwrap
 
 import numpy as np
 import pytest
 
-import compiler.lint_training  # noqa: F401  (registers the rules)
 from compiler import lint
 from compiler.check import check
+
+MODULE = "compiler.lint_training"
 
 SPEC = """\
 version: 1
@@ -33,7 +36,7 @@ functions:
     args: {{config: {config}}}
     cpu: {cpu}
     memory: {memory}
-{extra}"""
+{gpu}{extra}"""
 
 CONFIG = """\
 output_dir: /results/runs
@@ -42,6 +45,22 @@ data:
   loader:
     num_workers: {workers}
 {data_extra}"""
+
+
+@pytest.fixture(autouse=True)
+def cross_file_rules():
+    """Register the rules for these tests only, unless compiler.lint loads them itself (EXTRA_RULE_MODULES):
+    imported at collection they would change every other test's lint results."""
+    hooked = MODULE in lint.EXTRA_RULE_MODULES
+    saved = dict(lint.RULES)
+    if MODULE not in sys.modules:
+        importlib.import_module(MODULE)
+    elif "workers-vs-cpu" not in lint.RULES:
+        importlib.reload(sys.modules[MODULE])
+    yield
+    if not hooked:
+        lint.RULES.clear()
+        lint.RULES.update(saved)
 
 
 @pytest.fixture
@@ -73,12 +92,21 @@ def project(tmp_path, monkeypatch):
 
 
 def lint_of(
-    project, *, config="specs/train.yaml", cpu=32, memory="64GiB", workers=0, data_extra="", extra=""
+    project,
+    *,
+    config="specs/train.yaml",
+    gpu="    gpu: T4\n",
+    cpu=32,
+    memory="64GiB",
+    workers=0,
+    data_extra="",
+    extra="",
 ):
     (project / "specs" / "train.yaml").write_text(CONFIG.format(workers=workers, data_extra=data_extra))
     spec = project / "specs" / "deployment.yaml"
-    spec.write_text(SPEC.format(config=config, cpu=cpu, memory=memory, extra=extra))
+    spec.write_text(SPEC.format(config=config, gpu=gpu, cpu=cpu, memory=memory, extra=extra))
     result = check("specs/deployment.yaml")
+    assert result.app is not None, result.diagnostics  # the spec itself is valid: the lint rules ran
     return result.diagnostics
 
 
@@ -105,6 +133,7 @@ def test_workers_vs_cpu_warns_at_cpu_with_what_to_set(project):
     assert "specs/train.yaml:5" in warning.message and "set num_workers to 2 or cpu to 32" in warning.message
     assert not by_rule(lint_of(project, cpu=32, workers=8), "workers-vs-cpu")
     assert not by_rule(lint_of(project, cpu=1, workers=0), "workers-vs-cpu")
+    assert not by_rule(lint_of(project, gpu="", cpu=8, workers=8), "workers-vs-cpu")  # no GPU to starve
 
 
 def test_a_warning_is_silenced_per_function_with_a_reason(project):
