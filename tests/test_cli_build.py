@@ -234,3 +234,10 @@ def test_compile_shows_warnings_and_still_writes(project, capsys):
     err = capsys.readouterr().err
     assert ": warning: " in err and "timeout" in err
     assert (project / "generated" / "demo.py").is_file()
+
+
+def test_check_against_a_folder_is_an_error_without_traceback(project, capsys):
+    write(project, EXAMPLE.read_text())
+    (project / "out").mkdir()
+    assert mtc("compile", "--check", "-o", "out") == 1
+    assert "cannot read out" in capsys.readouterr().err

@@ -132,7 +132,11 @@ def render_module(result) -> tuple[str, list]:
 def check_module(target: str, source: str, shown: str) -> int:
     from compiler.emit import difference
 
-    diff = difference(target, source)
+    try:
+        diff = difference(target, source)
+    except OSError as exc:
+        click.echo(f"mtc: cannot read {target}: {exc.strerror or exc}", err=True)
+        return EXIT_INVALID
     if diff is None:
         click.echo(f"{target} is up to date", err=True)
         return EXIT_OK
