@@ -335,12 +335,12 @@ class Trainer:
                 for windows, labels in self.train_loader:
                     self.train_step(windows, labels)
                     progress.update(1)
-                    self.after_step(progress)
+                    epoch_done = self.state.batch == self.sampler.batches_per_epoch
+                    if epoch_done:
+                        self.state.epoch, self.state.batch = self.state.epoch + 1, 0
+                    self.after_step(progress, epoch_done)
                     if self.finished():
                         break
-                else:
-                    self.state.epoch, self.state.batch = self.state.epoch + 1, 0
-                    self.end_of_epoch()
             if self.last_checkpoint_step != self.state.step:
                 self.validate_and_save()
         finally:
@@ -368,18 +368,16 @@ class Trainer:
         self.state.step += 1
         self.state.batch += 1
 
-    def after_step(self, progress) -> None:
+    def after_step(self, progress, epoch_done: bool) -> None:
+        """Log, validate and checkpoint at their cadences; validate and checkpoint at each epoch end."""
         train = self.cfg.train
         step = self.state.step
         if step % train.log_every == 0:
             self.log_train(progress)
-        if train.eval_every and step % train.eval_every == 0:
+        if epoch_done or (train.eval_every and step % train.eval_every == 0):
             self.validate_and_save()
         elif train.checkpoint_every and step % train.checkpoint_every == 0:
             self.save()
-
-    def end_of_epoch(self) -> None:
-        self.validate_and_save()
 
     def validate_and_save(self) -> None:
         self._check_losses()

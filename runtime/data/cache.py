@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,7 +79,7 @@ def fingerprint(source: SplitSource, settings: dict) -> str:
 
 
 def load_or_build(
-    cache_dir: Path, source: SplitSource, settings: dict, chunks: Callable[[], Iterator[Chunk]],
+    cache_dir: Path, source: SplitSource, settings: dict, chunks: list[Callable[[], Chunk]],
     *, nonfinite: str, verify: bool = False, progress: Callable[[int], None] | None = None,
 ) -> CachedSplit:
     """The cache of ``source``: reused when its fingerprint matches, else built (resuming a partial build)."""
@@ -136,16 +136,15 @@ def verify_cache(split: CachedSplit) -> None:
 # ----------------------------------------------------------------------------------------------- build
 
 
-def _build(final: Path, digest: str, chunks: Callable[[], Iterator[Chunk]], nonfinite: str, progress) -> None:
+def _build(final: Path, digest: str, chunks: list[Callable[[], Chunk]], nonfinite: str, progress) -> None:
     partial = final.with_name(final.name + ".partial")
     state = _resume_state(partial, digest)
     windows_out = open(partial / WINDOWS_FILE, "r+b" if state["chunks"] else "wb")
     labels_out = open(partial / LABELS_FILE, "r+b" if state["chunks"] else "wb")
     with windows_out, labels_out:
         _truncate_to(windows_out, labels_out, state)
-        for index, (name, windows, labels) in enumerate(chunks()):
-            if index < len(state["chunks"]):
-                continue  # written by an earlier, interrupted build
+        for load in chunks[len(state["chunks"]) :]:  # the first ones were written by an interrupted build
+            name, windows, labels = load()
             windows, labels, bad = _apply_nonfinite(name, windows, labels, nonfinite)
             _check_consistent(state, name, windows, labels)
             state["chunks"].append(_append(windows_out, labels_out, name, windows, labels, bad))

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -218,18 +219,21 @@ def _is_number(text: str) -> bool:
 # ------------------------------------------------------------------------------------------- synthetic
 
 
-def synthetic_chunks(cfg, split: str) -> Iterator[Chunk]:
+def synthetic_chunks(cfg, split: str) -> list[Callable[[], Chunk]]:
     """EEG-like windows: coloured noise plus a background rhythm, with rhythmic spike-wave bursts as the signal.
 
     Class 0 is background only; class k > 0 adds a burst whose rhythm is the k-th of a fixed set, on a random
     subset of channels, for a random stretch of the window. Everything is a pure function of (seed, split, chunk).
     """
     total = {"train": cfg.n_train, "val": cfg.n_val, "test": cfg.n_test}[split]
-    for chunk, start in enumerate(range(0, total, SYNTHETIC_CHUNK)):
-        rng = np.random.default_rng([cfg.seed, SPLITS.index(split), chunk])
-        n = min(SYNTHETIC_CHUNK, total - start)
-        windows, labels = _synthetic_windows(rng, n, cfg)
-        yield f"synthetic:{split}:{chunk}", windows, labels
+    return [partial(_synthetic_chunk, cfg, split, chunk, min(SYNTHETIC_CHUNK, total - start))
+            for chunk, start in enumerate(range(0, total, SYNTHETIC_CHUNK))]
+
+
+def _synthetic_chunk(cfg, split: str, chunk: int, n: int) -> Chunk:
+    rng = np.random.default_rng([cfg.seed, SPLITS.index(split), chunk])
+    windows, labels = _synthetic_windows(rng, n, cfg)
+    return f"synthetic:{split}:{chunk}", windows, labels
 
 
 def _synthetic_windows(rng: np.random.Generator, n: int, cfg) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -103,12 +104,13 @@ def _manifest_lists(folder: Path, split: str) -> bool:
     return isinstance(content, dict) and split in content
 
 
-def _chunks(source: SplitSource, data) -> Callable:
+def _chunks(source: SplitSource, data) -> list[Callable]:
+    """One loader per source chunk (file), called only when the chunk is converted."""
     if source.format == "synthetic":
-        return lambda: synthetic_chunks(data.synthetic, source.split)
+        return synthetic_chunks(data.synthetic, source.split)
     if source.format == "ts":
-        return lambda: iter([read_ts(source.files[0], source.shown[0], source.classes)])
-    return lambda: (read_npz(path, shown) for path, shown in zip(source.files, source.shown, strict=True))
+        return [partial(read_ts, source.files[0], source.shown[0], source.classes)]
+    return [partial(read_npz, path, shown) for path, shown in zip(source.files, source.shown, strict=True)]
 
 
 def _settings(data) -> dict:
@@ -248,6 +250,9 @@ def make_loader(view: SplitView, loader_cfg, *, batch_size: int, seed: int, shuf
         pin_memory=loader_cfg.pin_memory and device == "cuda",
         persistent_workers=loader_cfg.persistent_workers and workers > 0,
         prefetch_factor=loader_cfg.prefetch_factor if workers > 0 else None,
+        # each iter() draws a worker seed; from its own generator it leaves the global RNG (dropout) alone,
+        # so a run resumed mid-epoch draws exactly what an uninterrupted one draws
+        generator=torch.Generator().manual_seed(seed),
     )
 
 
