@@ -1,7 +1,7 @@
 """Put a rendered module on disk safely: verify it, write it atomically, or compare it for ``--check``.
 
-The rendered text is parsed and compiled before anything is written, so mtc never leaves a module that
-Python cannot load. Writing goes to a temporary file in the target's folder, fsynced, then renamed over the
+The rendered text is parsed and compiled before anything is written, so mtc never writes a module that
+Python cannot compile. Writing goes to a temporary file in the target's folder, fsynced, then renamed over the
 target: a reader sees the old file or the new one, never half of one.
 """
 
