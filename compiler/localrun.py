@@ -309,6 +309,7 @@ def _kill_tree(child: subprocess.Popen) -> None:
         except psutil.Error:
             pass
     child.wait()
+    psutil.wait_procs(descendants, timeout=10)  # gone before a retry starts, not merely signalled
 
 
 @contextmanager

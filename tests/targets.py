@@ -69,3 +69,15 @@ def train_crashing_once(
         main(config, **{"train.max_steps": crash_after_steps})
         raise RuntimeError(f"simulated crash after {crash_after_steps} steps")
     main(config)
+
+
+def allocate_in_grandchild(pid_file: str = "/results/grandchild.pid") -> None:
+    """Start a process that allocates past any small limit, record its pid, and wait for it."""
+    import subprocess
+
+    from runtime.paths import resolve
+
+    code = "import time\nheld = []\nwhile True:\n    held.append(b'x' * 2**25)\n    time.sleep(0.01)\n"
+    grandchild = subprocess.Popen([sys.executable, "-c", code])
+    resolve(pid_file).write_text(str(grandchild.pid))
+    grandchild.wait()

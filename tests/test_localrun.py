@@ -52,6 +52,26 @@ def test_memory_limit_stops_a_function_that_allocates_past_it(tmp_path):
     assert any("exceeded 200 MiB" in m for m in messages), messages
 
 
+def test_memory_limit_counts_the_whole_process_tree_and_kills_it(tmp_path):
+    import psutil
+
+    code, messages = run_local(tmp_path, "allocate_in_grandchild", memory_mib=200, timeout_s=60)
+    assert code == localrun.EXIT_OUT_OF_MEMORY
+    grandchild = int((tmp_path / "volumes" / "results" / "grandchild.pid").read_text())
+    assert not psutil.pid_exists(grandchild) or psutil.Process(grandchild).status() == psutil.STATUS_ZOMBIE
+
+
+def test_write_protection_for_non_root_users_is_restored_afterwards(tmp_path, monkeypatch):
+    folder = tmp_path / "raw"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "f.txt").write_text("x")
+    before = {p: p.stat().st_mode for p in [folder, folder / "sub", folder / "sub" / "f.txt"]}
+    monkeypatch.setattr(localrun.os, "geteuid", lambda: 1000)
+    with localrun._write_protected([folder], print):
+        assert all(p.stat().st_mode & 0o222 == 0 for p in before)
+    assert {p: p.stat().st_mode for p in before} == before
+
+
 def test_timeout_stops_a_sleeping_function(tmp_path):
     code, messages = run_local(tmp_path, "sleep", timeout_s=1)
     assert code == localrun.EXIT_TIMEOUT
