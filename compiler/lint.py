@@ -462,7 +462,7 @@ def _local_path_missing(ctx: LintContext) -> Iterator[Diagnostic]:
     for image in ctx.app.images.values():
         base = ("images", image.name, "add_local")
         for local, _ in image.local_dirs:
-            if not (ctx.root / local).is_dir():
+            if not _is_dir(ctx.root / local):
                 message = f"image '{image.name}': local directory '{local}' does not exist under {ctx.root}"
                 yield ctx.at("local-path-missing", (*base, "dirs", local), message, key=True)
         for index, module in enumerate(image.local_python):
@@ -473,13 +473,27 @@ def _local_path_missing(ctx: LintContext) -> Iterator[Diagnostic]:
 
 def _module_exists(root: Path, module: str) -> bool:
     relative = Path(*module.split("."))
-    if (root / relative).is_dir() or (root / relative).with_suffix(".py").is_file():
+    if _is_dir(root / relative) or _is_file((root / relative).with_suffix(".py")):
         return True
     import importlib.util
 
     try:
         return importlib.util.find_spec(module.split(".")[0]) is not None
     except (ImportError, ValueError):
+        return False
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):  # a name too long for the file system, or with a NUL byte
+        return False
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
         return False
 
 

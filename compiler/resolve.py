@@ -144,8 +144,8 @@ def _function(doc: SourceDoc, name: str, layers: Layers, errors: list[Diagnostic
         region=tuple(_as_list(spec.get("region", []))),
         cloud=spec.get("cloud"),
         nonpreemptible=bool(spec.get("nonpreemptible", False)),
-        min_containers=spec.get("min_containers"),
-        max_containers=spec.get("max_containers"),
+        min_containers=_whole(spec.get("min_containers")),
+        max_containers=_whole(spec.get("max_containers")),
         scaledown_window_s=convert("scaledown_window", units.parse_duration_s),
         schedule=convert("schedule", _schedule),
         env=tuple(spec.get("env", {}).items()),
@@ -156,7 +156,7 @@ def _function(doc: SourceDoc, name: str, layers: Layers, errors: list[Diagnostic
 
 def _retries(value: int | dict) -> Retries:
     if isinstance(value, dict):
-        return Retries(**value)
+        return Retries(**{**value, "max_retries": _whole(value["max_retries"])})
     return Retries(max_retries=int(value))
 
 
@@ -191,6 +191,11 @@ def _volume(name: str, spec: dict) -> Volume:
             read_only=spec.get("read_only", False),
         )
     return Volume(name=name, kind="volume", volume=spec["volume"], read_only=spec.get("read_only", False))
+
+
+def _whole(value: Any) -> Any:
+    """JSON Schema's "integer" accepts 3.0; the model holds 3."""
+    return int(value) if isinstance(value, float) else value
 
 
 def _as_list(value: Any) -> list:

@@ -27,8 +27,8 @@ _SIZE_FACTORS = {
     "T": 10**12,
     "TB": 10**12,
 }
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?) ?(" + "|".join(_SIZE_FACTORS) + r")$")
-_DURATION = re.compile(r"^(?=\d)(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_SIZE = re.compile(r"^([0-9]+(?:\.[0-9]+)?) ?(" + "|".join(_SIZE_FACTORS) + r")$")
+_DURATION = re.compile(r"^(?=[0-9])(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?$")
 
 SIZE_EXPECTED = "a size such as 32768 (MiB), 128GiB, 512MiB or 16GB"
 DURATION_EXPECTED = "a duration such as 90s, 5m, 2h, 1h30m or a number of seconds"
