@@ -24,6 +24,7 @@ import posixpath
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -315,6 +316,28 @@ def _schedule_with_args(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
         names = ", ".join(name for name, _ in fn.args)
         message = f"has a schedule and args ({names}); Modal cannot pass arguments to a scheduled call"
         yield ctx.at_field("schedule-with-args", fn, "schedule", message)
+
+
+@rule(
+    "schedule-timezone",
+    ERROR,
+    "a cron schedule's timezone is an IANA time zone name",
+    "use a name such as Europe/Paris or America/New_York",
+)
+def _schedule_timezone(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
+    zone = fn.schedule.timezone if fn.schedule else None
+    known = _time_zones() if zone else frozenset()
+    if zone and known and zone not in known:  # without a time zone database on this machine, trust the spec
+        path = (*fn.origins["schedule"], "timezone")
+        message = f"function '{fn.name}': unknown time zone '{zone}'{did_you_mean(zone, known)}"
+        yield ctx.at("schedule-timezone", path, message)
+
+
+@cache
+def _time_zones() -> frozenset[str]:
+    import zoneinfo
+
+    return frozenset(zoneinfo.available_timezones())
 
 
 @rule(

@@ -25,7 +25,7 @@ from compiler.model import (
     Schedule,
     Volume,
 )
-from runtime.specfile import Diagnostic, SourceDoc, SpecError, did_you_mean
+from runtime.specfile import Diagnostic, SourceDoc, SpecError, did_you_mean, dotted
 
 REPLACED_WHOLE = frozenset({"retries", "schedule"})
 
@@ -105,7 +105,7 @@ def _merge_into(target: dict, layer: dict, path: JsonPath, relative: tuple[str, 
 
 
 def _origin_key(relative: tuple[str, ...]) -> str:
-    """Origin key: ("gpu",) -> "gpu"; ("volumes", "/data") -> "volumes[/data]"; ("lint", "ignore", "x")..."""
+    """Origin key: ("volumes", "/data") -> "volumes[/data]"; ("lint", "ignore", "x") -> "lint.ignore[x]"."""
     if len(relative) == 1:
         return relative[0]
     return ".".join(relative[:-1]) + f"[{relative[-1]}]"
@@ -120,11 +120,10 @@ def _function(doc: SourceDoc, name: str, layers: Layers, errors: list[Diagnostic
         try:
             return parse(spec[key])
         except ValueError as exc:
-            errors.append(doc.diagnostic(origins[key], f"functions.{name}.{key}: {exc}", f"{key}-format"))
+            errors.append(doc.diagnostic(origins[key], f"{dotted(origins[key])}: {exc}", "unit-format"))
             return None
 
     module, _, entry = str(spec.get("run", "")).partition(":")
-    gpu_list = spec.get("gpu", [])
     return Function(
         name=name,
         module=module,
@@ -134,7 +133,7 @@ def _function(doc: SourceDoc, name: str, layers: Layers, errors: list[Diagnostic
         resources=Resources(
             cpu=convert("cpu", units.parse_cpu),
             memory_mib=convert("memory", units.parse_size_mib),
-            gpus=convert("gpu", lambda _: tuple(gpus.parse(g) for g in _as_list(gpu_list))) or (),
+            gpus=convert("gpu", _gpus) or (),
             timeout_s=convert("timeout", units.parse_duration_s),
             ephemeral_disk_mib=convert("ephemeral_disk", units.parse_size_mib),
         ),
@@ -152,6 +151,10 @@ def _function(doc: SourceDoc, name: str, layers: Layers, errors: list[Diagnostic
         lint_ignores=tuple(spec.get("lint", {}).get("ignore", {}).items()),
         origins=origins,
     )
+
+
+def _gpus(value: str | list[str]) -> tuple:
+    return tuple(gpus.parse(text) for text in _as_list(value))
 
 
 def _retries(value: int | dict) -> Retries:

@@ -110,6 +110,12 @@ def test_the_clean_spec_has_no_findings(tmp_path):
         ("    retries: 2\n", "    min_containers: 3\n    max_containers: 2\n", "containers-range", "3\n"),
         ("    retries: 2\n", "    scaledown_window: 2h\n", "scaledown-range", "2h\n"),
         ("      train: {gpu", "      trian: {gpu", "profile-function", "trian"),
+        (
+            "    volumes: {/data: raw}\n",
+            "    volumes: {/data: raw}\n    schedule: {cron: '0 3 * * *', timezone: Europe/Pariss}\n",
+            "schedule-timezone",
+            "Europe/Pariss",
+        ),
     ],
 )
 def test_each_error_rule_fires_at_the_offending_value(tmp_path, old, new, rule, needle):
