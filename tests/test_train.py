@@ -35,7 +35,7 @@ def write_config(tmp_path: Path, **sections) -> str:
         "train": {"epochs": 2, "log_every": 2, "checkpoint_every": 4, "seed": 3},
     }
     for name, values in sections.items():
-        config[name] = {**config[name], **values} if isinstance(values, dict) else values
+        config[name] = {**config.get(name, {}), **values} if isinstance(values, dict) else values
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "train.yaml"
     path.write_text(json.dumps(config), encoding="utf-8")  # JSON is YAML
