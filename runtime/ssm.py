@@ -115,27 +115,46 @@ def selective_scan_torch(
 ):
     """The pure-PyTorch selective scan (any device). Computes in float32, or float64 for float64 input."""
     _check_shapes(u, delta, A, B, C)
+    result = selective_scan_time_major(
+        *(_time_major_view(t) for t in (u, delta)),
+        A,
+        *(_time_major_view(t) for t in (B, C)),
+        D,
+        _time_major_view(z) if z is not None else None,
+        delta_bias,
+        delta_softplus,
+        return_last_state,
+    )
+    if return_last_state:
+        return result[0].permute(1, 2, 0), result[1]
+    return result.permute(1, 2, 0)
+
+
+def selective_scan_time_major(
+    u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False
+):
+    """:func:`selective_scan_torch` on time-major tensors, the layout the PyTorch path runs in: u, delta, z and
+    the output are (l, b, d); B, C (l, b, n). Lets a model skip two layout copies per tensor."""
     compute = torch.float64 if u.dtype == torch.float64 else torch.float32
-    u32 = u.to(compute)
+    u_compute = u.to(compute)
     delta = delta.to(compute)
     if delta_bias is not None:
-        delta = delta + delta_bias.to(compute).unsqueeze(-1)
+        delta = delta + delta_bias.to(compute)
     if delta_softplus:
         delta = F.softplus(delta)
     y, last_state = _SelectiveScan.apply(
-        _time_major(u32),
-        _time_major(delta),
+        u_compute.contiguous(),
+        delta.contiguous(),
         A.to(compute),
-        _time_major(B.to(compute)),
-        _time_major(C.to(compute)),
+        B.to(compute).contiguous(),
+        C.to(compute).contiguous(),
     )
-    out = y.permute(1, 2, 0)
     if D is not None:
-        out = out + u32 * D.to(compute).unsqueeze(-1)
+        y = torch.addcmul(y, u_compute, D.to(compute))
     if z is not None:
-        out = out * F.silu(z.to(compute))
-    out = out.to(u.dtype)
-    return (out, last_state) if return_last_state else out
+        y = y * F.silu(z.to(compute))
+    y = y.to(u.dtype)
+    return (y, last_state) if return_last_state else y
 
 
 def selective_scan_reference(
@@ -180,9 +199,9 @@ def _check_shapes(u, delta, A, B, C) -> None:
             )
 
 
-def _time_major(tensor: torch.Tensor) -> torch.Tensor:
-    """(b, x, l) -> contiguous (l, b, x), so each time step is one contiguous block."""
-    return tensor.permute(2, 0, 1).contiguous()
+def _time_major_view(tensor: torch.Tensor) -> torch.Tensor:
+    """(b, x, l) -> (l, b, x)."""
+    return tensor.permute(2, 0, 1)
 
 
 def _chunk_bounds(length: int, batch: int, dim: int, d_state: int) -> list[tuple[int, int]]:
@@ -204,9 +223,14 @@ def _chunk_states(states, decays, u, delta, A, B) -> None:
         per_step_states[step + 1].addcmul_(decay, per_step_states[step])
 
 
-def _batched_matmul(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
-    """``out[k] = a[k] @ b[k]`` over the flattened leading (time, batch) dimensions."""
-    torch.bmm(a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:]), out=out.view(-1, *out.shape[-2:]))
+def _rows_times(
+    vectors: torch.Tensor, matrices: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``out[k] = vectors[k] @ matrices[k]`` for row vectors (k, 1, m) and matrices (k, m, p) -> (k, 1, p).
+
+    Every contraction below is put in this row-vector form, with a transposed matrix view where needed: on CPU
+    it runs 2-3x faster than the matrix-times-column-vector form of the same product."""
+    return torch.bmm(vectors, matrices, out=out)
 
 
 class _SelectiveScan(torch.autograd.Function):
@@ -224,11 +248,14 @@ class _SelectiveScan(torch.autograd.Function):
         decays = u.new_empty(steps, batch, dim, d_state)
         for index, (start, stop) in enumerate(bounds):
             count = stop - start
+            chunk = slice(start, stop)
             entering[index] = states[0]
-            _chunk_states(
-                states[: count + 1], decays[:count], u[start:stop], delta[start:stop], A, B[start:stop]
+            _chunk_states(states[: count + 1], decays[:count], u[chunk], delta[chunk], A, B[chunk])
+            _rows_times(
+                C[chunk].reshape(-1, 1, d_state),
+                states[1 : count + 1].view(-1, dim, d_state).transpose(1, 2),
+                out=y[chunk].view(-1, 1, dim),
             )
-            _batched_matmul(states[1 : count + 1], C[start:stop].unsqueeze(-1), y[start:stop].unsqueeze(-1))
             states[0] = states[count]
         ctx.save_for_backward(u, delta, A, B, C, entering)
         last_state = states[0].clone()
@@ -258,23 +285,42 @@ class _SelectiveScan(torch.autograd.Function):
             h, dA, g = states[: count + 1], decays[:count], adjoint[:count]
             h[0] = entering[index]
             _chunk_states(h, dA, u[chunk], delta[chunk], A, B[chunk])
-            # Adjoint recurrence: g[t] = dL/dh[t] = grad_y[t] C[t] + exp(delta[t+1] A) g[t+1].
-            torch.mul(grad_y[chunk].unsqueeze(-1), C[chunk].unsqueeze(2), out=g)
-            g[count - 1].add_(carry)
-            per_step_adjoint, per_step_decay = g.unbind(0), dA.unbind(0)
-            for step in range(count - 2, -1, -1):
-                per_step_adjoint[step].addcmul_(per_step_decay[step + 1], per_step_adjoint[step + 1])
-            torch.mul(per_step_decay[0], per_step_adjoint[0], out=carry)
+            _adjoint_states(g, dA, carry, grad_y[chunk], C[chunk])
+            torch.mul(dA[0], g[0], out=carry)
 
-            _batched_matmul(grad_y[chunk].unsqueeze(-2), h[1:], grad_C[chunk].unsqueeze(-2))
+            rows = (-1, 1, dim)
+            state_rows = (-1, dim, d_state)
+            _rows_times(
+                grad_y[chunk].view(rows), h[1:].view(state_rows), out=grad_C[chunk].view(-1, 1, d_state)
+            )
             delta_u = delta[chunk] * u[chunk]
-            _batched_matmul(delta_u.unsqueeze(-2), g, grad_B[chunk].unsqueeze(-2))
-            grad_delta_u = torch.empty_like(delta_u)
-            _batched_matmul(g, B[chunk].unsqueeze(-1), grad_delta_u.unsqueeze(-1))
-            # d loss / d(delta A) elementwise = g[t] * h[t-1] * exp(delta[t] A), written over the decays.
-            decay_grad = dA.mul_(g).mul_(h[:-1])
-            grad_A.add_(torch.einsum("tbdn,tbd->dn", decay_grad, delta[chunk]))
-            torch.mul(grad_delta_u, u[chunk], out=grad_delta[chunk])
-            grad_delta[chunk].add_(torch.mul(decay_grad, A, out=g).sum(-1))
+            _rows_times(delta_u.view(rows), g.view(state_rows), out=grad_B[chunk].view(-1, 1, d_state))
+            grad_delta_u = _rows_times(B[chunk].reshape(-1, 1, d_state), g.view(state_rows).transpose(1, 2))
+            grad_delta_u = grad_delta_u.view(count, batch, dim)
             torch.mul(grad_delta_u, delta[chunk], out=grad_u[chunk])
+            torch.mul(grad_delta_u, u[chunk], out=grad_delta[chunk])
+
+            # d loss / d(delta A), elementwise: g[t] * h[t-1] * exp(delta[t] A), written over the decays.
+            decay_grad = dA.mul_(g).mul_(h[:-1])
+            by_channel = decay_grad.view(state_rows).transpose(0, 1)  # (d, t*b, n), no copy
+            grad_delta[chunk].view(-1, dim).add_(
+                _rows_times(A.unsqueeze(1), by_channel.transpose(1, 2)).squeeze(1).t()
+            )
+            grad_A.add_(
+                torch.mul(decay_grad, delta[chunk].unsqueeze(-1), out=g)
+                .view(-1, dim * d_state)
+                .sum(0)
+                .view(dim, d_state)
+            )
         return grad_u, grad_delta, grad_A, grad_B, grad_C
+
+
+def _adjoint_states(g, decays, carry, grad_y, C) -> None:
+    """g[t] = dL/dh[t] = grad_y[t] C[t] + exp(delta[t+1] A) g[t+1] over one chunk, backwards; ``carry`` is the
+    term reaching the chunk's last state from the next chunk."""
+    torch.mul(grad_y.unsqueeze(-1), C.unsqueeze(2), out=g)
+    count = g.shape[0]
+    g[count - 1].add_(carry)
+    per_step_adjoint, per_step_decay = g.unbind(0), decays.unbind(0)
+    for step in range(count - 2, -1, -1):
+        per_step_adjoint[step].addcmul_(per_step_decay[step + 1], per_step_adjoint[step + 1])
