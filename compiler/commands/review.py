@@ -42,14 +42,16 @@ def _prices(path: str | None) -> Any:
 def _checked_app(spec: str, profile: str | None, display: str | None = None) -> Any:
     """The resolved app of ``spec``, or None after printing its diagnostics (under ``display`` if given)."""
     from compiler.check import check
+    from compiler.commands.build import display_path
     from compiler.report import report
 
-    result = check(spec, profile=profile)
+    shown = display_path(spec)
+    result = check(shown, profile=profile)
     diagnostics = result.diagnostics
     if display is not None:
-        diagnostics = [replace(d, path=display) if d.path == spec else d for d in diagnostics]
+        diagnostics = [replace(d, path=display) if d.path == shown else d for d in diagnostics]
     if result.has_errors or result.app is None:
-        report(diagnostics, "text", display or spec)
+        report(diagnostics, "text", display or shown)
         return None
     app = result.app
     return replace(app, spec_path=display) if display is not None else app
@@ -80,7 +82,7 @@ def plan(spec: str, profile: str | None, fmt: str, budget: float | None, prices_
     if fmt == "json":
         click.echo(planning.as_json(rows, prices, app), nl=False)
     else:
-        title = f"{app.name} ({spec}" + (f", profile {profile}" if profile else "") + ")"
+        title = f"{app.name} ({app.spec_path}" + (f", profile {profile}" if profile else "") + ")"
         click.echo(title + "\n" + planning.format_table(rows), nl=False)
         click.echo(planning.footer(prices), err=True, nl=False)
     if budget is None:
