@@ -124,7 +124,7 @@ def prepare(app: App, fn: Function, kwargs: dict[str, Any], volumes_root: Path, 
         attempts=1 + retries,
         retry_delays_s=_retry_delays(fn, retries),
         env=env,
-        notices=tuple(_notices(fn)),
+        notices=tuple(_notices(fn, app)),
     )
 
 
@@ -155,12 +155,13 @@ def _retry_delays(fn: Function, retries: int) -> tuple[float, ...]:
     return tuple(min(policy.initial_delay * coefficient**k, ceiling) for k in range(retries))
 
 
-def _notices(fn: Function) -> Iterator[str]:
+def _notices(fn: Function, app: App) -> Iterator[str]:
     if fn.resources.gpus and not gpu_present():
         gpus = ", ".join(g.modal_string() for g in fn.resources.gpus)
         yield f"{fn.name} declares gpu {gpus}; there is no GPU here, so it runs on CPU"
-    if fn.secrets:
-        names = ", ".join(fn.secrets)
+    secrets = dict.fromkeys((*app.secrets, *fn.secrets))
+    if secrets:
+        names = ", ".join(secrets)
         yield f"secrets are not injected locally ({names}); export their variables yourself if needed"
 
 
@@ -177,7 +178,7 @@ def execute(run: LocalRun, say: Callable[[str], None]) -> int:
         mount.local.mkdir(parents=True, exist_ok=True)
     _describe(run, say)
     result = None
-    with _write_protected([m.local for m in run.mounts if m.read_only], say):
+    with _write_protected([m.local for m in run.mounts if m.read_only]):
         for attempt in range(1, run.attempts + 1):
             if attempt > 1:
                 delay = run.retry_delays_s[attempt - 2]
@@ -185,7 +186,11 @@ def execute(run: LocalRun, say: Callable[[str], None]) -> int:
                     f"retrying {run.function} (attempt {attempt} of {run.attempts})"
                     + (f" in {delay:g} s" if delay else "")
                 )
-                time.sleep(delay)
+                try:
+                    time.sleep(delay)
+                except KeyboardInterrupt:
+                    say(f"{run.function} interrupted before attempt {attempt}")
+                    return EXIT_INTERRUPTED
             result = _attempt(run)
             say(_outcome(run, result, attempt))
             if result.exit_code == 0 or result.reason == "interrupted":
@@ -313,7 +318,7 @@ def _kill_tree(child: subprocess.Popen) -> None:
 
 
 @contextmanager
-def _write_protected(folders: list[Path], say: Callable[[str], None]) -> Iterator[None]:
+def _write_protected(folders: list[Path]) -> Iterator[None]:
     """For a user who is not root, remove write permission from read-only volumes for the run, then restore
     it. Root ignores permission bits; the child protects those folders with a read-only bind mount instead."""
     if not folders or os.geteuid() == 0:

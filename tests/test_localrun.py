@@ -67,7 +67,7 @@ def test_write_protection_for_non_root_users_is_restored_afterwards(tmp_path, mo
     (folder / "sub" / "f.txt").write_text("x")
     before = {p: p.stat().st_mode for p in [folder, folder / "sub", folder / "sub" / "f.txt"]}
     monkeypatch.setattr(localrun.os, "geteuid", lambda: 1000)
-    with localrun._write_protected([folder], print):
+    with localrun._write_protected([folder]):
         assert all(p.stat().st_mode & 0o222 == 0 for p in before)
     assert {p: p.stat().st_mode for p in before} == before
 

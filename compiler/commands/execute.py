@@ -33,7 +33,7 @@ def say(message: str) -> None:
 @click.command()
 @click.argument("function")
 @click.argument("spec", required=False, default=DEFAULT_SPEC)
-@click.option("--profile", help="Profile of the spec to apply (e.g. debug).")
+@click.option("--profile", "-p", metavar="NAME", help="Apply this profile of the spec (e.g. debug).")
 @click.option("--backend", type=click.Choice(["local", "modal"]), default="local", show_default=True)
 @click.option("--detach", is_flag=True, help="Modal only: keep the app running after this command exits.")
 @click.option(

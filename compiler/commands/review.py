@@ -25,7 +25,9 @@ prices_option = click.option(
     type=click.Path(dir_okay=False),
     help="A JSON price file laid over the built-in one (same keys as compiler/data/pricing.json).",
 )
-profile_option = click.option("--profile", help="Profile of the spec to apply (e.g. debug).")
+profile_option = click.option(
+    "--profile", "-p", metavar="NAME", help="Apply this profile of the spec (e.g. debug)."
+)
 
 
 def _prices(path: str | None) -> Any:
