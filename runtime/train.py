@@ -245,6 +245,8 @@ class Trainer:
         self.cfg, self.bundle, self.placement = cfg, bundle, placement
         self.on_checkpoint = on_checkpoint
         self.run_dir = cfg.run_dir
+        if placement.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         self.model_cfg = resolved_model_config(cfg, bundle)
         self.model = build(self.model_cfg, bundle).to(placement.device)
         self.loss_fn = make_loss(cfg, bundle).to(placement.device)
@@ -476,7 +478,6 @@ def main(config: str, resume: bool = True, on_checkpoint: Callable[[], None] | N
     bundle = prepare_data(cfg.data, seed=cfg.train.seed, log=lambda m: print(m, file=sys.stderr))
     print(bundle.summary(), file=sys.stderr)
     trainer = Trainer(cfg, bundle, placement, on_checkpoint=on_checkpoint)
-    trainer.run_dir.mkdir(parents=True, exist_ok=True)
     _save_config(cfg)
     previous = checkpoint.load_latest(trainer.run_dir) if resume else None
     if previous:
