@@ -72,8 +72,8 @@ class SourceDoc:
                 return table[path]
             if path in self.key_positions:
                 return self.key_positions[path]
-            if not path:
-                return (1, 1)
+            if not path:  # the document itself: its first key, past any leading comments
+                return min(self.key_positions.values(), default=(1, 1))
             path = path[:-1]
             key = True
 
