@@ -153,8 +153,9 @@ def _function(doc: SourceDoc, name: str, layers: Layers, errors: list[Diagnostic
     )
 
 
-def _gpus(value: str | list[str]) -> tuple:
-    return tuple(gpus.parse(text) for text in _as_list(value))
+def _gpus(value: str | list[str] | None) -> tuple:
+    """``null`` means CPU only, so a function or profile can drop a GPU set in defaults."""
+    return () if value is None else tuple(gpus.parse(text) for text in _as_list(value))
 
 
 def _retries(value: int | dict) -> Retries:

@@ -165,3 +165,12 @@ def test_list_args_become_tuples(tmp_path):
     )
     app = resolve(load(tmp_path, text))
     assert app.functions["evaluate"].args == (("splits", ("dev", "eval")),)
+
+
+def test_gpu_null_drops_a_gpu_from_defaults(tmp_path):
+    text = BASE.replace("  cpu: 32\n", "  cpu: 32\n  gpu: A100\n").replace(
+        "    timeout: 1h\n", "    timeout: 1h\n    gpu: null\n"
+    )
+    app = resolve(load(tmp_path, text))
+    assert app.functions["evaluate"].resources.gpus == ()
+    assert app.functions["train"].resources.gpus == (Gpu("A100-80GB", 1),)
