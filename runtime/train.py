@@ -414,7 +414,8 @@ class Trainer:
         record = {"kind": "train", "step": self.state.step, "epoch": self.state.epoch, "loss": self.recent_loss,
                   "lr": self.scheduler.get_last_lr()[0], "windows_per_s": rate}
         self.log.write(record)
-        progress.set_postfix(loss=f"{self.recent_loss:.4f}", lr=f"{record['lr']:.2e}", win_s=f"{rate:.0f}")
+        postfix = {"loss": f"{self.recent_loss:.4f}", "lr": f"{record['lr']:.2e}", "win_s": f"{rate:.0f}"}
+        progress.set_postfix(postfix, refresh=False)  # the bar redraws at its own interval (30 s in logs)
         self.window_count, self.interval_start = 0, time.perf_counter()
 
     def validate(self) -> dict:
