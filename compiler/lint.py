@@ -1,7 +1,8 @@
 """Semantic rules over the resolved model: Modal's limits, references, and mistakes that cost GPU hours.
 
-Every rule has a stable id, a severity, a one-line summary and a fix (the README's rule table is built from
-:data:`RULES`). A rule is a function registered with :func:`rule`:
+Every rule has a stable id, a severity, a one-line summary and a fix; the rule table of
+``docs/readme/spec-reference.md`` repeats them (a test keeps the two equal). A rule is a function registered
+with :func:`rule`:
 
 - ``scope="function"``: ``check(fn: Function, ctx: LintContext) -> Iterable[Diagnostic]``, once per function;
 - ``scope="app"``: ``check(ctx: LintContext) -> Iterable[Diagnostic]``, once.
