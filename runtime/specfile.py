@@ -397,7 +397,7 @@ def _message(error: Any, where: str, hint: str | None) -> str:
         return f"{where}: the list is empty; expected at least {error.validator_value} item(s)"
     if kind == "minProperties" and not error.instance:
         return f"{where}: the mapping is empty; expected at least {error.validator_value} key(s)"
-    if hint and kind in ("minProperties", "maxProperties", "minLength", "minItems", "oneOf", "anyOf"):
+    if hint and kind in ("minProperties", "maxProperties", "minLength", "minItems"):
         return f"{where}: expected {hint}"
     if hint:
         return f"{where}: {_short(error.instance)} is not {hint}"
