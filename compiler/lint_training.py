@@ -29,6 +29,7 @@ from runtime.specfile import Diagnostic, SourceDoc, SpecError
 
 CORES_PER_WORKER = 4  # the seed's finding: 8 workers fed a GPU once they had 32 cores
 SPLITS = ("train", "val", "test")
+MISSING_FILE = "load/not-found"  # runtime.specfile's rule for a file that is not there
 # import name -> the distribution that provides it, where they differ beyond '_' vs '-'
 DISTRIBUTIONS = {
     "sklearn": "scikit-learn",
@@ -139,21 +140,35 @@ def _config_not_shipped(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
     image = ctx.app.images.get(fn.image) if fn.image else None
     inside = _container_path(arg, image)
     if _shipped_from(inside, image) is None and not _on_volume(inside, fn):
-        shipped = (
-            ", ".join(remote for _, remote in image.local_dirs) if image and image.local_dirs else "nothing"
-        )
+        dirs = ", ".join(remote for _, remote in image.local_dirs) if image and image.local_dirs else ""
+        shipped = f"ships only {dirs}" if dirs else "ships no local dirs"
         message = (
-            f"args.config '{arg}' is {inside} in the container, but image '{fn.image}' ships only {shipped}; "
+            f"args.config '{arg}' is {inside} in the container, but image '{fn.image}' {shipped}; "
             "add its folder to add_local.dirs"
         )
         yield ctx.at_field("config-not-shipped", fn, "args[config]", message)
 
 
 @rule(
+    "config-missing",
+    WARNING,
+    "a training config named in args exists in the project folder that the image ships it from",
+    "create the config, or point args.config at an existing file",
+)
+def _config_missing(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
+    config = training_config(fn, ctx)
+    if config is not None and any(p.rule == MISSING_FILE for p in config.problems):
+        message = (
+            f"args.config '{config.arg}' does not exist here ({config.local}); the run would stop at start"
+        )
+        yield ctx.at_field("config-missing", fn, "args[config]", message)
+
+
+@rule(
     "config-invalid",
     ERROR,
-    "a training config named in args exists and passes its own checks",
-    "fix the config at the position shown, or point args.config at the right file",
+    "a training config named in args can be read and passes its own checks (the training config schema)",
+    "fix the config at the position shown",
 )
 def _config_invalid(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
     config = training_config(fn, ctx)
@@ -161,10 +176,9 @@ def _config_invalid(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
         return
     if config.doc is None:
         for problem in config.problems:
-            message = (
-                f"function '{fn.name}': training config {config.arg}: {problem.message} [{problem.rule}]"
-            )
-            yield ctx.at_field("config-invalid", fn, "args[config]", message)
+            if problem.rule != MISSING_FILE:
+                message = f"training config {config.arg}: {problem.message} [{problem.rule}]"
+                yield ctx.at_field("config-invalid", fn, "args[config]", message)
         return
     for problem in _schema_problems(config):
         yield Diagnostic(problem.path, problem.line, problem.col, ERROR, problem.message, "config-invalid")

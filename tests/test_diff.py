@@ -25,7 +25,7 @@ defaults: {image: base}
 functions:
   train:
     run: runtime.train:main
-    args: {config: specs/train.yaml, resume: false}
+    args: {config: /results/train.yaml, resume: false}
     gpu: T4
     cpu: 8
     memory: 32GiB

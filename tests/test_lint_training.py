@@ -119,6 +119,7 @@ def test_rules_are_registered_with_ids_summaries_and_fixes():
         "workers-vs-cpu",
         "memory-vs-data",
         "config-not-shipped",
+        "config-missing",
         "config-invalid",
         "image-missing-package",
     ):
@@ -184,12 +185,19 @@ def test_config_invalid_points_into_the_config(project):
     found = by_rule(lint_of(project, data_extra="  in_ram: true\n"), "config-invalid")
     assert len(found) == 1
     assert (found[0].path, found[0].line) == ("specs/train.yaml", 6) and "in_ram" in found[0].message
-    missing = by_rule(lint_of(project, config="specs/nope.yaml"), "config-invalid")
-    assert (
-        len(missing) == 1
-        and missing[0].path == "specs/deployment.yaml"
-        and "no such file" in missing[0].message
-    )
+    (project / "specs" / "binary.yaml").write_bytes(b"\0\1")
+    unreadable = by_rule(lint_of(project, config="specs/binary.yaml"), "config-invalid")
+    assert len(unreadable) == 1 and unreadable[0].path == "specs/deployment.yaml"
+    assert "training config specs/binary.yaml" in unreadable[0].message and "binary" in unreadable[0].message
+
+
+def test_config_missing_is_a_warning_at_the_arg(project):
+    diagnostics = lint_of(project, config="specs/nope.yaml")
+    missing = by_rule(diagnostics, "config-missing")
+    assert len(missing) == 1 and missing[0].severity == "warning"
+    assert (missing[0].path, missing[0].line) == ("specs/deployment.yaml", 19)
+    assert str(project / "specs" / "nope.yaml") in missing[0].message
+    assert not by_rule(diagnostics, "config-invalid")
 
 
 def test_image_missing_package_follows_project_imports_and_skips_optional_ones(project):
