@@ -150,7 +150,8 @@ class Mamba(nn.Module):
         return self.out_proj(y).transpose(0, 1)
 
     def _causal_conv(self, x):
-        """The depthwise causal ``conv1d`` on time-major x (l, b, d_inner): out[t] = bias + sum_k w[k] x[t-K+1+k].
+        """The depthwise causal ``conv1d`` on time-major x (l, b, d_inner):
+        out[t] = bias + sum_k w[k] x[t-K+1+k].
         A few shifted multiply-adds: much faster on CPU than a grouped convolution, same weights."""
         length = x.shape[0]
         weight = self.conv1d.weight.squeeze(1)  # (d_inner, d_conv)

@@ -133,8 +133,8 @@ def selective_scan_torch(
 def selective_scan_time_major(
     u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, return_last_state=False
 ):
-    """:func:`selective_scan_torch` on time-major tensors, the layout the PyTorch path runs in: u, delta, z and
-    the output are (l, b, d); B, C (l, b, n). Lets a model skip two layout copies per tensor."""
+    """:func:`selective_scan_torch` on time-major tensors, the layout the PyTorch path runs in: u, delta,
+    z and the output are (l, b, d); B, C (l, b, n). Lets a model skip two layout copies per tensor."""
     compute = torch.float64 if u.dtype == torch.float64 else torch.float32
     u_compute = u.to(compute)
     delta = delta.to(compute)
