@@ -73,6 +73,7 @@ def main() -> None:
         cfg = load_config(str(REPO / "specs" / "train.debug.yaml"),
                           {"output_dir": f"{tmp}/runs", "data.cache_dir": f"{tmp}/cache"})
         bundle = prepare_data(cfg.data, seed=0, log=lambda m: None)
+        time_bare(cfg, bundle, 3)  # warm-up: the first steps in a process pay one-time costs
         bare, loop = [], []
         for _ in range(args.repeats):
             bare.append(time_bare(cfg, bundle, args.steps))
