@@ -40,7 +40,8 @@ PLAN = {
 }
 
 
-def build_runtime_layers():
+def build_runtime_layers(kernels: str = "torch"):
+    """The two residual layers (RMSNorm + runtime.model.Mamba) every figure here is about."""
     import torch.nn as nn
 
     from runtime.model import Mamba, RMSNorm
@@ -49,7 +50,7 @@ def build_runtime_layers():
         def __init__(self):
             super().__init__()
             self.norm = RMSNorm(D_MODEL)
-            self.mixer = Mamba(D_MODEL, d_state=D_STATE, expand=EXPAND, kernels="torch")
+            self.mixer = Mamba(D_MODEL, d_state=D_STATE, expand=EXPAND, kernels=kernels)
 
         def forward(self, x):
             return x + self.mixer(self.norm(x))
