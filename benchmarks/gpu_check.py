@@ -5,9 +5,9 @@ report and, when ``$OUT`` is set, writes ``$OUT/gpu_check.json``.
 
 1. ``runtime.smoke.test_mamba_cuda()`` (versions, fused vs torch on the same weights, fp32 tolerances).
 2. Two residual layers (RMSNorm + Mamba, B=32, d_model=64, d_state=16, expand=2) at L=256, 1024, 4096:
-   forward + backward time (median after a warm-up) and peak GPU memory of the fused path (``mamba_inner_fn``) and of
-   the PyTorch path on the same weights and inputs, and the largest absolute / relative differences of their
-   outputs and of every gradient.
+   forward + backward time (median after a warm-up) and peak GPU memory of the fused path
+   (``mamba_inner_fn``) and of the PyTorch path on the same weights and inputs, and the largest absolute /
+   relative differences of their outputs and of every gradient.
 3. SignalMamba on EEG-sized windows (B=16, 19 channels x 15,360 steps, downsample 4, bidirectional): forward +
    backward time on both paths.
 
