@@ -20,17 +20,17 @@ from runtime import checkpoint
 from runtime.config import Config, load_config
 from runtime.data import DataBundle, DataError, make_loader, prepare_data
 from runtime.metrics import MetricAccumulator, sensitivity_at_false_alarm_rates
-from runtime.specfile import SpecError
 
 REPORT_FILE = "report.json"
 
 
 @torch.no_grad()
 def evaluate_loader(model, loader, loss_fn, placement, bundle: DataBundle, *, sample_rate_hz: float,
-                    thresholds=(0.5,)) -> dict:
-    """Metrics of ``model`` over every batch of ``loader`` (the model is left in eval mode)."""
+                    thresholds=(0.5,), events: bool = True) -> dict:
+    """Metrics of ``model`` over every batch of ``loader`` (the model is left in eval mode); ``events``
+    adds the detection metrics of per-timestep binary tasks (skipped by validations during training)."""
     model.eval()
-    accumulator = MetricAccumulator(bundle.num_classes, per_timestep=bundle.per_timestep,
+    accumulator = MetricAccumulator(bundle.num_classes, detect_events=bundle.per_timestep and events,
                                     sample_rate_hz=sample_rate_hz, thresholds=thresholds)
     for windows, labels in loader:
         windows = windows.to(placement.device, non_blocking=True)
@@ -135,14 +135,16 @@ def _default_checkpoint(run_dir: Path) -> Path:
 
 def cli(argv: list[str] | None = None) -> int:
     """``python -m runtime.evaluate CONFIG [CHECKPOINT]``; exit 1 with a message on bad input."""
+    from runtime.train import USER_ERRORS, user_message
+
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
         print(cli.__doc__, file=sys.stderr)
         return 3
     try:
         main(args[0], args[1] if len(args) > 1 else "")
-    except (SpecError, DataError, checkpoint.CheckpointError) as exc:
-        print(str(exc) if isinstance(exc, SpecError) else f"error: {exc}", file=sys.stderr)
+    except USER_ERRORS as exc:
+        print(user_message(exc), file=sys.stderr)
         return 1
     return 0
 

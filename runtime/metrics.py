@@ -19,9 +19,11 @@ ROC_POINTS = 200
 
 
 class MetricAccumulator:
-    def __init__(self, num_classes: int, *, per_timestep: bool, sample_rate_hz: float, thresholds=(0.5,)):
+    """``detect_events``: also count events (for per-timestep binary labels)."""
+
+    def __init__(self, num_classes: int, *, detect_events: bool, sample_rate_hz: float, thresholds=(0.5,)):
         self.num_classes = num_classes
-        self.per_timestep = per_timestep
+        self.detect_events = detect_events
         self.sample_rate_hz = sample_rate_hz
         self.thresholds = tuple(float(t) for t in thresholds)
         self.binary = num_classes == 2
@@ -47,7 +49,7 @@ class MetricAccumulator:
         truth = labels.reshape(-1) == 1
         self.positive_hist += np.bincount(bins[truth], minlength=HISTOGRAM_BINS)
         self.negative_hist += np.bincount(bins[~truth], minlength=HISTOGRAM_BINS)
-        if self.per_timestep:
+        if self.detect_events and labels.ndim == 2:
             self._update_events(positive, labels)
 
     def _update_events(self, positive: np.ndarray, labels: np.ndarray) -> None:
@@ -68,7 +70,7 @@ class MetricAccumulator:
         out.update(confusion_metrics(self.confusion))
         if self.binary:
             out.update(histogram_metrics(self.positive_hist, self.negative_hist))
-        if self.binary and self.per_timestep and self.seconds:
+        if self.binary and self.seconds:
             out["events"] = self._event_report()
         return out
 

@@ -33,11 +33,21 @@ from runtime.data import DataBundle, DataError, make_loader, prepare_data
 from runtime.specfile import SpecError
 
 METRICS_FILE = "metrics.jsonl"
+VAL_METRICS = ("loss", "accuracy", "balanced_accuracy", "macro_f1", "auroc", "auprc")
 CONFIG_COPY = "config.json"
 
 
 class TrainingError(RuntimeError):
     """Training cannot start or go on; the message says why and what to do."""
+
+
+# errors caused by the config, the data or the run's files: show the message and exit 1, no traceback
+USER_ERRORS = (SpecError, DataError, TrainingError, checkpoint.CheckpointError)
+
+
+def user_message(error: Exception) -> str:
+    """What to print for one of USER_ERRORS (diagnostics already carry their file:line:col)."""
+    return str(error) if isinstance(error, SpecError) else f"error: {error}"
 
 
 # ------------------------------------------------------------------------------------------ placement
@@ -113,7 +123,7 @@ class ClassificationLoss(torch.nn.Module):
     def __init__(self, kind: str, weights: torch.Tensor | None, focal_gamma: float, label_smoothing: float):
         super().__init__()
         self.kind, self.gamma, self.smoothing = kind, focal_gamma, label_smoothing
-        self.register_buffer("weights", weights if weights is not None else None, persistent=False)
+        self.register_buffer("weights", weights, persistent=False)
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
@@ -422,29 +432,29 @@ class Trainer:
         from runtime.evaluate import evaluate_loader
 
         results = evaluate_loader(self.model, self.val_loader, self.loss_fn, self.placement, self.bundle,
-                                  sample_rate_hz=self.cfg.data.sample_rate_hz)
-        metrics = {f"val_{k}": v for k, v in results.items() if isinstance(v, int | float) and v is not None}
+                                  sample_rate_hz=self.cfg.data.sample_rate_hz, events=False)
+        metrics = {f"val_{k}": v for k, v in results.items() if k in VAL_METRICS and v is not None}
         self.log.write({"kind": "val", "step": self.state.step, "epoch": self.state.epoch, **metrics})
         self.latest_val = metrics
         return metrics
 
     def _track_best(self, metrics: dict) -> bool:
+        """Update the best value of the early-stopping metric; True when this validation is the new best."""
         stopping = self.cfg.train.early_stopping
         value = metrics.get(stopping.metric)
-        if value is None:  # e.g. AUROC with a single class present: fall back to the loss
-            value, stopping = metrics["val_loss"], type(stopping)("val_loss", stopping.patience)
-        better = (self.state.best_value is None
-                  or (value < self.state.best_value if stopping.mode == "min" else value > self.state.best_value))
+        if value is None:  # e.g. AUROC while val holds a single class: this validation cannot be ranked
+            return False
+        best = self.state.best_value
+        better = best is None or (value < best if stopping.mode == "min" else value > best)
         if better:
             self.state.best_value, self.state.best_step, self.state.stale_evals = value, self.state.step, 0
-        else:
-            self.state.stale_evals += 1
-            if stopping.patience and self.state.stale_evals >= stopping.patience:
-                self.state.stopped_early = True
-                self._say(f"early stopping at step {self.state.step}: {stopping.metric} has not improved "
-                          f"for {stopping.patience} validations (best {self.state.best_value:.4f} at step "
-                          f"{self.state.best_step})")
-        return better
+            return True
+        self.state.stale_evals += 1
+        if stopping.patience and self.state.stale_evals >= stopping.patience:
+            self.state.stopped_early = True
+            self._say(f"early stopping at step {self.state.step}: {stopping.metric} has not improved for "
+                      f"{stopping.patience} validations (best {best:.4f} at step {self.state.best_step})")
+        return False
 
     def _progress_bar(self):
         from tqdm import tqdm
@@ -547,8 +557,8 @@ def cli(argv: list[str] | None = None) -> int:
     overrides = dict(a.split("=", 1) for a in args[1:] if "=" in a)
     try:
         main(args[0], resume=resume, **overrides)
-    except (SpecError, DataError, TrainingError, checkpoint.CheckpointError) as exc:
-        print(f"error: {exc}" if not isinstance(exc, SpecError) else str(exc), file=sys.stderr)
+    except USER_ERRORS as exc:
+        print(user_message(exc), file=sys.stderr)
         return 1
     return 0
 

@@ -27,7 +27,7 @@ def test_window_metrics_match_scikit_learn_when_fed_in_batches(classes):
     labels = rng.integers(0, classes, 3000)
     logits = rng.normal(size=(3000, classes)) + 1.2 * np.eye(classes)[labels]
     probs = softmax(logits)
-    accumulator = MetricAccumulator(classes, per_timestep=False, sample_rate_hz=256)
+    accumulator = MetricAccumulator(classes, detect_events=False, sample_rate_hz=256)
     for start in range(0, 3000, 256):
         accumulator.update(probs[start : start + 256], labels[start : start + 256])
     result = accumulator.result()
@@ -45,7 +45,7 @@ def test_window_metrics_match_scikit_learn_when_fed_in_batches(classes):
 
 
 def test_auroc_is_none_when_only_one_class_is_present():
-    accumulator = MetricAccumulator(2, per_timestep=False, sample_rate_hz=256)
+    accumulator = MetricAccumulator(2, detect_events=False, sample_rate_hz=256)
     accumulator.update(np.array([[0.3, 0.7], [0.6, 0.4]]), np.array([1, 1]))
     result = accumulator.result()
     assert result["auroc"] is None and result["accuracy"] == 0.5
@@ -69,7 +69,7 @@ def test_false_alarms_per_24h_and_sensitivity_at_targets():
     positive[0, 120:160] = 0.95  # detects the event
     positive[1, 5000:5100] = 0.8  # one false alarm above 0.7, none above 0.9
     probs = np.stack([1 - positive, positive], axis=1)
-    accumulator = MetricAccumulator(2, per_timestep=True, sample_rate_hz=fs, thresholds=(0.5, 0.7, 0.9))
+    accumulator = MetricAccumulator(2, detect_events=True, sample_rate_hz=fs, thresholds=(0.5, 0.7, 0.9))
     accumulator.update(probs, labels)
     events = accumulator.result()["events"]
     assert events["hours"] == pytest.approx(2.0)

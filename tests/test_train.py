@@ -46,7 +46,16 @@ def run_dir(tmp_path: Path) -> Path:
     return tmp_path / "runs" / "tiny"
 
 
-def test_a_short_run_learns_the_synthetic_task(tmp_path):
+@pytest.fixture
+def one_thread():
+    """Small models on a shared 2-core machine run faster on one thread than on two."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_a_short_run_learns_the_synthetic_task(tmp_path, one_thread):
     config = write_config(
         tmp_path,
         data={"format": "synthetic", "cache_dir": str(tmp_path / "cache"), "loader": {"batch_size": 32},
