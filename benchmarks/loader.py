@@ -66,8 +66,11 @@ def make_source(folder: Path, files: int, per_file: int, length: int) -> list[Pa
     paths = []
     for index in range(files):
         path = folder / f"rec{index:03d}_windows.npz"
-        np.savez(path, windows=rng.standard_normal((per_file, 19, length), dtype=np.float32),
-                 labels=rng.integers(0, 2, per_file))
+        np.savez(
+            path,
+            windows=rng.standard_normal((per_file, 19, length), dtype=np.float32),
+            labels=rng.integers(0, 2, per_file),
+        )
         paths.append(path)
     return paths
 
@@ -82,8 +85,14 @@ def debug_model_rate(steps: int = 12) -> tuple[float, object]:
     model = train.build(train.resolved_model_config(cfg, bundle), bundle)
     optimizer = train.make_optimizer(model, cfg.optim)
     loss_fn = train.make_loss(cfg, bundle)
-    loader = make_loader(bundle.splits["train"], cfg.data.loader, batch_size=cfg.data.loader.batch_size, seed=0,
-                         shuffle=True, device="cpu")
+    loader = make_loader(
+        bundle.splits["train"],
+        cfg.data.loader,
+        batch_size=cfg.data.loader.batch_size,
+        seed=0,
+        shuffle=True,
+        device="cpu",
+    )
     batches = [b for _, b in zip(range(steps + 2), loader, strict=False)]
     started = None
     for index, (windows, labels) in enumerate(batches):
@@ -112,35 +121,57 @@ def main() -> None:
         (folder / "src").mkdir()
         files = make_source(folder / "src", args.files, args.per_file, args.length)
         config = folder / "train.yaml"
-        config.write_text(f"output_dir: {folder}/runs\ndata:\n  format: npz\n  train: {folder}/src\n"
-                          f"  cache_dir: {folder}/cache\n  loader:\n    batch_size: {args.batch_size}\n")
+        config.write_text(
+            f"output_dir: {folder}/runs\ndata:\n  format: npz\n  train: {folder}/src\n"
+            f"  cache_dir: {folder}/cache\n  loader:\n    batch_size: {args.batch_size}\n"
+        )
         cfg = load_config(str(config))
         started = time.perf_counter()
         bundle = prepare_data(cfg.data, seed=0, log=lambda m: None)
         build_s = time.perf_counter() - started
         total_mib = len(files) * args.per_file * 19 * args.length * 4 / 2**20
-        print(f"source: {len(files)} npz files, {len(files) * args.per_file} windows of 19 x {args.length} "
-              f"({total_mib:.0f} MiB); cache built in {build_s:.1f}s")
+        print(
+            f"source: {len(files)} npz files, {len(files) * args.per_file} windows of 19 x {args.length} "
+            f"({total_mib:.0f} MiB); cache built in {build_s:.1f}s"
+        )
         view = bundle.splits["train"]
         rows = []
         for workers in (0, 1, 2):
             loader_cfg = replace(cfg.data.loader, num_workers=workers, prefetch_factor=4)
-            cache = make_loader(view, loader_cfg, batch_size=args.batch_size, seed=0, shuffle=True, device="cpu")
-            direct = DataLoader(DirectNpz(files, args.per_file), batch_size=args.batch_size, shuffle=True,
-                                num_workers=workers, persistent_workers=False,
-                                prefetch_factor=4 if workers else None)
-            rows.append((workers, windows_per_second(cache, args.batches), windows_per_second(direct, args.batches)))
+            cache = make_loader(
+                view, loader_cfg, batch_size=args.batch_size, seed=0, shuffle=True, device="cpu"
+            )
+            direct = DataLoader(
+                DirectNpz(files, args.per_file),
+                batch_size=args.batch_size,
+                shuffle=True,
+                num_workers=workers,
+                persistent_workers=False,
+                prefetch_factor=4 if workers else None,
+            )
+            rows.append(
+                (workers, windows_per_second(cache, args.batches), windows_per_second(direct, args.batches))
+            )
         print(f"{'workers':>8} {'cache win/s':>12} {'direct npz win/s':>17} {'ratio':>7}")
         for workers, cache_rate, direct_rate in rows:
             print(f"{workers:>8} {cache_rate:>12.0f} {direct_rate:>17.0f} {cache_rate / direct_rate:>6.1f}x")
 
     model_rate, (debug_cfg, debug_bundle) = debug_model_rate()
-    debug_loader = make_loader(debug_bundle.splits["train"], debug_cfg.data.loader,
-                               batch_size=debug_cfg.data.loader.batch_size, seed=0, shuffle=True, device="cpu")
+    debug_loader = make_loader(
+        debug_bundle.splits["train"],
+        debug_cfg.data.loader,
+        batch_size=debug_cfg.data.loader.batch_size,
+        seed=0,
+        shuffle=True,
+        device="cpu",
+    )
     debug_loader_rate = windows_per_second(debug_loader, 40)
-    print(f"debug model (specs/train.debug.yaml) trains on {model_rate:.0f} win/s; the cache loader on its data "
-          f"({debug_cfg.data.loader.num_workers} workers) delivers {debug_loader_rate:.0f} win/s = "
-          f"{debug_loader_rate / model_rate:.0f}x")
+    print(
+        f"debug model (specs/train.debug.yaml) trains on {model_rate:.0f} win/s; "
+        "the cache loader on its data "
+        f"({debug_cfg.data.loader.num_workers} workers) delivers {debug_loader_rate:.0f} win/s = "
+        f"{debug_loader_rate / model_rate:.0f}x"
+    )
 
 
 if __name__ == "__main__":

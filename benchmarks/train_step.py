@@ -3,9 +3,9 @@
 Both loops train the debug config's model (specs/train.debug.yaml) on the same batches for ``--steps`` steps:
 
 - bare:    batches already in memory; forward, loss, backward, clip, optimizer and scheduler step
-- trainer: runtime.train.Trainer.fit with its loader, progress bar, metrics.jsonl, NaN checks and data-position
-           bookkeeping (validation and checkpoints are switched off here: they run at their own cadence,
-           and the time of one checkpoint write is printed separately)
+- trainer: runtime.train.Trainer.fit with its loader, progress bar, metrics.jsonl, NaN checks and
+           data-position bookkeeping (validation and checkpoints are switched off here: they run at their
+           own cadence, and the time of one checkpoint write is printed separately)
 
 The two alternate ``--repeats`` times and the fastest run of each counts (a shared machine adds noise, never
 speed). Target: trainer overhead <= 10 %.
@@ -34,7 +34,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def make_trainer(cfg, bundle, steps: int) -> train.Trainer:
-    cfg = replace(cfg, train=replace(cfg.train, max_steps=steps, log_every=10, checkpoint_every=0, eval_every=0))
+    cfg = replace(
+        cfg, train=replace(cfg.train, max_steps=steps, log_every=10, checkpoint_every=0, eval_every=0)
+    )
     train.seed_everything(0)
     trainer = train.Trainer(cfg, bundle, train.place("fp32"), on_checkpoint=None)
     trainer.validate_and_save = lambda: None  # measured separately
@@ -52,7 +54,12 @@ def time_trainer(cfg, bundle, steps: int) -> float:
 def time_bare(cfg, bundle, steps: int) -> float:
     trainer = make_trainer(cfg, bundle, steps)  # same model, optimizer, scheduler, loss
     batches = [b for _, b in zip(range(steps), trainer.train_loader, strict=False)]
-    model, optimizer, scheduler, loss_fn = trainer.model, trainer.optimizer, trainer.scheduler, trainer.loss_fn
+    model, optimizer, scheduler, loss_fn = (
+        trainer.model,
+        trainer.optimizer,
+        trainer.scheduler,
+        trainer.loss_fn,
+    )
     started = time.perf_counter()
     for windows, labels in batches:
         loss = loss_fn(model(windows), labels)
@@ -70,8 +77,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mtc-bench-") as tmp:
-        cfg = load_config(str(REPO / "specs" / "train.debug.yaml"),
-                          {"output_dir": f"{tmp}/runs", "data.cache_dir": f"{tmp}/cache"})
+        cfg = load_config(
+            str(REPO / "specs" / "train.debug.yaml"),
+            {"output_dir": f"{tmp}/runs", "data.cache_dir": f"{tmp}/cache"},
+        )
         bundle = prepare_data(cfg.data, seed=0, log=lambda m: None)
         time_bare(cfg, bundle, 3)  # warm-up: the first steps in a process pay one-time costs
         bare, loop = [], []
@@ -84,11 +93,16 @@ def main() -> None:
         save_s = time.perf_counter() - started
     windows = args.steps * cfg.data.loader.batch_size
     best_bare, best_loop = min(bare), min(loop)
-    print(f"{args.steps} steps of batch {cfg.data.loader.batch_size}, best of {args.repeats} "
-          f"(bare {', '.join(f'{t:.2f}' for t in bare)} s; trainer {', '.join(f'{t:.2f}' for t in loop)} s)")
+    print(
+        f"{args.steps} steps of batch {cfg.data.loader.batch_size}, best of {args.repeats} "
+        f"(bare {', '.join(f'{t:.2f}' for t in bare)} s; trainer {', '.join(f'{t:.2f}' for t in loop)} s)"
+    )
     print(f"  bare loop:    {best_bare:.2f}s  ({windows / best_bare:.0f} win/s)")
     print(f"  trainer loop: {best_loop:.2f}s  ({windows / best_loop:.0f} win/s)")
-    print(f"  overhead:     {100 * (best_loop / best_bare - 1):+.1f}%   (one checkpoint write: {save_s * 1000:.0f} ms)")
+    print(
+        f"  overhead:     {100 * (best_loop / best_bare - 1):+.1f}%   "
+        f"(one checkpoint write: {save_s * 1000:.0f} ms)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
-"""Checkpoints (and other files) that survive preemption: atomic writes, one previous generation kept, corrupt files skipped.
+"""Checkpoints (and other files) that survive preemption: atomic writes, one previous generation kept.
 
 ``save`` writes to a temporary file in the same folder, fsyncs it, moves the current file aside as
 ``<name>.prev.pt`` and renames the new one into place, then fsyncs the folder. A reader therefore always finds
-either the new or the old checkpoint whole. ``load_latest`` tries ``last.pt`` and then ``last.prev.pt``, warning
-about any file it has to skip. Files are read with ``weights_only=True``: no code runs when a checkpoint loads.
+either the new or the old checkpoint whole. ``load_latest`` tries ``last.pt`` and then ``last.prev.pt``,
+warning about any file it has to skip. Files are read with ``weights_only=True``: no code runs when a
+checkpoint loads.
 """
 
 from __future__ import annotations
@@ -54,15 +55,21 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint") from None
     except Exception as exc:  # torch raises many types for damaged zips and pickles
-        raise CheckpointError(f"{path}: unreadable or truncated ({type(exc).__name__}: {_first_line(exc)})") from None
+        raise CheckpointError(
+            f"{path}: unreadable or truncated ({type(exc).__name__}: {_first_line(exc)})"
+        ) from None
     if not isinstance(state, dict) or any(key not in state for key in REQUIRED_KEYS):
         raise CheckpointError(f"{path}: not an mtc checkpoint (expected keys {', '.join(REQUIRED_KEYS)})")
     if state["format"] != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format {state['format']}, this version reads {FORMAT_VERSION}")
+        raise CheckpointError(
+            f"{path}: checkpoint format {state['format']}, this version reads {FORMAT_VERSION}"
+        )
     return state
 
 
-def load_latest(run_dir: Path, name: str = LAST, map_location: str | torch.device = "cpu") -> tuple[dict, Path] | None:
+def load_latest(
+    run_dir: Path, name: str = LAST, map_location: str | torch.device = "cpu"
+) -> tuple[dict, Path] | None:
     """The newest readable generation of ``name`` in ``run_dir``, or None when there is none at all."""
     candidates = [run_dir / name, previous_of(run_dir / name)]
     for path in candidates:

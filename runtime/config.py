@@ -1,8 +1,8 @@
 """The training config (``specs/train.yaml``): load, apply overrides, validate, fill in defaults.
 
-Problems are reported like the compiler reports deployment.yaml problems (``file:line:col: error: ... [rule]``)
-by raising :class:`runtime.specfile.SpecError`. Defaults live in one place, the JSON Schema's ``default``
-keywords, and are filled in after validation, so the schema file is the reference for every key.
+Problems are reported like the compiler reports deployment.yaml problems (``file:line:col: error: ...
+[rule]``) by raising :class:`runtime.specfile.SpecError`. Defaults live in one place, the JSON Schema's
+``default`` keywords, and are filled in after validation, so the schema file is the reference for every key.
 """
 
 from __future__ import annotations
@@ -174,7 +174,14 @@ def _mark_override(diagnostic: Diagnostic, overrides: Mapping[str, Any]) -> Diag
     for key, value in overrides.items():
         if diagnostic.message.startswith((f"{key}:", f"{key}.", f"{key}[")):
             message = f"{diagnostic.message} (from the override {key}={value!r})"
-            return Diagnostic(diagnostic.path, diagnostic.line, diagnostic.col, diagnostic.severity, message, diagnostic.rule)
+            return Diagnostic(
+                diagnostic.path,
+                diagnostic.line,
+                diagnostic.col,
+                diagnostic.severity,
+                message,
+                diagnostic.rule,
+            )
     return diagnostic
 
 
@@ -186,7 +193,9 @@ def _semantic_diagnostics(doc: SourceDoc) -> list[Diagnostic]:
         out.append(doc.diagnostic(("data",), message, "config/missing-train", key=True))
     for split in ("train", "val", "test"):
         if data["format"] == "synthetic" and split in data:
-            message = f"data.{split}: format 'synthetic' generates its data and reads no path; remove this key"
+            message = (
+                f"data.{split}: format 'synthetic' generates its data and reads no path; remove this key"
+            )
             out.append(doc.diagnostic(("data", split), message, "config/unused-path", key=True))
     return out
 
@@ -261,4 +270,3 @@ def _build(path: str, data: dict) -> Config:
 def _make(cls: type, values: Mapping[str, Any], **replaced: Any) -> Any:
     merged = {**values, **replaced}
     return cls(**{f.name: merged[f.name] for f in fields(cls)})
-

@@ -25,13 +25,26 @@ REPORT_FILE = "report.json"
 
 
 @torch.no_grad()
-def evaluate_loader(model, loader, loss_fn, placement, bundle: DataBundle, *, sample_rate_hz: float,
-                    thresholds=(0.5,), events: bool = True) -> dict:
+def evaluate_loader(
+    model,
+    loader,
+    loss_fn,
+    placement,
+    bundle: DataBundle,
+    *,
+    sample_rate_hz: float,
+    thresholds=(0.5,),
+    events: bool = True,
+) -> dict:
     """Metrics of ``model`` over every batch of ``loader`` (the model is left in eval mode); ``events``
     adds the detection metrics of per-timestep binary tasks (skipped by validations during training)."""
     model.eval()
-    accumulator = MetricAccumulator(bundle.num_classes, detect_events=bundle.per_timestep and events,
-                                    sample_rate_hz=sample_rate_hz, thresholds=thresholds)
+    accumulator = MetricAccumulator(
+        bundle.num_classes,
+        detect_events=bundle.per_timestep and events,
+        sample_rate_hz=sample_rate_hz,
+        thresholds=thresholds,
+    )
     for windows, labels in loader:
         windows = windows.to(placement.device, non_blocking=True)
         labels = labels.to(placement.device, non_blocking=True)
@@ -39,12 +52,19 @@ def evaluate_loader(model, loader, loss_fn, placement, bundle: DataBundle, *, sa
             logits = model(windows)
         loss = loss_fn(logits, labels)
         probs = torch.softmax(logits.float(), dim=1)
-        accumulator.update(probs.cpu().numpy(), labels.cpu().numpy(), float(loss) * len(windows), len(windows))
+        accumulator.update(
+            probs.cpu().numpy(), labels.cpu().numpy(), float(loss) * len(windows), len(windows)
+        )
     return accumulator.result()
 
 
-def evaluate_run(cfg: Config, checkpoint_path: Path, bundle: DataBundle, placement,
-                 on_checkpoint: Callable[[], None] | None = None) -> dict:
+def evaluate_run(
+    cfg: Config,
+    checkpoint_path: Path,
+    bundle: DataBundle,
+    placement,
+    on_checkpoint: Callable[[], None] | None = None,
+) -> dict:
     """Evaluate one checkpoint on the configured split; write report.json and plots next to the run."""
     from runtime.plots import write_plots
     from runtime.train import build, make_loss
@@ -54,13 +74,27 @@ def evaluate_run(cfg: Config, checkpoint_path: Path, bundle: DataBundle, placeme
     model = build(state["model_config"], bundle).to(placement.device)
     model.load_state_dict(state["model"])
     split = _split(cfg, bundle)
-    loader = make_loader(bundle.splits[split], cfg.data.loader, batch_size=cfg.data.loader.eval_batch_size,
-                         seed=cfg.train.seed, shuffle=False, device=placement.device.type)
-    metrics = evaluate_loader(model, loader, make_loss(cfg, bundle).to(placement.device), placement, bundle,
-                              sample_rate_hz=cfg.data.sample_rate_hz, thresholds=cfg.evaluate.thresholds)
+    loader = make_loader(
+        bundle.splits[split],
+        cfg.data.loader,
+        batch_size=cfg.data.loader.eval_batch_size,
+        seed=cfg.train.seed,
+        shuffle=False,
+        device=placement.device.type,
+    )
+    metrics = evaluate_loader(
+        model,
+        loader,
+        make_loss(cfg, bundle).to(placement.device),
+        placement,
+        bundle,
+        sample_rate_hz=cfg.data.sample_rate_hz,
+        thresholds=cfg.evaluate.thresholds,
+    )
     if "events" in metrics:
         metrics["events"]["sensitivity_at_fa_per_24h"] = sensitivity_at_false_alarm_rates(
-            metrics["events"], cfg.evaluate.fa_per_24h_targets)
+            metrics["events"], cfg.evaluate.fa_per_24h_targets
+        )
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     report = {
@@ -95,8 +129,9 @@ def _check_compatible(state: dict, bundle: DataBundle, path: Path) -> None:
     have = (bundle.in_channels, bundle.num_classes, bundle.per_timestep)
     if wanted != have:
         raise DataError(
-            f"{path}: trained on {wanted[0]} channels, {wanted[1]} classes, per_timestep={wanted[2]}; the data has "
-            f"{have[0]} channels, {have[1]} classes, per_timestep={have[2]}: evaluate it with the config it was "
+            f"{path}: trained on {wanted[0]} channels, {wanted[1]} classes, per_timestep={wanted[2]}; "
+            f"the data has {have[0]} channels, {have[1]} classes, per_timestep={have[2]}: "
+            "evaluate it with the config it was "
             "trained with"
         )
 
@@ -117,12 +152,25 @@ def main(config: str, checkpoint: str = "", on_checkpoint: Callable[[], None] | 
     bundle = prepare_data(cfg.data, seed=cfg.train.seed, log=lambda m: print(m, file=sys.stderr))
     report = evaluate_run(cfg, path, bundle, placement, on_checkpoint=on_checkpoint)
     metrics = report["metrics"]
-    shown = ", ".join(f"{k} {metrics[k]:.4f}" for k in ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "auprc")
-                      if metrics.get(k) is not None)
-    print(f"evaluated {path} (step {report['step']}) on {report['split']} ({report['windows']} windows): {shown}\n"
-          f"  report: {report['report_path']}\n  plots:  {', '.join(report['plots'])}", file=sys.stderr)
-    return {"run_dir": str(cfg.run_dir), "checkpoint": str(path), "split": report["split"], "metrics": metrics,
-            "report": report["report_path"], "plots": report["plots"]}
+    shown = ", ".join(
+        f"{k} {metrics[k]:.4f}"
+        for k in ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "auprc")
+        if metrics.get(k) is not None
+    )
+    print(
+        f"evaluated {path} (step {report['step']}) on {report['split']} "
+        f"({report['windows']} windows): {shown}\n"
+        f"  report: {report['report_path']}\n  plots:  {', '.join(report['plots'])}",
+        file=sys.stderr,
+    )
+    return {
+        "run_dir": str(cfg.run_dir),
+        "checkpoint": str(path),
+        "split": report["split"],
+        "metrics": metrics,
+        "report": report["report_path"],
+        "plots": report["plots"],
+    }
 
 
 def _default_checkpoint(run_dir: Path) -> Path:
@@ -130,7 +178,9 @@ def _default_checkpoint(run_dir: Path) -> Path:
         found = checkpoint.load_latest(run_dir, name)
         if found:
             return found[1]
-    raise checkpoint.CheckpointError(f"{run_dir}: no best.pt or last.pt here; train first, or pass a checkpoint")
+    raise checkpoint.CheckpointError(
+        f"{run_dir}: no best.pt or last.pt here; train first, or pass a checkpoint"
+    )
 
 
 def cli(argv: list[str] | None = None) -> int:

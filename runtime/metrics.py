@@ -31,11 +31,15 @@ class MetricAccumulator:
         self.positive_hist = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
         self.negative_hist = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
         self.event_grid = np.array(sorted(set(EVENT_GRID) | set(self.thresholds)))
-        self.events = np.zeros((len(self.event_grid), 3), dtype=np.int64)  # true events, detected, false alarms
+        self.events = np.zeros(
+            (len(self.event_grid), 3), dtype=np.int64
+        )  # true events, detected, false alarms
         self.seconds = 0.0
         self.loss_sum, self.loss_count = 0.0, 0
 
-    def update(self, probs: np.ndarray, labels: np.ndarray, loss_sum: float = 0.0, loss_count: int = 0) -> None:
+    def update(
+        self, probs: np.ndarray, labels: np.ndarray, loss_sum: float = 0.0, loss_count: int = 0
+    ) -> None:
         """``probs`` (B, K) or (B, K, T) softmax outputs; ``labels`` (B,) or (B, T) class indices."""
         self.loss_sum += loss_sum
         self.loss_count += loss_count
@@ -58,7 +62,9 @@ class MetricAccumulator:
         block = max(1, min(round(self.sample_rate_hz * EVENT_BLOCK_SECONDS), length // 16))
         blocks = -(-length // block)
         pad = blocks * block - length
-        probability = np.pad(positive, ((0, 0), (0, pad)), mode="edge").reshape(len(positive), blocks, block).mean(-1)
+        probability = (
+            np.pad(positive, ((0, 0), (0, pad)), mode="edge").reshape(len(positive), blocks, block).mean(-1)
+        )
         truth = np.pad(labels == 1, ((0, 0), (0, pad))).reshape(len(labels), blocks, block).any(-1)
         for row, threshold in enumerate(self.event_grid):
             self.events[row] += event_counts(probability >= threshold, truth)
@@ -77,15 +83,19 @@ class MetricAccumulator:
     def _event_report(self) -> dict:
         hours = self.seconds / 3600
         rows = []
-        for threshold, (true_events, detected, false_alarms) in zip(self.event_grid, self.events, strict=True):
-            rows.append({
-                "threshold": float(threshold),
-                "sensitivity": detected / true_events if true_events else None,
-                "false_alarms_per_24h": false_alarms / hours * 24,
-                "true_events": int(true_events),
-                "detected_events": int(detected),
-                "false_alarms": int(false_alarms),
-            })
+        for threshold, (true_events, detected, false_alarms) in zip(
+            self.event_grid, self.events, strict=True
+        ):
+            rows.append(
+                {
+                    "threshold": float(threshold),
+                    "sensitivity": detected / true_events if true_events else None,
+                    "false_alarms_per_24h": false_alarms / hours * 24,
+                    "true_events": int(true_events),
+                    "detected_events": int(detected),
+                    "false_alarms": int(false_alarms),
+                }
+            )
         return {
             "hours": hours,
             "at_thresholds": [r for r in rows if r["threshold"] in self.thresholds],
@@ -117,8 +127,11 @@ def sensitivity_at_false_alarm_rates(event_report: dict, targets) -> dict[str, f
     """Best event sensitivity over the threshold grid with false alarms per 24 h at or under each target."""
     out = {}
     for target in targets:
-        eligible = [r["sensitivity"] for r in event_report["grid"]
-                    if r["false_alarms_per_24h"] <= target and r["sensitivity"] is not None]
+        eligible = [
+            r["sensitivity"]
+            for r in event_report["grid"]
+            if r["false_alarms_per_24h"] <= target and r["sensitivity"] is not None
+        ]
         out[f"{target:g}"] = max(eligible) if eligible else None
     return out
 

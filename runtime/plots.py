@@ -47,7 +47,9 @@ def plot_roc(roc: dict, auroc: float, path: Path) -> Path:
     axes = figure.add_subplot()
     axes.plot(roc["fpr"], roc["tpr"], label=f"AUROC {auroc:.3f}")
     axes.plot([0, 1], [0, 1], "--", color="grey", label="chance")
-    axes.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC", xlim=(0, 1), ylim=(0, 1.01))
+    axes.set(
+        xlabel="false positive rate", ylabel="true positive rate", title="ROC", xlim=(0, 1), ylim=(0, 1.01)
+    )
     axes.legend(loc="lower right")
     axes.grid(alpha=0.3)
     return _save(figure, path)
@@ -60,12 +62,21 @@ def plot_confusion(matrix: list[list[int]], class_names: list[str], path: Path) 
     image = axes.imshow(matrix, cmap="Blues")
     figure.colorbar(image, ax=axes, fraction=0.046)
     ticks = range(len(class_names))
-    axes.set(xticks=ticks, yticks=ticks, xticklabels=class_names, yticklabels=class_names,
-             xlabel="predicted", ylabel="true", title="confusion matrix")
+    axes.set(
+        xticks=ticks,
+        yticks=ticks,
+        xticklabels=class_names,
+        yticklabels=class_names,
+        xlabel="predicted",
+        ylabel="true",
+        title="confusion matrix",
+    )
     peak = max(max(row) for row in matrix) or 1
     for i, row in enumerate(matrix):
         for j, count in enumerate(row):
-            axes.text(j, i, str(count), ha="center", va="center", color="white" if count > peak / 2 else "black")
+            axes.text(
+                j, i, str(count), ha="center", va="center", color="white" if count > peak / 2 else "black"
+            )
     return _save(figure, path)
 
 

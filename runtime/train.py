@@ -1,11 +1,11 @@
-"""``runtime.train:main``: train a SignalMamba from a training config, resuming from the run's last checkpoint.
+"""``runtime.train:main``: train a SignalMamba from a training config, resuming from the last checkpoint.
 
 The loop is a handful of small methods on :class:`Trainer`. Everything that must survive preemption (model,
-optimizer, scheduler, scaler, RNG states, step, data position, early-stopping state) goes into each checkpoint,
-and the batch order is a pure function of (seed, epoch), so a run killed at any point and restarted ends with
-the weights an uninterrupted run would have had (exactly, on CPU). Process-specific choices (device, precision,
-and later rank and world size for data parallelism) live in :class:`Placement`; only its ``is_main`` decides
-who writes checkpoints, metrics and progress.
+optimizer, scheduler, scaler, RNG states, step, data position, early-stopping state) goes into each
+checkpoint, and the batch order is a pure function of (seed, epoch), so a run killed at any point and
+restarted ends with the weights an uninterrupted run would have had (exactly, on CPU). Process-specific
+choices (device, precision, and later rank and world size for data parallelism) live in :class:`Placement`;
+only its ``is_main`` decides who writes checkpoints, metrics and progress.
 
 Run it as ``python -m runtime.train CONFIG [key=value ...]``.
 """
@@ -85,8 +85,10 @@ def choose_precision(requested: str, device: torch.device) -> str:
     if requested == "auto":
         return "bf16" if bf16_ok else "fp16"
     if requested == "bf16" and not bf16_ok:
-        raise TrainingError(f"train.precision is 'bf16', but {torch.cuda.get_device_name(device)} is older than "
-                            "Ampere; use 'auto' (fp16 with loss scaling) or 'fp32'")
+        raise TrainingError(
+            f"train.precision is 'bf16', but {torch.cuda.get_device_name(device)} is older than "
+            "Ampere; use 'auto' (fp16 with loss scaling) or 'fp32'"
+        )
     return requested
 
 
@@ -106,8 +108,10 @@ def resolved_model_config(cfg: Config, bundle: DataBundle) -> dict:
         model_cfg["head"] = wanted
     elif model_cfg["head"] != wanted:
         kind = "per-timestep" if bundle.per_timestep else "per-window"
-        raise TrainingError(f"model.head is '{model_cfg['head']}' but the data has {kind} labels; "
-                            f"set model.head to '{wanted}' or 'auto'")
+        raise TrainingError(
+            f"model.head is '{model_cfg['head']}' but the data has {kind} labels; "
+            f"set model.head to '{wanted}' or 'auto'"
+        )
     return model_cfg
 
 
@@ -146,22 +150,27 @@ def make_loss(cfg: Config, bundle: DataBundle) -> ClassificationLoss:
         weights = np.where(counts > 0, counts.sum() / (bundle.num_classes * np.maximum(counts, 1)), 1.0)
     else:
         if len(spec.class_weights) != bundle.num_classes:
-            raise TrainingError(f"train.loss.class_weights has {len(spec.class_weights)} weights, but the data has "
-                                f"{bundle.num_classes} classes ({', '.join(bundle.class_names)})")
+            raise TrainingError(
+                f"train.loss.class_weights has {len(spec.class_weights)} weights, but the data has "
+                f"{bundle.num_classes} classes ({', '.join(bundle.class_names)})"
+            )
         weights = np.asarray(spec.class_weights)
     tensor = None if weights is None else torch.tensor(weights, dtype=torch.float32)
     return ClassificationLoss(spec.kind, tensor, spec.focal_gamma, spec.label_smoothing)
 
 
 def make_optimizer(model: torch.nn.Module, optim) -> torch.optim.AdamW:
-    """AdamW; no weight decay on biases, norms and parameters marked ``_no_weight_decay`` (Mamba's A_log, D)."""
+    """AdamW; no weight decay on biases, norms and parameters marked ``_no_weight_decay`` (A_log, D)."""
     decay, no_decay = [], []
     for parameter in model.parameters():
         if not parameter.requires_grad:
             continue
         plain = parameter.ndim < 2 or getattr(parameter, "_no_weight_decay", False)
         (no_decay if plain else decay).append(parameter)
-    groups = [{"params": decay, "weight_decay": optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": optim.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     return torch.optim.AdamW(groups, lr=optim.lr, betas=optim.betas, eps=optim.eps)
 
 
@@ -182,7 +191,7 @@ def make_scheduler(optimizer, optim, total_steps: int) -> torch.optim.lr_schedul
 
 
 class MetricsLog:
-    """metrics.jsonl in the run directory (one JSON object per line), plus TensorBoard when it is installed."""
+    """metrics.jsonl in the run directory (one JSON object per line), plus TensorBoard when installed."""
 
     def __init__(self, run_dir: Path, enabled: bool):
         self.path = run_dir / METRICS_FILE
@@ -190,11 +199,14 @@ class MetricsLog:
         self.tensorboard = _tensorboard_writer(run_dir) if enabled else None
 
     def reset(self, keep_until_step: int) -> None:
-        """Drop lines logged after ``keep_until_step`` (a killed run logged them after its last checkpoint)."""
+        """Drop lines logged after ``keep_until_step`` (a killed run wrote them after its last checkpoint)."""
         if not self.enabled or not self.path.exists():
             return
-        kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
-                if _line_step(line) is not None and _line_step(line) <= keep_until_step]
+        kept = [
+            line
+            for line in self.path.read_text(encoding="utf-8").splitlines()
+            if _line_step(line) is not None and _line_step(line) <= keep_until_step
+        ]
         checkpoint.write_atomic(self.path, "".join(line + "\n" for line in kept).encode())
 
     def write(self, record: dict) -> None:
@@ -251,7 +263,9 @@ class LoopState:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, bundle: DataBundle, placement: Placement, *, on_checkpoint: Callable | None):
+    def __init__(
+        self, cfg: Config, bundle: DataBundle, placement: Placement, *, on_checkpoint: Callable | None
+    ):
         self.cfg, self.bundle, self.placement = cfg, bundle, placement
         self.on_checkpoint = on_checkpoint
         self.run_dir = cfg.run_dir
@@ -278,8 +292,14 @@ class Trainer:
     def _loader(self, split: str, *, shuffle: bool):
         loader_cfg = self.cfg.data.loader
         size = loader_cfg.batch_size if shuffle else loader_cfg.eval_batch_size
-        return make_loader(self.bundle.splits[split], loader_cfg, batch_size=size, seed=self.cfg.train.seed,
-                           shuffle=shuffle, device=self.placement.device.type)
+        return make_loader(
+            self.bundle.splits[split],
+            loader_cfg,
+            batch_size=size,
+            seed=self.cfg.train.seed,
+            shuffle=shuffle,
+            device=self.placement.device.type,
+        )
 
     def _total_steps(self) -> int:
         per_epoch = self.sampler.batches_per_epoch
@@ -297,8 +317,10 @@ class Trainer:
         self.state = LoopState(**state["loop"])
         self.last_checkpoint_step = self.state.step
         self.log.reset(keep_until_step=self.state.step)
-        self._say(f"resumed from {source} at step {self.state.step} (epoch {self.state.epoch}, "
-                  f"batch {self.state.batch})")
+        self._say(
+            f"resumed from {source} at step {self.state.step} (epoch {self.state.epoch}, "
+            f"batch {self.state.batch})"
+        )
 
     def start_fresh(self) -> None:
         self.log.reset(keep_until_step=-1)
@@ -407,8 +429,10 @@ class Trainer:
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             first = self.state.step - len(values) + int(bad[0]) + 1
-            kept = (f"the last good checkpoint ({self.run_dir / checkpoint.LAST}, step {self.last_checkpoint_step}) "
-                    "is kept") if self.last_checkpoint_step is not None else "no checkpoint was written"
+            last = self.run_dir / checkpoint.LAST
+            kept = "no checkpoint was written"
+            if self.last_checkpoint_step is not None:
+                kept = f"the last good checkpoint ({last}, step {self.last_checkpoint_step}) is kept"
             raise TrainingError(
                 f"the training loss became {values[bad[0]]} at step {first}; training stopped and {kept}. "
                 "Lower optim.lr, keep optim.grad_clip on, try train.precision fp32, and check the data for "
@@ -421,8 +445,14 @@ class Trainer:
         self._check_losses()
         elapsed = time.perf_counter() - self.interval_start
         rate = self.window_count / elapsed if elapsed > 0 else 0.0
-        record = {"kind": "train", "step": self.state.step, "epoch": self.state.epoch, "loss": self.recent_loss,
-                  "lr": self.scheduler.get_last_lr()[0], "windows_per_s": rate}
+        record = {
+            "kind": "train",
+            "step": self.state.step,
+            "epoch": self.state.epoch,
+            "loss": self.recent_loss,
+            "lr": self.scheduler.get_last_lr()[0],
+            "windows_per_s": rate,
+        }
         self.log.write(record)
         postfix = {"loss": f"{self.recent_loss:.4f}", "lr": f"{record['lr']:.2e}", "win_s": f"{rate:.0f}"}
         progress.set_postfix(postfix, refresh=False)  # the bar redraws at its own interval (30 s in logs)
@@ -431,8 +461,15 @@ class Trainer:
     def validate(self) -> dict:
         from runtime.evaluate import evaluate_loader
 
-        results = evaluate_loader(self.model, self.val_loader, self.loss_fn, self.placement, self.bundle,
-                                  sample_rate_hz=self.cfg.data.sample_rate_hz, events=False)
+        results = evaluate_loader(
+            self.model,
+            self.val_loader,
+            self.loss_fn,
+            self.placement,
+            self.bundle,
+            sample_rate_hz=self.cfg.data.sample_rate_hz,
+            events=False,
+        )
         metrics = {f"val_{k}": v for k, v in results.items() if k in VAL_METRICS and v is not None}
         self.log.write({"kind": "val", "step": self.state.step, "epoch": self.state.epoch, **metrics})
         self.latest_val = metrics
@@ -452,16 +489,25 @@ class Trainer:
         self.state.stale_evals += 1
         if stopping.patience and self.state.stale_evals >= stopping.patience:
             self.state.stopped_early = True
-            self._say(f"early stopping at step {self.state.step}: {stopping.metric} has not improved for "
-                      f"{stopping.patience} validations (best {best:.4f} at step {self.state.best_step})")
+            self._say(
+                f"early stopping at step {self.state.step}: {stopping.metric} has not improved for "
+                f"{stopping.patience} validations (best {best:.4f} at step {self.state.best_step})"
+            )
         return False
 
     def _progress_bar(self):
         from tqdm import tqdm
 
         tty = sys.stderr.isatty()
-        return tqdm(total=self.total_steps, initial=self.state.step, unit="step", dynamic_ncols=True,
-                    mininterval=0.5 if tty else 30.0, disable=not self.placement.is_main, file=sys.stderr)
+        return tqdm(
+            total=self.total_steps,
+            initial=self.state.step,
+            unit="step",
+            dynamic_ncols=True,
+            mininterval=0.5 if tty else 30.0,
+            disable=not self.placement.is_main,
+            file=sys.stderr,
+        )
 
     def _say(self, message: str) -> None:
         if self.placement.is_main:
@@ -476,7 +522,9 @@ def compute_loss(loss_fn, logits: torch.Tensor, labels: torch.Tensor, step: int)
 # ------------------------------------------------------------------------------------------ entry point
 
 
-def main(config: str, resume: bool = True, on_checkpoint: Callable[[], None] | None = None, **overrides) -> dict:
+def main(
+    config: str, resume: bool = True, on_checkpoint: Callable[[], None] | None = None, **overrides
+) -> dict:
     """Train as ``config`` says (``overrides``: dotted keys such as ``train.max_steps=10``), resuming from the
     run directory's ``last.pt`` unless ``resume`` is False; evaluate the best checkpoint at the end.
 
@@ -496,8 +544,11 @@ def main(config: str, resume: bool = True, on_checkpoint: Callable[[], None] | N
     else:
         trainer.start_fresh()
     scan_backend = trainer.model.scan_backend
-    print(f"training on {placement.device} ({placement.precision}), scan backend {scan_backend}, "
-          f"{trainer.total_steps} steps, run dir {trainer.run_dir}", file=sys.stderr)
+    print(
+        f"training on {placement.device} ({placement.precision}), scan backend {scan_backend}, "
+        f"{trainer.total_steps} steps, run dir {trainer.run_dir}",
+        file=sys.stderr,
+    )
     trainer.fit()
     return _finish(cfg, trainer, scan_backend, on_checkpoint)
 
@@ -510,8 +561,13 @@ def _finish(cfg: Config, trainer: Trainer, scan_backend: str, on_checkpoint) -> 
     from runtime.evaluate import evaluate_run
 
     best = cfg.run_dir / checkpoint.BEST
-    report = evaluate_run(cfg, best if best.exists() else cfg.run_dir / checkpoint.LAST, trainer.bundle,
-                          trainer.placement, on_checkpoint=on_checkpoint)
+    report = evaluate_run(
+        cfg,
+        best if best.exists() else cfg.run_dir / checkpoint.LAST,
+        trainer.bundle,
+        trainer.placement,
+        on_checkpoint=on_checkpoint,
+    )
     summary = {
         "run_dir": str(cfg.run_dir),
         "best_checkpoint": str(best) if best.exists() else None,
@@ -533,21 +589,27 @@ def _finish(cfg: Config, trainer: Trainer, scan_backend: str, on_checkpoint) -> 
 
 def _human_summary(summary: dict, split: str) -> str:
     metrics = summary["test_metrics"]
-    shown = ", ".join(f"{k} {metrics[k]:.4f}" for k in ("accuracy", "balanced_accuracy", "macro_f1", "auroc")
-                      if metrics.get(k) is not None)
-    return "\n".join([
-        f"done: {summary['steps']} steps" + (" (stopped early)" if summary["stopped_early"] else ""),
-        f"  {split}: {shown}",
-        f"  best checkpoint: {summary['best_checkpoint']} (step {summary['best_step']})",
-        f"  last checkpoint: {summary['last_checkpoint']}",
-        f"  metrics:         {Path(summary['run_dir']) / METRICS_FILE}",
-        f"  report:          {summary['report']}",
-        f"  plots:           {', '.join(summary['plots'])}",
-    ])
+    shown = ", ".join(
+        f"{k} {metrics[k]:.4f}"
+        for k in ("accuracy", "balanced_accuracy", "macro_f1", "auroc")
+        if metrics.get(k) is not None
+    )
+    return "\n".join(
+        [
+            f"done: {summary['steps']} steps" + (" (stopped early)" if summary["stopped_early"] else ""),
+            f"  {split}: {shown}",
+            f"  best checkpoint: {summary['best_checkpoint']} (step {summary['best_step']})",
+            f"  last checkpoint: {summary['last_checkpoint']}",
+            f"  metrics:         {Path(summary['run_dir']) / METRICS_FILE}",
+            f"  report:          {summary['report']}",
+            f"  plots:           {', '.join(summary['plots'])}",
+        ]
+    )
 
 
 def cli(argv: list[str] | None = None) -> int:
-    """``python -m runtime.train CONFIG [--no-resume] [key=value ...]``; exit 1 with a message on bad input."""
+    """``python -m runtime.train CONFIG [--no-resume] [key=value ...]``; exit 1 with a message on bad
+    input."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
         print(cli.__doc__, file=sys.stderr)

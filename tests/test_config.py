@@ -40,8 +40,18 @@ def test_the_schema_is_valid_draft_2020_12():
 def test_the_shipped_configs_load(name):
     cfg = load_config(str(REPO / "specs" / name))
     assert cfg.data.loader.eval_batch_size == 2 * cfg.data.loader.batch_size
-    assert set(cfg.model) == {"head", "d_model", "n_layers", "d_state", "d_conv", "expand", "downsample",
-                              "bidirectional", "dropout", "kernels"}
+    assert set(cfg.model) == {
+        "head",
+        "d_model",
+        "n_layers",
+        "d_state",
+        "d_conv",
+        "expand",
+        "downsample",
+        "bidirectional",
+        "dropout",
+        "kernels",
+    }
 
 
 def test_production_config_reads_data_from_the_mount_and_writes_to_the_volume():
@@ -63,11 +73,15 @@ def test_defaults_come_from_the_schema(tmp_path):
 def test_unknown_keys_and_bad_values_are_positioned(tmp_path):
     path = write(tmp_path, MINIMAL + "train:\n  precison: bf16\n  epochs: zero\nmodel:\n  kernels: cuda\n")
     found = diagnostics(path)
-    assert f"{path}:5:3: error: train.precison: unknown key 'precison'; did you mean 'precision'? " \
-           "[schema/unknown-key]" in found
+    assert (
+        f"{path}:5:3: error: train.precison: unknown key 'precison'; did you mean 'precision'? "
+        "[schema/unknown-key]" in found
+    )
     assert f"{path}:6:11: error: train.epochs: expected an integer, got string 'zero' [schema/type]" in found
-    assert any(d.startswith(f"{path}:8:12: error: model.kernels: 'cuda' is not one of auto, fused, torch")
-               for d in found)
+    assert any(
+        d.startswith(f"{path}:8:12: error: model.kernels: 'cuda' is not one of auto, fused, torch")
+        for d in found
+    )
 
 
 def test_format_specific_rules(tmp_path):

@@ -47,8 +47,12 @@ def test_npz_folder_becomes_one_contiguous_split(tmp_path):
     write_npz(tmp_path / "src/train/a.npz", n=5, seed=1)
     write_npz(tmp_path / "src/train/sub/b.npz", n=7, seed=2)
     write_npz(tmp_path / "src/val.npz", n=4, seed=3)
-    bundle = prepare_data(data_config(tmp_path, format="npz", train=str(tmp_path / "src/train"),
-                                      val=str(tmp_path / "src/val.npz")), seed=0)
+    bundle = prepare_data(
+        data_config(
+            tmp_path, format="npz", train=str(tmp_path / "src/train"), val=str(tmp_path / "src/val.npz")
+        ),
+        seed=0,
+    )
     train = bundle.splits["train"]
     assert len(train) == 12 and len(bundle.splits["val"]) == 4
     windows, labels = train.cache.arrays()
@@ -76,8 +80,14 @@ def test_per_timestep_labels_and_a_manifest_of_splits(tmp_path):
 @pytest.mark.parametrize(
     ("arrays", "message"),
     [
-        ({"windows": np.zeros((4, 16), np.float32)}, r"'windows' has shape \(4, 16\); expected \(n, channels"),
-        ({"labels": np.zeros(5, np.int64)}, r"'labels' has shape \(5,\); expected \(6,\) per window or \(6, 16\)"),
+        (
+            {"windows": np.zeros((4, 16), np.float32)},
+            r"'windows' has shape \(4, 16\); expected \(n, channels",
+        ),
+        (
+            {"labels": np.zeros(5, np.int64)},
+            r"'labels' has shape \(5,\); expected \(6,\) per window or \(6, 16\)",
+        ),
         ({"labels": np.full(6, -1)}, "'labels' holds negative values"),
         ({"labels": np.full(6, 0.5)}, "'labels' holds non-integer values"),
         ({"windows": np.full((6, 3, 16), "a")}, "'windows' has dtype <U1"),
@@ -104,7 +114,9 @@ def test_npz_that_is_not_an_archive_or_lacks_arrays(tmp_path):
 def test_files_of_one_split_must_agree(tmp_path):
     write_npz(tmp_path / "src/a.npz", channels=3)
     write_npz(tmp_path / "src/b.npz", channels=4)
-    with pytest.raises(DataError, match=r"b\.npz: windows are 4 channels x 16 timesteps, but .*a\.npz has 3 x 16"):
+    with pytest.raises(
+        DataError, match=r"b\.npz: windows are 4 channels x 16 timesteps, but .*a\.npz has 3 x 16"
+    ):
         prepare_data(data_config(tmp_path, format="npz", train=str(tmp_path / "src")), seed=0)
 
 
@@ -147,7 +159,9 @@ def test_nonfinite_error_policy_names_the_file_and_window(tmp_path):
 
 # -------------------------------------------------------------------------------------------------- ts
 
-TS_HEADER = "# a comment\n@problemName Toy\n@timeStamps false\n@univariate {uni}\n@classLabel true {classes}\n@data\n"
+TS_HEADER = (
+    "# a comment\n@problemName Toy\n@timeStamps false\n@univariate {uni}\n@classLabel true {classes}\n@data\n"
+)
 
 
 def write_ts(path: Path, rows: list[str], *, classes="up down", univariate="true") -> Path:
@@ -159,13 +173,16 @@ def write_ts(path: Path, rows: list[str], *, classes="up down", univariate="true
 def test_ts_univariate_and_multivariate(tmp_path):
     train = write_ts(tmp_path / "TRAIN.ts", ["1,2,3,4:up", "4,3,2,1:down", "1,?,3,4:up"])
     test = write_ts(tmp_path / "TEST.ts", ["0,0,0,1:down"])
-    bundle = prepare_data(data_config(tmp_path, format="ts", train=str(train), test=str(test), nonfinite="zero"),
-                          seed=0)
+    bundle = prepare_data(
+        data_config(tmp_path, format="ts", train=str(train), test=str(test), nonfinite="zero"), seed=0
+    )
     assert bundle.class_names == ["up", "down"] and bundle.num_classes == 2
     windows, labels = bundle.splits["train"].cache.arrays()
     assert windows.shape == (3, 1, 4) and labels.tolist() == [0, 1, 0]
     assert windows[2, 0].tolist() == [1, 0, 3, 4]  # '?' is missing: zeroed by the policy
-    multi = write_ts(tmp_path / "m/TRAIN.ts", ["1,2,3:4,5,6:1", "3,2,1:6,5,4:2"], classes="1 2", univariate="false")
+    multi = write_ts(
+        tmp_path / "m/TRAIN.ts", ["1,2,3:4,5,6:1", "3,2,1:6,5,4:2"], classes="1 2", univariate="false"
+    )
     caches = build_caches(data_config(tmp_path / "m", format="ts", train=str(multi)))
     assert caches["train"].arrays()[0].shape == (2, 2, 3)
 
@@ -199,8 +216,11 @@ def test_ts_without_data_or_classes(tmp_path):
 
 
 def test_synthetic_data_is_deterministic_and_labelled(tmp_path):
-    config = data_config(tmp_path, format="synthetic",
-                         synthetic={"n_train": 600, "n_val": 50, "n_test": 50, "labels": "timestep", "length": 64})
+    config = data_config(
+        tmp_path,
+        format="synthetic",
+        synthetic={"n_train": 600, "n_val": 50, "n_test": 50, "labels": "timestep", "length": 64},
+    )
     first = prepare_data(config, seed=0)
     windows, labels = first.splits["train"].cache.arrays()
     assert windows.shape == (600, 4, 64) and labels.shape == (600, 64) and first.per_timestep
@@ -208,8 +228,12 @@ def test_synthetic_data_is_deterministic_and_labelled(tmp_path):
     assert 0.35 < bursts < 0.65
     other = prepare_data(replace(config, cache_dir=str(tmp_path / "other")), seed=0)
     assert np.array_equal(np.asarray(windows), np.asarray(other.splits["train"].cache.arrays()[0]))
-    reseeded = replace(config, cache_dir=str(tmp_path / "third"), synthetic=replace(config.synthetic, seed=99))
-    assert not np.array_equal(np.asarray(windows), prepare_data(reseeded, seed=0).splits["train"].cache.arrays()[0])
+    reseeded = replace(
+        config, cache_dir=str(tmp_path / "third"), synthetic=replace(config.synthetic, seed=99)
+    )
+    assert not np.array_equal(
+        np.asarray(windows), prepare_data(reseeded, seed=0).splits["train"].cache.arrays()[0]
+    )
 
 
 # ----------------------------------------------------------------------------------------------- cache
@@ -248,8 +272,11 @@ def test_an_interrupted_build_resumes_after_the_last_whole_file(tmp_path, monkey
         build_caches(config)
     assert list((tmp_path / "cache").glob("*.partial"))
     calls.clear()
-    monkeypatch.setattr(loading, "read_npz", lambda path, shown: calls.append(Path(path).name)
-                        or formats.read_npz(path, shown))
+    monkeypatch.setattr(
+        loading,
+        "read_npz",
+        lambda path, shown: calls.append(Path(path).name) or formats.read_npz(path, shown),
+    )
     split = build_caches(config)["train"]
     assert calls == ["f2.npz", "f3.npz"]  # the two finished files are not read again
     cache_module.verify_cache(split)
@@ -276,7 +303,9 @@ def test_verification_and_size_checks_catch_a_damaged_cache(tmp_path):
 def test_populate_cache_builds_verifies_and_reports(tmp_path, capsys):
     write_npz(tmp_path / "src/a.npz", n=8)
     write_npz(tmp_path / "src/b.npz", n=8, seed=5)
-    config = config_file(tmp_path, {"format": "npz", "train": str(tmp_path / "src"), "test": str(tmp_path / "src/b.npz")})
+    config = config_file(
+        tmp_path, {"format": "npz", "train": str(tmp_path / "src"), "test": str(tmp_path / "src/b.npz")}
+    )
     first = populate_cache(config)
     assert first["splits"]["train"]["windows"] == 16 and first["splits"]["test"]["windows"] == 8
     assert first["splits"]["train"]["verified"] and not first["splits"]["train"]["reused"]
@@ -286,8 +315,10 @@ def test_populate_cache_builds_verifies_and_reports(tmp_path, capsys):
 
 def test_paths_go_through_the_volume_map(tmp_path, monkeypatch):
     write_npz(tmp_path / "volume/data/a.npz")
-    monkeypatch.setenv("MTC_VOLUME_MAP", json.dumps({"/data": str(tmp_path / "volume/data"),
-                                                      "/results": str(tmp_path / "volume/results")}))
+    monkeypatch.setenv(
+        "MTC_VOLUME_MAP",
+        json.dumps({"/data": str(tmp_path / "volume/data"), "/results": str(tmp_path / "volume/results")}),
+    )
     config = data_config(tmp_path, format="npz", train="/data", cache_dir="/results/cache")
     split = build_caches(config)["train"]
     assert split.path.parent == tmp_path / "volume/results/cache"
@@ -310,11 +341,16 @@ def test_the_batch_order_is_a_function_of_seed_and_epoch():
 
 
 def test_worker_processes_read_the_same_batches(tmp_path):
-    config = data_config(tmp_path, format="synthetic", synthetic={"n_train": 200, "n_val": 20, "n_test": 20},
-                         loader={"batch_size": 16, "num_workers": 2, "prefetch_factor": 2})
+    config = data_config(
+        tmp_path,
+        format="synthetic",
+        synthetic={"n_train": 200, "n_val": 20, "n_test": 20},
+        loader={"batch_size": 16, "num_workers": 2, "prefetch_factor": 2},
+    )
     view = prepare_data(config, seed=0).splits["train"]
-    inline = make_loader(view, replace(config.loader, num_workers=0), batch_size=16, seed=4, shuffle=True,
-                         device="cpu")
+    inline = make_loader(
+        view, replace(config.loader, num_workers=0), batch_size=16, seed=4, shuffle=True, device="cpu"
+    )
     workers = make_loader(view, config.loader, batch_size=16, seed=4, shuffle=True, device="cpu")
     for (x0, y0), (x1, y1) in zip(inline, workers, strict=True):
         assert x0.dtype == torch.float32 and y0.dtype == torch.int64

@@ -16,10 +16,21 @@ def timestep_run(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("timestep")
     config = write_config(
         tmp_path,
-        data={"format": "synthetic", "cache_dir": str(tmp_path / "cache"), "sample_rate_hz": 8,
-              "synthetic": {"n_train": 128, "n_val": 32, "n_test": 48, "channels": 2, "length": 64,
-                            "labels": "timestep", "burst_snr": 3.0},
-              "loader": {"batch_size": 16}},
+        data={
+            "format": "synthetic",
+            "cache_dir": str(tmp_path / "cache"),
+            "sample_rate_hz": 8,
+            "synthetic": {
+                "n_train": 128,
+                "n_val": 32,
+                "n_test": 48,
+                "channels": 2,
+                "length": 64,
+                "labels": "timestep",
+                "burst_snr": 3.0,
+            },
+            "loader": {"batch_size": 16},
+        },
         train={"epochs": 1, "log_every": 2, "checkpoint_every": 4},
         evaluate={"thresholds": [0.3, 0.6], "fa_per_24h_targets": [100, 10]},
     )
@@ -63,9 +74,14 @@ def test_evaluate_without_a_checkpoint_says_so(tmp_path):
 
 def test_evaluate_refuses_a_checkpoint_trained_on_other_data(timestep_run, tmp_path):
     _, config = timestep_run
-    other = write_config(tmp_path, data={"format": "synthetic", "cache_dir": str(tmp_path / "cache"),
-                                         "synthetic": {"channels": 3, "length": 32, "n_train": 64, "n_val": 8,
-                                                       "n_test": 8}})
+    other = write_config(
+        tmp_path,
+        data={
+            "format": "synthetic",
+            "cache_dir": str(tmp_path / "cache"),
+            "synthetic": {"channels": 3, "length": 32, "n_train": 64, "n_val": 8, "n_test": 8},
+        },
+    )
     trained = json.loads(Path(config).read_text())
     best = Path(trained["output_dir"]) / "tiny" / "best.pt"
     with pytest.raises(evaluate.DataError, match="trained on 2 channels"):

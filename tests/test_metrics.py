@@ -1,4 +1,4 @@
-"""runtime.metrics against scikit-learn, and the event metrics (sensitivity, false alarms per 24 h) by hand."""
+"""runtime.metrics against scikit-learn, and the event metrics (sensitivity, false alarms/24 h) by hand."""
 
 from __future__ import annotations
 

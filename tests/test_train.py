@@ -27,7 +27,14 @@ def write_config(tmp_path: Path, **sections) -> str:
         "data": {
             "format": "synthetic",
             "cache_dir": str(tmp_path / "cache"),
-            "synthetic": {"n_train": 256, "n_val": 64, "n_test": 64, "channels": 2, "length": 32, "burst_snr": 3.0},
+            "synthetic": {
+                "n_train": 256,
+                "n_val": 64,
+                "n_test": 64,
+                "channels": 2,
+                "length": 32,
+                "burst_snr": 3.0,
+            },
             "loader": {"batch_size": 32},
         },
         "model": {"d_model": 8, "n_layers": 1, "d_state": 4, "downsample": 2},
@@ -58,12 +65,27 @@ def one_thread():
 def test_a_short_run_learns_the_synthetic_task(tmp_path, one_thread):
     config = write_config(
         tmp_path,
-        data={"format": "synthetic", "cache_dir": str(tmp_path / "cache"), "loader": {"batch_size": 32},
-              "synthetic": {"n_train": 1024, "n_val": 128, "n_test": 256, "channels": 4, "length": 64,
-                            "burst_snr": 3.0}},
+        data={
+            "format": "synthetic",
+            "cache_dir": str(tmp_path / "cache"),
+            "loader": {"batch_size": 32},
+            "synthetic": {
+                "n_train": 1024,
+                "n_val": 128,
+                "n_test": 256,
+                "channels": 4,
+                "length": 64,
+                "burst_snr": 3.0,
+            },
+        },
         model={"d_model": 32, "n_layers": 1, "d_state": 4, "downsample": 2},
-        train={"epochs": 5, "log_every": 10, "checkpoint_every": 0, "seed": 0,
-               "early_stopping": {"metric": "val_accuracy"}},
+        train={
+            "epochs": 5,
+            "log_every": 10,
+            "checkpoint_every": 0,
+            "seed": 0,
+            "early_stopping": {"metric": "val_accuracy"},
+        },
     )
     summary = train.main(config, resume=False)
     assert summary["steps"] == 5 * (1024 // 32)
@@ -127,16 +149,24 @@ CHILD = textwrap.dedent(
 
 def _run_child(config: str, kill_after: int) -> int:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-c", CHILD, config, str(kill_after)], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, config, str(kill_after)],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     if done.returncode not in (0, -signal.SIGKILL):
         raise AssertionError(done.stderr[-3000:])
     return done.returncode
 
 
 def test_a_run_killed_with_sigkill_resumes_to_the_same_weights(tmp_path):
-    sections = {"train": {"epochs": 3, "log_every": 1, "checkpoint_every": 5, "seed": 11},
-                "model": {"d_model": 8, "n_layers": 1, "d_state": 4, "downsample": 2, "dropout": 0.1}}
+    sections = {
+        "train": {"epochs": 3, "log_every": 1, "checkpoint_every": 5, "seed": 11},
+        "model": {"d_model": 8, "n_layers": 1, "d_state": 4, "downsample": 2, "dropout": 0.1},
+    }
     straight = write_config(tmp_path / "straight", **sections)
     killed = write_config(tmp_path / "killed", **sections)
     assert _run_child(straight, kill_after=0) == 0
@@ -198,15 +228,23 @@ def test_loss_functions_weight_classes():
     sharper = train.ClassificationLoss("focal", None, 2.0, 0.0)(logits, labels)
     assert sharper < plain
     timestep = train.ClassificationLoss("focal", torch.tensor([1.0, 2.0]), 2.0, 0.0)(
-        torch.randn(3, 2, 5), torch.randint(0, 2, (3, 5)))
+        torch.randn(3, 2, 5), torch.randint(0, 2, (3, 5))
+    )
     assert timestep.ndim == 0 and torch.isfinite(timestep)
 
 
 def test_the_schedule_warms_up_then_decays_to_the_floor():
     from runtime.config import OptimConfig
 
-    optim = OptimConfig(lr=1.0, weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8, warmup_steps=10,
-                        min_lr_ratio=0.1, grad_clip=1.0)
+    optim = OptimConfig(
+        lr=1.0,
+        weight_decay=0.0,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        warmup_steps=10,
+        min_lr_ratio=0.1,
+        grad_clip=1.0,
+    )
     parameter = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([parameter], lr=1.0)
     scheduler = train.make_scheduler(optimizer, optim, total_steps=110)
@@ -229,9 +267,13 @@ def test_precision_follows_the_device():
 def test_the_module_cli_reports_bad_input_without_a_traceback(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("output_dir: /tmp/x\ndata:\n  format: npz\n", encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "runtime.train", str(bad)], cwd=REPO, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime.train", str(bad)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1
     assert f"{bad}:2:1: error: data.train: required for format 'npz'" in done.stderr
     assert "Traceback" not in done.stderr
-

@@ -1,11 +1,12 @@
 """The split cache: each split converted once into one contiguous, memory-mapped array on fast local disk.
 
 A cache folder ``<cache_dir>/<split>-<fingerprint>/`` holds ``windows.f32`` (n, C, T) float32, ``labels.bin``
-(int64 per window, or uint8 per timestep) and ``meta.json``. The fingerprint covers the format, the source files
-(path, size, modification time), the synthetic generator's settings and the NaN/Inf policy, so a changed source
-builds a new cache and an unchanged one is reused. A build happens in ``<name>.partial/``, records each source
-chunk's offset and SHA-256 in ``progress.json`` as it goes (a killed build resumes after the last whole chunk),
-and is renamed into place only when complete. ``verify`` re-reads what was written and checks every digest.
+(int64 per window, or uint8 per timestep) and ``meta.json``. The fingerprint covers the format, the source
+files (path, size, modification time), the synthetic generator's settings and the NaN/Inf policy, so a changed
+source builds a new cache and an unchanged one is reused. A build happens in ``<name>.partial/``, records each
+source chunk's offset and SHA-256 in ``progress.json`` as it goes (a killed build resumes after the last whole
+chunk), and is renamed into place only when complete. ``verify`` re-reads what was written and checks every
+digest.
 """
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ from runtime.checkpoint import fsync_dir, write_atomic
 from runtime.data.formats import Chunk, DataError, SplitSource
 
 CACHE_VERSION = 1
-WINDOWS_FILE, LABELS_FILE, META_FILE, PROGRESS_FILE = "windows.f32", "labels.bin", "meta.json", "progress.json"
+WINDOWS_FILE, LABELS_FILE, META_FILE, PROGRESS_FILE = (
+    "windows.f32",
+    "labels.bin",
+    "meta.json",
+    "progress.json",
+)
 
 
 @dataclass
@@ -73,14 +79,26 @@ def fingerprint(source: SplitSource, settings: dict) -> str:
         except OSError:
             raise DataError(f"{shown}: no such file") from None
         files.append([shown, stat.st_size, stat.st_mtime_ns])
-    key = {"version": CACHE_VERSION, "split": source.split, "format": source.format, "files": files,
-           "classes": list(source.classes), **settings}
+    key = {
+        "version": CACHE_VERSION,
+        "split": source.split,
+        "format": source.format,
+        "files": files,
+        "classes": list(source.classes),
+        **settings,
+    }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
 
 
 def load_or_build(
-    cache_dir: Path, source: SplitSource, settings: dict, chunks: list[Callable[[], Chunk]],
-    *, nonfinite: str, verify: bool = False, progress: Callable[[int], None] | None = None,
+    cache_dir: Path,
+    source: SplitSource,
+    settings: dict,
+    chunks: list[Callable[[], Chunk]],
+    *,
+    nonfinite: str,
+    verify: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> CachedSplit:
     """The cache of ``source``: reused when its fingerprint matches, else built (resuming a partial build)."""
     digest = fingerprint(source, settings)
@@ -100,12 +118,17 @@ def open_cache(path: Path) -> CachedSplit:
     try:
         meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: unreadable cache metadata ({exc}); delete the folder to rebuild it") from None
+        raise DataError(
+            f"{path}: unreadable cache metadata ({exc}); delete the folder to rebuild it"
+        ) from None
     split = CachedSplit(path, meta)
     for name, expected in ((WINDOWS_FILE, meta["windows_bytes"]), (LABELS_FILE, meta["labels_bytes"])):
         size = (path / name).stat().st_size if (path / name).exists() else -1
         if size != expected:
-            raise DataError(f"{path / name}: {size} bytes, expected {expected}; the cache is damaged, delete it to rebuild")
+            raise DataError(
+                f"{path / name}: {size} bytes, expected {expected}; "
+                "the cache is damaged, delete it to rebuild"
+            )
     return split
 
 
@@ -174,8 +197,13 @@ def _resume_state(partial: Path, digest: str) -> dict:
         pass
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    return {"fingerprint": digest, "chunks": [], "window_shape": None, "per_timestep": None,
-            "label_counts": []}
+    return {
+        "fingerprint": digest,
+        "chunks": [],
+        "window_shape": None,
+        "per_timestep": None,
+        "label_counts": [],
+    }
 
 
 def _truncate_to(windows_out, labels_out, state: dict) -> None:
@@ -224,7 +252,9 @@ def _check_consistent(state: dict, name: str, windows: np.ndarray, labels: np.nd
 
 def _append(windows_out, labels_out, name: str, windows: np.ndarray, labels: np.ndarray, bad: int) -> dict:
     if labels.ndim == 2 and labels.size and labels.max() > 255:
-        raise DataError(f"{name}: per-timestep labels go up to {labels.max()}; at most 256 classes are supported")
+        raise DataError(
+            f"{name}: per-timestep labels go up to {labels.max()}; at most 256 classes are supported"
+        )
     label_bytes = (labels.astype(np.uint8) if labels.ndim == 2 else labels.astype(np.int64)).tobytes()
     window_bytes = np.ascontiguousarray(windows, dtype=np.float32).tobytes()
     record = {"name": name, "count": len(windows), "nonfinite": bad}

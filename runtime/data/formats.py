@@ -1,8 +1,8 @@
 """Readers for the three data formats, each yielding the same thing: chunks of windows and labels.
 
-A chunk is ``(name, windows, labels)``: ``windows`` float32 ``(n, C, T)``, ``labels`` int64 ``(n,)`` per window or
-``(n, T)`` per timestep, ``name`` the file (or generator chunk) it came from, used in every error message.
-Malformed input raises :class:`DataError` naming the file and what is wrong.
+A chunk is ``(name, windows, labels)``: ``windows`` float32 ``(n, C, T)``, ``labels`` int64 ``(n,)`` per
+window or ``(n, T)`` per timestep, ``name`` the file (or generator chunk) it came from, used in every error
+message. Malformed input raises :class:`DataError` naming the file and what is wrong.
 """
 
 from __future__ import annotations
@@ -52,7 +52,9 @@ def npz_files(path: Path, shown: str, split: str) -> tuple[list[Path], list[str]
             return [path / n for n in names], [f"{shown.rstrip('/')}/{n}" for n in names]
     found = sorted(p for p in path.rglob("*.npz") if p.is_file())
     if not found:
-        raise DataError(f"{shown}: no *.npz files in this folder (and no manifest.json listing the {split} files)")
+        raise DataError(
+            f"{shown}: no *.npz files in this folder (and no manifest.json listing the {split} files)"
+        )
     return found, [f"{shown.rstrip('/')}/{p.relative_to(path).as_posix()}" for p in found]
 
 
@@ -68,7 +70,9 @@ def _manifest_files(manifest: Path, shown: str, split: str) -> list[str] | None:
     if names is None:
         return None
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
-        raise DataError(f"{shown}: expected a list of file names under '{split}', as in {{\"{split}\": [\"a.npz\"]}}")
+        raise DataError(
+            f'{shown}: expected a list of file names under \'{split}\', as in {{"{split}": ["a.npz"]}}'
+        )
     missing = [n for n in names if not (manifest.parent / n).is_file()]
     if missing:
         raise DataError(f"{shown}: lists {len(missing)} missing file(s) for '{split}', first {missing[0]!r}")
@@ -94,7 +98,9 @@ def _check_windows(windows: np.ndarray, shown: str) -> np.ndarray:
     if windows.ndim != 3:
         raise DataError(f"{shown}: 'windows' has shape {windows.shape}; expected (n, channels, timesteps)")
     if not (np.issubdtype(windows.dtype, np.floating) or np.issubdtype(windows.dtype, np.integer)):
-        raise DataError(f"{shown}: 'windows' has dtype {windows.dtype}; expected float32 (or another number type)")
+        raise DataError(
+            f"{shown}: 'windows' has dtype {windows.dtype}; expected float32 (or another number type)"
+        )
     return np.ascontiguousarray(windows, dtype=np.float32)
 
 
@@ -102,7 +108,8 @@ def _check_labels(labels: np.ndarray, windows: np.ndarray, shown: str) -> np.nda
     n, _, length = windows.shape
     if labels.shape not in ((n,), (n, length)):
         raise DataError(
-            f"{shown}: 'labels' has shape {labels.shape}; expected ({n},) per window or ({n}, {length}) per timestep"
+            f"{shown}: 'labels' has shape {labels.shape}; "
+            f"expected ({n},) per window or ({n}, {length}) per timestep"
         )
     if np.issubdtype(labels.dtype, np.floating):
         if not np.all(np.isfinite(labels)) or not np.all(labels == np.round(labels)):
@@ -111,7 +118,9 @@ def _check_labels(labels: np.ndarray, windows: np.ndarray, shown: str) -> np.nda
         raise DataError(f"{shown}: 'labels' has dtype {labels.dtype}; expected integer class indices")
     labels = labels.astype(np.int64)
     if labels.size and labels.min() < 0:
-        raise DataError(f"{shown}: 'labels' holds negative values (min {labels.min()}); expected class indices 0, 1, ...")
+        raise DataError(
+            f"{shown}: 'labels' holds negative values (min {labels.min()}); expected class indices 0, 1, ..."
+        )
     return labels
 
 
@@ -136,7 +145,9 @@ def ts_classes(path: Path, shown: str) -> tuple[str, ...]:
     header = ts_header(path, shown)
     declared = header.get("classlabel", "").split()
     if not declared or declared[0].lower() != "true":
-        raise DataError(f"{shown}: '@classLabel true <labels>' missing; only classification problems are supported")
+        raise DataError(
+            f"{shown}: '@classLabel true <labels>' missing; only classification problems are supported"
+        )
     if len(declared) > 1:
         return tuple(declared[1:])
     labels = {row[-1] for _, row in _ts_rows(path, shown)}
@@ -163,7 +174,8 @@ def read_ts(path: Path, shown: str, classes: Sequence[str]) -> Chunk:
         if values.shape != first:
             raise DataError(
                 f"{shown}: series {number} has {values.shape[0]} dimension(s) of length {values.shape[1]}, "
-                f"series 1 has {first[0]} of length {first[1]}; unequal lengths are not supported (resample them)"
+                f"series 1 has {first[0]} of length {first[1]}; "
+                "unequal lengths are not supported (resample them)"
             )
     return shown, np.stack(series).astype(np.float32), np.asarray(labels, dtype=np.int64)
 
@@ -177,7 +189,9 @@ def _ts_dimensions(fields: list[str], shown: str, number: int) -> np.ndarray:
             raise DataError(f"{shown}:{number}: a value is not a number in {dimension[:40]!r}") from None
     lengths = {len(r) for r in rows}
     if len(lengths) != 1:
-        raise DataError(f"{shown}:{number}: the dimensions of this series have different lengths {sorted(lengths)}")
+        raise DataError(
+            f"{shown}:{number}: the dimensions of this series have different lengths {sorted(lengths)}"
+        )
     return np.asarray(rows, dtype=np.float64)
 
 
@@ -220,14 +234,16 @@ def _is_number(text: str) -> bool:
 
 
 def synthetic_chunks(cfg, split: str) -> list[Callable[[], Chunk]]:
-    """EEG-like windows: coloured noise plus a background rhythm, with rhythmic spike-wave bursts as the signal.
+    """EEG-like windows: coloured noise and a background rhythm, with rhythmic spike-wave bursts as signal.
 
     Class 0 is background only; class k > 0 adds a burst whose rhythm is the k-th of a fixed set, on a random
-    subset of channels, for a random stretch of the window. Everything is a pure function of (seed, split, chunk).
+    subset of channels, for a random stretch of the window. A pure function of (seed, split, chunk).
     """
     total = {"train": cfg.n_train, "val": cfg.n_val, "test": cfg.n_test}[split]
-    return [partial(_synthetic_chunk, cfg, split, chunk, min(SYNTHETIC_CHUNK, total - start))
-            for chunk, start in enumerate(range(0, total, SYNTHETIC_CHUNK))]
+    return [
+        partial(_synthetic_chunk, cfg, split, chunk, min(SYNTHETIC_CHUNK, total - start))
+        for chunk, start in enumerate(range(0, total, SYNTHETIC_CHUNK))
+    ]
 
 
 def _synthetic_chunk(cfg, split: str, chunk: int, n: int) -> Chunk:
@@ -244,7 +260,9 @@ def _synthetic_windows(rng: np.random.Generator, n: int, cfg) -> tuple[np.ndarra
     # background: AR(1) coloured noise + a drifting rhythm of random frequency and phase, unit variance
     noise = lfilter([1.0], [1.0, -0.9], rng.standard_normal((n, c, t)), axis=-1) * np.sqrt(1 - 0.81)
     rhythm_freq = rng.uniform(0.05, 0.15, (n, 1, 1))
-    rhythm = rng.uniform(0.3, 0.8, (n, c, 1)) * np.sin(2 * np.pi * rhythm_freq * time + rng.uniform(0, 2 * np.pi, (n, c, 1)))
+    rhythm = rng.uniform(0.3, 0.8, (n, c, 1)) * np.sin(
+        2 * np.pi * rhythm_freq * time + rng.uniform(0, 2 * np.pi, (n, c, 1))
+    )
     windows = noise + rhythm + 0.3 * rng.standard_normal((n, c, t))
     windows /= windows.std(axis=(1, 2), keepdims=True)
 

@@ -1,4 +1,5 @@
-"""From a data config to DataLoaders: resolve the sources, build or reuse the split caches, hold out val, batch.
+"""From a data config to DataLoaders: resolve the sources, build or reuse the split caches, hold out val,
+batch.
 
 The batch order is a pure function of (seed, epoch), and a loader can start at any batch of an epoch, so a
 resumed run reads exactly the batches an uninterrupted run would have read.
@@ -62,7 +63,8 @@ class DataBundle:
             bad = f", {dropped} NaN/Inf window(s) handled" if dropped else ""
             parts.append(f"{name} {len(view)} windows{view.note} (cache {origin}: {view.cache.path}{bad})")
         kind = "per-timestep" if self.per_timestep else "per-window"
-        shape = f"{self.in_channels} channels x {self.length} timesteps, {self.num_classes} classes, {kind} labels"
+        shape = f"{self.in_channels} channels x {self.length} timesteps, {self.num_classes} classes"
+        shape += f", {kind} labels"
         return "data: " + shape + "\n  " + "\n  ".join(parts)
 
 
@@ -154,7 +156,11 @@ def prepare_data(data, *, seed: int, verify: bool = False, log: Callable[[str], 
     num_classes = max(2, *(len(c.label_counts) for c in caches.values()))
     if data.format == "synthetic":
         num_classes = data.synthetic.num_classes
-    names = list(split_sources(data)["train"].classes) if data.format == "ts" else [str(i) for i in range(num_classes)]
+    names = (
+        list(split_sources(data)["train"].classes)
+        if data.format == "ts"
+        else [str(i) for i in range(num_classes)]
+    )
     return DataBundle(
         splits={name: splits[name] for name in SPLITS if name in splits},
         in_channels=train.shape[0],
@@ -239,7 +245,9 @@ class EpochBatchSampler(Sampler):
             yield order[batch * self.batch_size : (batch + 1) * self.batch_size]
 
 
-def make_loader(view: SplitView, loader_cfg, *, batch_size: int, seed: int, shuffle: bool, device: str) -> DataLoader:
+def make_loader(
+    view: SplitView, loader_cfg, *, batch_size: int, seed: int, shuffle: bool, device: str
+) -> DataLoader:
     sampler = EpochBatchSampler(len(view), batch_size, seed=seed, shuffle=shuffle, drop_last=shuffle)
     workers = loader_cfg.num_workers
     return DataLoader(
@@ -281,7 +289,11 @@ def populate_cache(config: str = "specs/train.yaml", verify: bool = True, **over
         }
         for split, cache in caches.items()
     }
-    summary = {"cache_dir": str(resolve(cfg.data.cache_dir)), "splits": splits, "seconds": time.perf_counter() - started}
+    summary = {
+        "cache_dir": str(resolve(cfg.data.cache_dir)),
+        "splits": splits,
+        "seconds": time.perf_counter() - started,
+    }
     for split, info in splits.items():
         state = "reused" if info["reused"] else "built"
         print(f"{split}: {info['windows']} windows, {info['bytes'] / 2**20:.1f} MiB, {state}, {info['path']}")
