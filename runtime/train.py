@@ -31,6 +31,7 @@ from runtime import checkpoint
 from runtime.config import Config, load_config
 from runtime.data import DataBundle, DataError, make_loader, prepare_data
 from runtime.specfile import SpecError
+from runtime.ssm import FusedKernelsUnavailable
 
 METRICS_FILE = "metrics.jsonl"
 VAL_METRICS = ("loss", "accuracy", "balanced_accuracy", "macro_f1", "auroc", "auprc")
@@ -42,7 +43,7 @@ class TrainingError(RuntimeError):
 
 
 # errors caused by the config, the data or the run's files: show the message and exit 1, no traceback
-USER_ERRORS = (SpecError, DataError, TrainingError, checkpoint.CheckpointError)
+USER_ERRORS = (SpecError, DataError, TrainingError, checkpoint.CheckpointError, FusedKernelsUnavailable)
 
 
 def user_message(error: Exception) -> str:
@@ -309,12 +310,19 @@ class Trainer:
     # -------------------------------------------------------------------- state in and out
 
     def restore(self, state: dict, source: Path) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        checkpoint.restore_rng_state(state["rng"])
-        self.state = LoopState(**state["loop"])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+            checkpoint.restore_rng_state(state["rng"])
+            self.state = LoopState(**state["loop"])
+        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TrainingError(
+                f"{source} does not fit this config ({first_line[:300]}); it was written by a run with "
+                "another model or optimizer. Use another run_name, or resume=False to start this run over"
+            ) from None
         self.last_checkpoint_step = self.state.step
         self.log.reset(keep_until_step=self.state.step)
         self._say(

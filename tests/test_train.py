@@ -210,6 +210,29 @@ def test_a_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(
     assert all(torch.isfinite(t).all() for t in kept["model"].values())
 
 
+def test_resuming_with_another_model_says_how_to_go_on(tmp_path):
+    config = write_config(tmp_path)
+    train.main(config, resume=False, **{"train.max_steps": 2})
+    with pytest.raises(train.TrainingError, match=r"last\.pt does not fit this config .*resume=False"):
+        train.main(config, **{"model.d_model": 12})
+
+
+def test_early_stopping_ends_the_run_and_survives_a_restart(tmp_path):
+    config = write_config(
+        tmp_path,
+        optim={"lr": 1e-12, "warmup_steps": 0},  # nothing improves
+        train={
+            "epochs": 5,
+            "eval_every": 2,
+            "checkpoint_every": 0,
+            "early_stopping": {"metric": "val_accuracy", "patience": 2},
+        },
+    )
+    summary = train.main(config, resume=False)
+    assert summary["stopped_early"] and summary["steps"] == 6 and summary["best_step"] == 2
+    assert train.main(config)["steps"] == 6  # a retry of a finished run does not train again
+
+
 def test_overrides_are_validated_like_the_file(tmp_path):
     with pytest.raises(SpecError, match=r"train\.max_steps: .*from the override"):
         train.main(write_config(tmp_path), **{"train.max_steps": 0})
