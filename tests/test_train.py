@@ -129,28 +129,28 @@ def test_resume_continues_and_resume_false_starts_over(tmp_path):
 
 CHILD = textwrap.dedent(
     """
-    import os, signal, sys, threading, time
+    import os, signal, sys
     import torch
     torch.set_num_threads(1)
     from runtime import train
-    config, kill_after = sys.argv[1], int(sys.argv[2])
-    written = []
+    config, kill_at = sys.argv[1], int(sys.argv[2])
+    real_loss = train.compute_loss
 
-    def on_checkpoint():
-        written.append(1)
-        if kill_after and len(written) == kill_after:
-            # die a little later, in the middle of the following steps, as a preemption would
-            threading.Timer(0.05, lambda: os.kill(os.getpid(), signal.SIGKILL)).start()
+    def loss_or_die(loss_fn, logits, labels, step):
+        if step == kill_at:  # preempted in the middle of a step, between two checkpoints
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_loss(loss_fn, logits, labels, step)
 
-    train.main(config, on_checkpoint=on_checkpoint)
+    train.compute_loss = loss_or_die
+    train.main(config)
     """
 )
 
 
-def _run_child(config: str, kill_after: int) -> int:
+def _run_child(config: str, kill_at: int = -1) -> int:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, config, str(kill_after)],
+        [sys.executable, "-c", CHILD, config, str(kill_at)],
         env=env,
         cwd=REPO,
         capture_output=True,
@@ -169,17 +169,20 @@ def test_a_run_killed_with_sigkill_resumes_to_the_same_weights(tmp_path):
     }
     straight = write_config(tmp_path / "straight", **sections)
     killed = write_config(tmp_path / "killed", **sections)
-    assert _run_child(straight, kill_after=0) == 0
-    assert _run_child(killed, kill_after=2) == -signal.SIGKILL
-    interrupted_at = checkpoint.load(run_dir(tmp_path / "killed") / "last.pt")["step"]
-    assert 0 < interrupted_at < 24
-    assert _run_child(killed, kill_after=0) == 0
+    assert _run_child(straight) == 0
+    assert _run_child(killed, kill_at=13) == -signal.SIGKILL  # in step 14; checkpoints at 5, 8, 10, 15, 16
+    assert checkpoint.load(run_dir(tmp_path / "killed") / "last.pt")["step"] == 10
+    logged = [r["step"] for r in train.read_metrics(run_dir(tmp_path / "killed")) if r["kind"] == "train"]
+    assert logged[-1] == 13  # steps 11-13 ran and were logged after the checkpoint
+    assert _run_child(killed) == 0
     expected = checkpoint.load(run_dir(tmp_path / "straight") / "last.pt")
     resumed = checkpoint.load(run_dir(tmp_path / "killed") / "last.pt")
     assert resumed["step"] == expected["step"] == 24
     for name, tensor in expected["model"].items():
         assert torch.equal(tensor, resumed["model"][name]), name
     assert resumed["loop"] == expected["loop"]
+    logged = [r["step"] for r in train.read_metrics(run_dir(tmp_path / "killed")) if r["kind"] == "train"]
+    assert logged == list(range(1, 25))  # each step logged once: the lines after the checkpoint were dropped
 
 
 def test_a_corrupt_last_checkpoint_falls_back_to_the_previous_one(tmp_path):
