@@ -126,6 +126,18 @@ class Config:
         return resolve(self.output_dir) / self.run_name
 
 
+def make_dir(path: Path, key: str, error: type[Exception]) -> Path:
+    """Create the folder a config key names, or raise ``error`` saying which key and how to fix it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise error(
+            f"{key}: cannot create {path} ({exc.strerror or exc}); point {key} at a writable folder, or "
+            "run through `mtc run --backend local`, which maps mount points such as /results to local folders"
+        ) from None
+    return path
+
+
 def load_config(path: str, overrides: Mapping[str, Any] | None = None) -> Config:
     """Read ``path`` (through the volume map), apply dotted ``overrides``, validate, and fill in defaults."""
     doc = load_yaml(resolve(path), display_path=path)

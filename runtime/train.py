@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from runtime import checkpoint
-from runtime.config import Config, load_config
+from runtime.config import Config, load_config, make_dir
 from runtime.data import DataBundle, DataError, make_loader, prepare_data
 from runtime.specfile import SpecError
 from runtime.ssm import FusedKernelsUnavailable
@@ -271,7 +271,7 @@ class Trainer:
         self.on_checkpoint = on_checkpoint
         self.run_dir = cfg.run_dir
         if placement.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            make_dir(self.run_dir, "output_dir", TrainingError)
         self.model_cfg = resolved_model_config(cfg, bundle)
         self.model = build(self.model_cfg, bundle).to(placement.device)
         self.loss_fn = make_loss(cfg, bundle).to(placement.device)

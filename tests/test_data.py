@@ -313,6 +313,15 @@ def test_populate_cache_builds_verifies_and_reports(tmp_path, capsys):
     assert "train: 16 windows" in capsys.readouterr().out
 
 
+def test_an_unwritable_cache_dir_names_the_key(tmp_path):
+    (tmp_path / "file").write_text("")
+    config = data_config(tmp_path, format="synthetic", cache_dir=str(tmp_path / "file" / "cache"))
+    with pytest.raises(
+        DataError, match=r"data\.cache_dir: cannot create .*file/cache.*mtc run --backend local"
+    ):
+        build_caches(config)
+
+
 def test_paths_go_through_the_volume_map(tmp_path, monkeypatch):
     write_npz(tmp_path / "volume/data/a.npz")
     monkeypatch.setenv(

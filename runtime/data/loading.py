@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from runtime.config import make_dir
 from runtime.data.cache import CachedSplit, load_or_build
 from runtime.data.formats import (
     SPLITS,
@@ -124,7 +125,7 @@ def _settings(data) -> dict:
 
 def build_caches(data, *, verify: bool = False, log: Callable[[str], None] = print) -> dict[str, CachedSplit]:
     """Every split's cache, built where missing or stale."""
-    cache_dir = resolve(data.cache_dir)
+    cache_dir = make_dir(resolve(data.cache_dir), "data.cache_dir", DataError)
     out = {}
     for split, source in split_sources(data).items():
         started = time.perf_counter()
