@@ -25,6 +25,7 @@ from typing import Any
 
 from compiler.lint import ERROR, WARNING, LintContext, rule
 from compiler.model import Function, Image
+from compiler.targets import module_file, parse_module
 from runtime.specfile import Diagnostic, SourceDoc, SpecError
 
 CORES_PER_WORKER = 4  # the seed's finding: 8 workers fed a GPU once they had 32 cores
@@ -376,7 +377,7 @@ def _imports_of(module: str, root: str, shipped: tuple[str, ...]) -> dict[str, s
     pending = [module]
     while pending:
         current = pending.pop()
-        path = _module_file(current, Path(root))
+        path = module_file(current, Path(root))
         if current in seen or path is None:
             continue
         seen.add(current)
@@ -384,25 +385,16 @@ def _imports_of(module: str, root: str, shipped: tuple[str, ...]) -> dict[str, s
             top = name.split(".")[0]
             if top in shipped:
                 pending.append(name)
-            elif top not in sys.stdlib_module_names and not _module_file(top, Path(root)):
+            elif top not in sys.stdlib_module_names and not module_file(top, Path(root)):
                 key = name if name in DISTRIBUTIONS else top
                 found.setdefault(key, f"{path.relative_to(root)}:{line}")
     return found
 
 
-def _module_file(module: str, root: Path) -> Path | None:
-    base = root.joinpath(*module.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def _imported_names(path: Path, module: str) -> Iterator[tuple[str, int]]:
     """Modules the file imports, except in ``try`` blocks that handle ImportError (optional imports)."""
-    try:
-        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-    except (SyntaxError, UnicodeDecodeError, OSError):
+    tree = parse_module(path)
+    if tree is None:
         return
     optional = {id(node) for handler in _optional_blocks(tree) for node in ast.walk(handler)}
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]

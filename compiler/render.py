@@ -31,6 +31,7 @@ from typing import Any
 
 from compiler.model import App, Function, Image, JsonPath, Schedule, Volume
 from compiler.pricing import Prices, PricingError, hourly_cost, load_prices
+from compiler.targets import keyword_parameters
 
 WIDTH = 88  # ruff's default; output laid out for 88 is also stable under any larger line-length
 INDENT = 4
@@ -209,9 +210,12 @@ def _parameter(name: str, default: Any, path: JsonPath) -> Parameter:
     raise RenderError(message, path, "render/argument-type")
 
 
-def render(app: App, *, prices: Prices | None = None) -> str:
-    """The generated module's source for ``app``; RenderError when a name cannot be written."""
-    variables = _Context(app, prices or load_prices()).variables()
+def render(app: App, *, prices: Prices | None = None, root: Path | None = None) -> str:
+    """The generated module's source for ``app``; RenderError when a name cannot be written.
+
+    ``root`` is the project folder the `run` targets' sources are read from (default: the current folder).
+    """
+    variables = _Context(app, prices or load_prices(), root or Path.cwd()).variables()
     text = _template().render(**variables, long_lines=False)
     if any(len(line) > WIDTH for line in text.splitlines()):
         # Only a long value (a string no formatter can split) makes a line this long; say it is intended.
@@ -221,7 +225,7 @@ def render(app: App, *, prices: Prices | None = None) -> str:
 
 def check_names(app: App) -> None:
     """Raise RenderError for what :func:`render` would refuse, without loading Jinja2 (for ``mtc lint``)."""
-    _Context(app, prices=None)
+    _Context(app, prices=None, root=Path.cwd())
 
 
 @cache
@@ -244,9 +248,10 @@ def _template() -> Any:
 class _Context:
     """Turns the model into the pieces the template places: header lines, docs and names."""
 
-    def __init__(self, app: App, prices: Prices | None):
+    def __init__(self, app: App, prices: Prices | None, root: Path):
         self.app = app
         self.prices = prices
+        self.root = root
         self.image_vars = {name: variable_name(name, "image") for name in app.images}
         self.volume_vars = {
             name: variable_name(name, "bucket" if volume.kind == "bucket" else "volume")
@@ -339,6 +344,9 @@ class _Context:
         target = _call_name(function.entry, {p.name for p in params})
         imported = function.entry if target == function.entry else f"{function.entry} as {target}"
         arguments = [f"{p.name}=json.loads({p.name})" if p.is_json else f"{p.name}={p.name}" for p in params]
+        commit = self.checkpoint_commit(function)
+        if commit:
+            arguments.append(f"on_checkpoint={commit}")
         return {
             "name": function.name,
             "cost": self.cost_comment(function),
@@ -348,10 +356,27 @@ class _Context:
             "call": Entry("return ", Group(f"{target}(", tuple(arguments), ")")),
         }
 
+    def checkpoint_commit(self, function: Function) -> str | None:
+        """What commits the function's writable Modal volumes, when its target takes ``on_checkpoint``.
+
+        Modal only persists a volume's writes on commit; a preempted run must find its last checkpoint.
+        """
+        writable = [
+            self.volume_vars[m.volume]
+            for m in function.mounts
+            if self.app.volumes[m.volume].kind == "volume" and not self.app.volumes[m.volume].read_only
+        ]
+        accepted = keyword_parameters(function.module, function.entry, self.root)
+        if not writable or accepted is None or "on_checkpoint" not in accepted:
+            return None
+        if len(writable) == 1:
+            return f"{writable[0]}.commit"
+        return f"lambda: [volume.commit() for volume in ({', '.join(writable)})]"
+
     def decorator(self, function: Function) -> Group:
         resources = function.resources
         gpus = [literal(gpu.modal_string()) for gpu in resources.gpus]
-        mounts = tuple(Entry(f"{literal(m.path)}: ", self.volume_vars[m.volume]) for m in function.mounts)
+        mounts = tuple(Entry(f"{literal(m.path)}: ", self.mounted(m.volume)) for m in function.mounts)
         return call(
             "@app.function",
             image=self.image_vars.get(function.image) if function.image else None,
@@ -374,6 +399,12 @@ class _Context:
             scaledown_window=_opt(function.scaledown_window_s),
             schedule=_schedule(function.schedule) if function.schedule else None,
         )
+
+    def mounted(self, name: str) -> str:
+        """How a function mounts a volume: a Modal Volume declared read-only gets .read_only()."""
+        volume = self.app.volumes[name]
+        read_only = volume.kind == "volume" and volume.read_only
+        return f"{self.volume_vars[name]}.read_only()" if read_only else self.volume_vars[name]
 
     def retries(self, function: Function) -> Any:
         retries = function.retries

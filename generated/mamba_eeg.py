@@ -60,7 +60,7 @@ def test_mamba_cuda():
 def train(config: str = "specs/train.yaml", resume: bool = True):
     from runtime.train import main
 
-    return main(config=config, resume=resume)
+    return main(config=config, resume=resume, on_checkpoint=results_volume.commit)
 
 
 # Estimated cost: $4.63/hour (GPU $2.10 + CPU $1.51 + memory $1.02)
@@ -75,7 +75,11 @@ def train(config: str = "specs/train.yaml", resume: bool = True):
 def evaluate(config: str = "specs/train.yaml", checkpoint: str = ""):
     from runtime.evaluate import main
 
-    return main(config=config, checkpoint=checkpoint)
+    return main(
+        config=config,
+        checkpoint=checkpoint,
+        on_checkpoint=results_volume.commit,
+    )
 
 
 # Estimated cost: $0.63/hour (CPU $0.38 + memory $0.26)

@@ -307,3 +307,56 @@ def test_short_values_fit_in_88_columns_and_long_ones_are_declared():
     assert "# ruff: noqa: E501" not in short
     long = render(dataclasses.replace(rich_app(), name="n" * 100))
     assert "# ruff: noqa: E501" in long.split("\n\n")[0]
+
+
+# ------------------------------------------------------------------------------------ checkpoint commits
+
+
+def project_with_target(tmp_path: Path, signature: str) -> Path:
+    package = tmp_path / "runtime"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "jobs.py").write_text(f"def run({signature}):\n    return None\n")
+    return tmp_path
+
+
+def app_with_volumes(*volumes: Volume) -> App:
+    mounts = tuple(Mount(f"/{v.name}", v.name) for v in volumes)
+    function = Function(name="job", module="runtime.jobs", entry="run", mounts=mounts)
+    return dataclasses.replace(app_with(), functions={"job": function}, volumes={v.name: v for v in volumes})
+
+
+def test_a_target_taking_on_checkpoint_gets_the_commit_of_its_writable_volume(tmp_path):
+    root = project_with_target(tmp_path, "config='', on_checkpoint=None")
+    app = app_with_volumes(Volume("results", "volume", volume="results"))
+    assert "return run(on_checkpoint=results_volume.commit)" in render(app, root=root)
+
+
+def test_several_writable_volumes_are_all_committed(tmp_path):
+    root = project_with_target(tmp_path, "*, on_checkpoint=None")
+    app = app_with_volumes(Volume("a", "volume", volume="a"), Volume("b", "volume", volume="b"))
+    source = render(app, root=root)
+    assert "on_checkpoint=lambda: [volume.commit() for volume in (a_volume, b_volume)]" in source
+
+
+@pytest.mark.parametrize(
+    ("signature", "volume"),
+    [
+        ("config=''", Volume("results", "volume", volume="results")),  # the target takes no callback
+        ("on_checkpoint=None", Volume("results", "volume", volume="results", read_only=True)),
+        ("on_checkpoint=None", Volume("data", "bucket", bucket="data")),  # buckets have no commit
+    ],
+)
+def test_no_commit_is_passed_when_there_is_nothing_to_commit_or_no_callback(tmp_path, signature, volume):
+    root = project_with_target(tmp_path, signature)
+    assert "on_checkpoint" not in render(app_with_volumes(volume), root=root)
+
+
+def test_a_target_whose_source_is_not_found_gets_no_callback(tmp_path):
+    app = app_with_volumes(Volume("results", "volume", volume="results"))
+    assert "on_checkpoint" not in render(app, root=tmp_path)
+
+
+def test_a_read_only_modal_volume_is_mounted_read_only(tmp_path):
+    app = app_with_volumes(Volume("reference", "volume", volume="reference", read_only=True))
+    assert '"/reference": reference_volume.read_only()' in render(app, root=tmp_path)
