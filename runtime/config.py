@@ -53,6 +53,7 @@ class DataConfig:
     val_fraction: float
     cache_dir: str
     nonfinite: str
+    in_memory: bool | tuple[str, ...]
     sample_rate_hz: float
     synthetic: SyntheticConfig
     loader: LoaderConfig
@@ -258,6 +259,9 @@ def _build(path: str, data: dict) -> Config:
             train=section.get("train"),
             val=section.get("val"),
             test=section.get("test"),
+            in_memory=tuple(section["in_memory"])
+            if isinstance(section["in_memory"], list)
+            else section["in_memory"],
             synthetic=_make(SyntheticConfig, section["synthetic"]),
             loader=_make(LoaderConfig, loader),
         ),

@@ -313,6 +313,15 @@ def test_populate_cache_builds_verifies_and_reports(tmp_path, capsys):
     assert "train: 16 windows" in capsys.readouterr().out
 
 
+def test_splits_can_be_kept_in_memory(tmp_path):
+    config = data_config(
+        tmp_path, format="synthetic", in_memory=["val"], synthetic={"n_train": 64, "n_val": 16, "n_test": 16}
+    )
+    splits = prepare_data(config, seed=0).splits
+    assert type(splits["val"].cache.arrays()[0]) is np.ndarray
+    assert isinstance(splits["train"].cache.arrays()[0], np.memmap)
+
+
 def test_an_unwritable_cache_dir_names_the_key(tmp_path):
     (tmp_path / "file").write_text("")
     config = data_config(tmp_path, format="synthetic", cache_dir=str(tmp_path / "file" / "cache"))

@@ -65,6 +65,11 @@ class CachedSplit:
             self._arrays = open_arrays(self.path, self.meta)
         return self._arrays
 
+    def load_into_memory(self) -> None:
+        """Replace the memory maps by copies in RAM (DataLoader workers started by fork share them)."""
+        windows, labels = self.arrays()
+        self._arrays = (np.array(windows), np.array(labels))
+
     def __getstate__(self) -> dict:
         # DataLoader workers get the path, not the mapped pages: pickling a memmap would copy the whole array
         return {**self.__dict__, "_arrays": None}

@@ -152,6 +152,9 @@ def prepare_data(data, *, seed: int, verify: bool = False, log: Callable[[str], 
     splits = {split: SplitView(cache, np.arange(cache.count)) for split, cache in caches.items()}
     if "val" not in splits:
         splits["train"], splits["val"] = _hold_out(train, data.val_fraction, seed)
+    for split, view in splits.items():
+        if data.in_memory is True or split in (data.in_memory or ()):
+            view.cache.load_into_memory()
     if len(splits["train"]) == 0:
         raise DataError("the train split holds no windows (after dropping windows with NaN/Inf values)")
     num_classes = max(2, *(len(c.label_counts) for c in caches.values()))
