@@ -89,8 +89,8 @@ class MetricAccumulator:
             rows.append(
                 {
                     "threshold": float(threshold),
-                    "sensitivity": detected / true_events if true_events else None,
-                    "false_alarms_per_24h": false_alarms / hours * 24,
+                    "sensitivity": float(detected / true_events) if true_events else None,
+                    "false_alarms_per_24h": float(false_alarms / hours * 24),
                     "true_events": int(true_events),
                     "detected_events": int(detected),
                     "false_alarms": int(false_alarms),

@@ -264,6 +264,8 @@ class LoopState:
 
 
 class Trainer:
+    """Model, optimizer, schedule, loaders and loop state of one run, with the loop as small methods."""
+
     def __init__(
         self, cfg: Config, bundle: DataBundle, placement: Placement, *, on_checkpoint: Callable | None
     ):
