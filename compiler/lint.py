@@ -35,7 +35,8 @@ from compiler.render import MODULE_NAMES  # names the generated module defines: 
 from runtime.specfile import Diagnostic, SourceDoc, did_you_mean
 
 ERROR, WARNING = "error", "warning"
-EXTRA_RULE_MODULES: tuple[str, ...] = ("compiler.lint_training",)  # modules whose import registers more rules
+# modules whose import registers more rules
+EXTRA_RULE_MODULES: tuple[str, ...] = ("compiler.lint_training", "compiler.lint_sweep")
 
 MIN_MEMORY_MIB = 128
 MAX_TIMEOUT_S = 24 * 3600

@@ -101,6 +101,20 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class Sweep:
+    """A function's hyperparameter sweep; :mod:`compiler.sweep` expands it into trials.
+
+    A key is one of the function's args or a dotted training-config key (``optim.lr``). Its position in the
+    spec is the function's origin ``"sweep"`` (the mapping is replaced whole by a profile).
+    """
+
+    grid: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # key -> values, every combination is a trial
+    trials: tuple[tuple[tuple[str, Any], ...], ...] = ()  # explicit trials, after the grid's
+    max_parallel: int | None = None  # at most this many trials at once; None = as many as Modal allows
+    name: str | None = None  # first part of each trial's run name; None = the function's name
+
+
+@dataclass(frozen=True)
 class Function:
     name: str
     module: str  # the `run` target, "module:function" split
@@ -118,6 +132,7 @@ class Function:
     max_containers: int | None = None
     scaledown_window_s: int | None = None
     schedule: Schedule | None = None
+    sweep: Sweep | None = None
     env: tuple[tuple[str, str], ...] = ()  # environment variables set on the function, in declared order
     lint_ignores: tuple[tuple[str, str], ...] = ()  # rule id -> the reason it is silenced for this function
     # Where each effective value was declared, for positioned lint messages: spec key -> JSON path in the

@@ -15,6 +15,11 @@ is still too long holds a long spec value; the module then says ``# ruff: noqa: 
 Function arguments become typed parameters: ``bool``, ``int``, ``float`` or ``str`` from the default's type.
 A list default becomes a ``str`` parameter holding JSON (``'["a", "b"]'``) that the body decodes with
 ``json.loads``, because Modal's CLI options only take scalars and a list default would be mutable.
+
+A function with a ``sweep`` gains ``overrides: str = "{}"``, JSON the body passes on as ``**overrides``; the
+module lists its trials (``SWEEPS``, expanded by :mod:`compiler.sweep`) and the entrypoint's ``--sweep``
+fans them out with ``.starmap()``. ``max_parallel`` becomes the function's ``max_containers`` unless the spec
+sets one.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from typing import Any
 
 from compiler.model import App, Function, Image, JsonPath, Schedule, Volume
 from compiler.pricing import Prices, PricingError, hourly_cost, load_prices
+from compiler.sweep import OVERRIDES_PARAM, function_trials
 from compiler.targets import keyword_parameters
 
 WIDTH = 88  # ruff's default; output laid out for 88 is also stable under any larger line-length
@@ -39,7 +45,10 @@ TEMPLATE = "app.py.j2"
 
 # Names the generated module defines or uses at module level (and the entrypoint reads besides its
 # parameters): no function or argument may take one of them.
-MODULE_NAMES = frozenset({"modal", "json", "app", "main", "ACTIONS", "print", "SystemExit"})
+MODULE_NAMES = frozenset(
+    {"modal", "json", "app", "main", "ACTIONS", "SWEEPS", "run_sweep", "outcome", "print", "SystemExit"}
+)
+ENTRYPOINT_FLAGS = frozenset({"action", "sweep"})  # the entrypoint's own parameters besides the options
 
 
 class RenderError(Exception):
@@ -179,6 +188,14 @@ class Parameter:
     annotation: str  # "bool" | "int" | "float" | "str"
     default: Any  # as passed to the function: a list default is already its JSON text
     is_json: bool
+    spread: bool = False  # JSON of keyword arguments, passed on as **name (a sweep's overrides)
+
+    @property
+    def argument(self) -> str:
+        """How the body passes the parameter to the target."""
+        if self.spread:
+            return f"**json.loads({self.name})"
+        return f"{self.name}=json.loads({self.name})" if self.is_json else f"{self.name}={self.name}"
 
     @property
     def source(self) -> str:
@@ -191,10 +208,13 @@ def parameters(function: Function) -> list[Parameter]:
     for name, default in function.args:
         path = ("functions", function.name, "args", name)
         identifier(name, path, f"argument of function '{function.name}'")
-        if name in MODULE_NAMES | {"action"}:
+        reserved = MODULE_NAMES | ENTRYPOINT_FLAGS | ({OVERRIDES_PARAM} if function.sweep else set())
+        if name in reserved:
             message = f"argument name '{name}' is used by the generated module; rename the argument"
             raise RenderError(message, path, "render/reserved-name")
         out.append(_parameter(name, default, path))
+    if function.sweep:
+        out.append(Parameter(OVERRIDES_PARAM, "str", "{}", is_json=False, spread=True))
     return out
 
 
@@ -262,7 +282,7 @@ class _Context:
 
     def variables(self) -> dict[str, Any]:
         app = self.app
-        uses_json = any(p.is_json for params in self.params.values() for p in params)
+        uses_json = any(p.is_json or p.spread for params in self.params.values() for p in params)
         return {
             "header": self.header(),
             "uses_json": uses_json,
@@ -273,6 +293,7 @@ class _Context:
             "volumes": [Entry(f"{self.volume_vars[n]} = ", self.volume(v)) for n, v in app.volumes.items()],
             "functions": [self.function(function) for function in app.functions.values()],
             "entrypoint": self.entrypoint(),
+            "sweeps": self.sweeps(),
         }
 
     # ---- header
@@ -343,13 +364,15 @@ class _Context:
         params = self.params[function.name]
         target = _call_name(function.entry, {p.name for p in params})
         imported = function.entry if target == function.entry else f"{function.entry} as {target}"
-        arguments = [f"{p.name}=json.loads({p.name})" if p.is_json else f"{p.name}={p.name}" for p in params]
+        arguments = [p.argument for p in params if not p.spread]
         commit = self.checkpoint_commit(function)
         if commit:
             arguments.append(f"on_checkpoint={commit}")
+        arguments += [p.argument for p in params if p.spread]  # ** last, as a person would write it
         return {
             "name": function.name,
             "cost": self.cost_comment(function),
+            "note": self.parallel_note(function),
             "decorator": self.decorator(function),
             "signature": Group(f"def {function.name}(", tuple(p.source for p in params), ")"),
             "import": f"from {function.module} import {imported}",
@@ -395,10 +418,22 @@ class _Context:
             cloud=_opt(function.cloud),
             nonpreemptible=literal(True) if function.nonpreemptible else None,
             min_containers=_opt(function.min_containers),
-            max_containers=_opt(function.max_containers),
+            max_containers=_opt(self.max_containers(function)),
             scaledown_window=_opt(function.scaledown_window_s),
             schedule=_schedule(function.schedule) if function.schedule else None,
         )
+
+    def max_containers(self, function: Function) -> int | None:
+        """The spec's max_containers, else the sweep's max_parallel: Modal runs that many trials at once."""
+        if function.max_containers is not None or function.sweep is None:
+            return function.max_containers
+        return function.sweep.max_parallel
+
+    def parallel_note(self, function: Function) -> str | None:
+        parallel = function.sweep.max_parallel if function.sweep else None
+        if function.max_containers is None and parallel:
+            return f"max_containers is the sweep's max_parallel: at most {parallel} trials at once"
+        return None
 
     def mounted(self, name: str) -> str:
         """How a function mounts a volume: a Modal Volume declared read-only gets .read_only()."""
@@ -446,11 +481,12 @@ class _Context:
         first = next(iter(self.app.functions), None)
         if first is None:
             raise RenderError("the spec declares no functions", ("functions",))
-        signature = (f"action: str = {literal(first)}",) + tuple(
-            f"{n}: {p.annotation} | None = None" for n, p in options.items()
-        )
+        flags = (f"action: str = {literal(first)}",)
+        if self.sweeping():
+            flags += ("sweep: bool = False",)
+        signature = flags + tuple(f"{n}: {p.annotation} | None = None" for n, p in options.items())
         actions = tuple(
-            Entry(f"{literal(name)}: ", Group("(", (name, value_doc([p.name for p in params])), ")"))
+            Entry(f"{literal(name)}: ", Group("(", (name, self.defaults(params)), ")"))
             for name, params in self.params.items()
         )
         return {
@@ -460,6 +496,35 @@ class _Context:
                 "options = ", Group("{", tuple(Entry(f"{literal(n)}: ", n) for n in options), "}")
             ),
         }
+
+    def defaults(self, params: list[Parameter]) -> Group:
+        """``{"config": "specs/train.yaml", ...}``: the parameters a function takes, with their defaults."""
+        return Group("{", tuple(Entry(f"{literal(p.name)}: ", literal(p.default)) for p in params), "}")
+
+    # ---- sweeps
+
+    def sweeping(self) -> list[Function]:
+        return [function for function in self.app.functions.values() if function.sweep]
+
+    def sweeps(self) -> Entry | None:
+        """``SWEEPS = {"train": [{...trial...}, ...]}``: what each trial sets, from :mod:`compiler.sweep`."""
+        if not self.sweeping():
+            return None
+        entries = []
+        for function in self.sweeping():
+            arg_names = {name for name, _ in function.args}
+            trials = []
+            for trial in function_trials(function):
+                args, overrides = trial.split(arg_names)
+                values = {name: self.argument_value(function, name, v) for name, v in args.items()}
+                trials.append(value_doc({**values, OVERRIDES_PARAM: overrides}))
+            entries.append(Entry(f"{literal(function.name)}: ", Group("[", tuple(trials), "]")))
+        return Entry("SWEEPS = ", Group("{", tuple(entries), "}"))
+
+    def argument_value(self, function: Function, name: str, value: Any) -> Any:
+        """A swept arg's value as the parameter takes it: list values as their JSON text."""
+        param = next(p for p in self.params[function.name] if p.name == name)
+        return json.dumps(list(value), ensure_ascii=False) if param.is_json else value
 
     # ---- names
 

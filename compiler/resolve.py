@@ -2,8 +2,8 @@
 
 Precedence, lowest first: ``defaults``, the profile's ``defaults``, the function, the profile's entry for
 the function. Mappings (``volumes``, ``env``, ``args``, ``lint``) merge key by key; every other value,
-including ``retries`` and ``schedule`` mappings, is replaced whole. Each function records where its effective
-values were declared (``Function.origins``) so the lint can point at the line to change.
+including ``retries``, ``schedule`` and ``sweep`` mappings, is replaced whole. Each function records where
+its effective values were declared (``Function.origins``) so the lint can point at the line to change.
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from compiler.model import (
     Resources,
     Retries,
     Schedule,
+    Sweep,
     Volume,
 )
 from runtime.specfile import Diagnostic, SourceDoc, SpecError, did_you_mean, dotted
 
-REPLACED_WHOLE = frozenset({"retries", "schedule"})
+REPLACED_WHOLE = frozenset({"retries", "schedule", "sweep"})
 
 
 def resolve(doc: SourceDoc, profile: str | None = None, *, sha256: str | None = None) -> App:
@@ -147,6 +148,7 @@ def _function(doc: SourceDoc, name: str, layers: Layers, errors: list[Diagnostic
         max_containers=_whole(spec.get("max_containers")),
         scaledown_window_s=convert("scaledown_window", units.parse_duration_s),
         schedule=convert("schedule", _schedule),
+        sweep=_sweep(spec.get("sweep")),
         env=tuple(spec.get("env", {}).items()),
         lint_ignores=tuple(spec.get("lint", {}).get("ignore", {}).items()),
         origins=origins,
@@ -168,6 +170,20 @@ def _schedule(value: dict) -> Schedule:
     if "cron" in value:
         return Schedule("cron", cron=value["cron"], timezone=value.get("timezone"))
     return Schedule("period", period_s=units.parse_duration_s(value["period"]))
+
+
+def _sweep(value: dict | None) -> Sweep | None:
+    """``null`` (e.g. in a profile) means no sweep."""
+    if value is None:
+        return None
+    return Sweep(
+        grid=tuple((key, tuple(_frozen(v) for v in values)) for key, values in value.get("grid", {}).items()),
+        trials=tuple(
+            tuple((key, _frozen(v)) for key, v in trial.items()) for trial in value.get("trials", ())
+        ),
+        max_parallel=_whole(value.get("max_parallel")),
+        name=value.get("name"),
+    )
 
 
 def _image(name: str, spec: dict) -> Image:

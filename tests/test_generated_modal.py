@@ -63,7 +63,9 @@ def test_autoscaling_and_image_choice_are_in_the_decorator(compiled, spec, profi
     for name, function in app.functions.items():
         keywords = decorator_keywords(source, name)
         assert keywords.get("min_containers") == function.min_containers
-        assert keywords.get("max_containers") == function.max_containers
+        # a sweep's max_parallel bounds its trials through max_containers when the spec sets none
+        parallel = function.sweep.max_parallel if function.sweep else None
+        assert keywords.get("max_containers") == (function.max_containers or parallel)
         assert keywords.get("scaledown_window") == function.scaledown_window_s
         assert keywords.get("image") == (variable_name(function.image, "image") if function.image else None)
 
