@@ -147,7 +147,7 @@ def main(config: str, checkpoint: str = "", on_checkpoint: Callable[[], None] | 
 
     cfg = load_config(config)
     placement = place(cfg.train.precision)
-    path = resolve(checkpoint) if checkpoint else _default_checkpoint(cfg.run_dir)
+    path = resolve(checkpoint) if checkpoint else default_checkpoint(cfg.run_dir)
     checkpoints.load(path)  # fail early, before the data is prepared, if it is unusable
     bundle = prepare_data(cfg.data, seed=cfg.train.seed, log=lambda m: print(m, file=sys.stderr))
     report = evaluate_run(cfg, path, bundle, placement, on_checkpoint=on_checkpoint)
@@ -167,13 +167,22 @@ def main(config: str, checkpoint: str = "", on_checkpoint: Callable[[], None] | 
         "run_dir": str(cfg.run_dir),
         "checkpoint": str(path),
         "split": report["split"],
-        "metrics": metrics,
+        "metrics": headline(metrics),
         "report": report["report_path"],
         "plots": report["plots"],
     }
 
 
-def _default_checkpoint(run_dir: Path) -> Path:
+def headline(metrics: dict) -> dict:
+    """The scalar metrics (and sensitivity at the false-alarm targets): what a summary returns."""
+    out = {k: v for k, v in metrics.items() if v is None or isinstance(v, int | float)}
+    if "events" in metrics:
+        out["sensitivity_at_fa_per_24h"] = metrics["events"]["sensitivity_at_fa_per_24h"]
+    return out
+
+
+def default_checkpoint(run_dir: Path) -> Path:
+    """The run's best.pt, else last.pt (each falling back to its previous generation when damaged)."""
     for name in (checkpoint.BEST, checkpoint.LAST):
         found = checkpoint.load_latest(run_dir, name)
         if found:

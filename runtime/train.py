@@ -568,18 +568,14 @@ def _save_config(cfg: Config) -> None:
 
 
 def _finish(cfg: Config, trainer: Trainer, scan_backend: str, on_checkpoint) -> dict:
-    from runtime.evaluate import evaluate_run
+    from runtime.evaluate import default_checkpoint, evaluate_run, headline
 
+    evaluated = default_checkpoint(cfg.run_dir)  # best.pt (or its previous generation), else last.pt
+    report = evaluate_run(cfg, evaluated, trainer.bundle, trainer.placement, on_checkpoint=on_checkpoint)
     best = cfg.run_dir / checkpoint.BEST
-    report = evaluate_run(
-        cfg,
-        best if best.exists() else cfg.run_dir / checkpoint.LAST,
-        trainer.bundle,
-        trainer.placement,
-        on_checkpoint=on_checkpoint,
-    )
     summary = {
         "run_dir": str(cfg.run_dir),
+        "evaluated_checkpoint": str(evaluated),
         "best_checkpoint": str(best) if best.exists() else None,
         "last_checkpoint": str(cfg.run_dir / checkpoint.LAST),
         "steps": trainer.state.step,
@@ -587,7 +583,7 @@ def _finish(cfg: Config, trainer: Trainer, scan_backend: str, on_checkpoint) -> 
         "best_step": trainer.state.best_step,
         "best_metric": {cfg.train.early_stopping.metric: trainer.state.best_value},
         "final_metrics": trainer.latest_val,
-        "test_metrics": report["metrics"],
+        "test_metrics": headline(report["metrics"]),
         "report": report["report_path"],
         "plots": report["plots"],
         "scan_backend": scan_backend,

@@ -52,6 +52,8 @@ def test_evaluate_writes_event_metrics_for_per_timestep_detection(timestep_run, 
     assert events["hours"] == pytest.approx(48 * 64 / 8 / 3600)
     assert set(events["sensitivity_at_fa_per_24h"]) == {"100", "10"}
     assert {Path(p).name for p in summary["plots"]} == {"curves.png", "roc.png", "confusion_matrix.png"}
+    assert summary["metrics"]["sensitivity_at_fa_per_24h"] == events["sensitivity_at_fa_per_24h"]
+    assert "roc" not in summary["metrics"] and "events" not in summary["metrics"]  # the summary stays small
     assert "report:" in capsys.readouterr().err
 
 
