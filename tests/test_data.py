@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -284,6 +285,26 @@ def test_an_interrupted_build_resumes_after_the_last_whole_file(tmp_path, monkey
     with np.load(tmp_path / "src/f3.npz") as last:
         assert np.array_equal(windows[-6:], last["windows"])
     assert not list((tmp_path / "cache").glob("*.partial"))
+
+
+def test_concurrent_builders_build_once(tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from runtime.data import formats, loading
+
+    write_npz(tmp_path / "src/a.npz")
+    config = data_config(tmp_path, format="npz", train=str(tmp_path / "src"))
+    reads = []
+
+    def slow_read(path, shown):
+        reads.append(shown)
+        time.sleep(0.2)
+        return formats.read_npz(path, shown)
+
+    monkeypatch.setattr(loading, "read_npz", slow_read)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: build_caches(config)["train"], range(2)))
+    assert len(reads) == 1 and sorted(r.reused for r in results) == [False, True]
 
 
 def test_verification_and_size_checks_catch_a_damaged_cache(tmp_path):

@@ -5,17 +5,20 @@ A cache folder ``<cache_dir>/<split>-<fingerprint>/`` holds ``windows.f32`` (n, 
 files (path, size, modification time), the synthetic generator's settings and the NaN/Inf policy, so a changed
 source builds a new cache and an unchanged one is reused. A build happens in ``<name>.partial/``, records each
 source chunk's offset and SHA-256 in ``progress.json`` as it goes (a killed build resumes after the last whole
-chunk), and is renamed into place only when complete. ``verify`` re-reads what was written and checks every
-digest.
+chunk), and is renamed into place only when complete. Builders of one folder take turns under an flock on
+``<name>.lock``, so a second one reuses what the first built. ``verify`` re-reads what was written and checks
+every digest.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,15 +111,27 @@ def load_or_build(
     """The cache of ``source``: reused when its fingerprint matches, else built (resuming a partial build)."""
     digest = fingerprint(source, settings)
     final = cache_dir / f"{source.split}-{digest}"
-    if (final / META_FILE).is_file():
-        split = open_cache(final)
-        split.reused = True
-    else:
-        _build(final, digest, chunks, nonfinite, progress)
-        split = open_cache(final)
+    reused = (final / META_FILE).is_file()
+    if not reused:
+        with _build_lock(final):  # a second builder (populate_cache, another rank) waits, then reuses
+            reused = (final / META_FILE).is_file()
+            if not reused:
+                _build(final, digest, chunks, nonfinite, progress)
+    split = open_cache(final)
+    split.reused = reused
     if verify:
         verify_cache(split)
     return split
+
+
+@contextmanager
+def _build_lock(final: Path) -> Iterator[None]:
+    with open(final.with_name(final.name + ".lock"), "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:
+            pass  # a file system without locks: concurrent builders are then the user's to avoid
+        yield
 
 
 def open_cache(path: Path) -> CachedSplit:
@@ -186,9 +201,6 @@ def _build(final: Path, digest: str, chunks: list[Callable[[], Chunk]], nonfinit
     meta = _meta(state)
     _write_json(partial / META_FILE, meta)
     (partial / PROGRESS_FILE).unlink()
-    if final.exists():  # a concurrent builder finished first; its result is equivalent
-        shutil.rmtree(partial)
-        return
     os.replace(partial, final)
     fsync_dir(final.parent)
 
