@@ -17,6 +17,11 @@ What the spec declares is enforced here too, so a mistake shows locally before a
   resumes from its checkpoint because the volumes persist between attempts.
 
 The exit code is the function's: 0 when it returns, the code of a ``SystemExit``, 1 for an uncaught exception.
+
+A sweep (:func:`execute_sweep`) runs each trial as such a run, with the trial's args and config overrides
+(its own ``run_name``, so its own run directory), one after another or several at once: each trial on its
+own cores, as many at a time as the machine's cores hold. The child saves the target's return value as JSON
+(through :func:`compiler.sweep.run_trial`) for the summary table.
 """
 
 from __future__ import annotations
@@ -24,20 +29,24 @@ from __future__ import annotations
 import json
 import math
 import os
+import queue
 import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from compiler import sweep as sweeps
 from compiler.model import App, Function
-from compiler.plan import MODAL_DEFAULT_TIMEOUT_S
+from compiler.plan import MODAL_DEFAULT_TIMEOUT_S, aligned
 
 MODAL_DEFAULT_CPU = 0.125
 EXIT_TIMEOUT = 124
@@ -315,6 +324,138 @@ def _kill_tree(child: subprocess.Popen) -> None:
             pass
     child.wait()
     psutil.wait_procs(descendants, timeout=10)  # gone before a retry starts, not merely signalled
+
+
+# ------------------------------------------------------------------------------------------------- sweeps
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    trial: sweeps.Trial
+    exit_code: int
+    summary: Any  # what the target returned (JSON), None when it failed or returned nothing
+
+
+def sweep_parallel(requested: int, trials: int, fn: Function, say: Callable[[str], None]) -> int:
+    """How many trials run at once: ``requested``, within the sweep's max_parallel and the cores here."""
+    declared_cpu = fn.resources.cpu if fn.resources.cpu is not None else MODAL_DEFAULT_CPU
+    per_trial = min(math.ceil(declared_cpu), len(_usable_cores()))
+    fitting = max(1, len(_usable_cores()) // per_trial)
+    parallel = min(requested, trials)
+    if fn.sweep and fn.sweep.max_parallel and parallel > fn.sweep.max_parallel:
+        say(f"--parallel {requested}: the sweep's max_parallel is {fn.sweep.max_parallel}; running that many")
+        parallel = fn.sweep.max_parallel
+    if parallel > fitting:
+        say(
+            f"--parallel {parallel}: {parallel} trials x {per_trial} core(s) do not fit the "
+            f"{len(_usable_cores())} core(s) here; running {fitting} at a time"
+        )
+        parallel = fitting
+    return parallel
+
+
+def execute_sweep(
+    app: App,
+    fn: Function,
+    kwargs: dict[str, Any],
+    volumes_root: Path,
+    workdir: Path,
+    parallel: int,
+    say: Callable[[str], None],
+) -> list[TrialOutcome]:
+    """Run every trial of ``fn``'s sweep with ``kwargs`` as the base args, ``parallel`` at a time (each on
+    its own cores); return their outcomes in trial order."""
+    trials = sweeps.function_trials(fn)
+    arg_names = set(fn.arg_dict)
+    cores = prepare(app, fn, kwargs, volumes_root, workdir).cores
+    usable = _usable_cores()
+    slots: queue.Queue[list[int]] = queue.Queue()
+    for slot in range(parallel):
+        slots.put(usable[slot * cores : (slot + 1) * cores])
+    say(f"sweep of {fn.name}: {len(trials)} trials, {parallel} at a time")
+    with tempfile.TemporaryDirectory(prefix="mtc-sweep-") as results:
+
+        def run_one(trial: sweeps.Trial) -> TrialOutcome:
+            args, overrides = trial.split(arg_names)
+            result_file = Path(results) / f"trial-{trial.index}.json"
+            call = {
+                "target": fn.run,
+                "kwargs": {**kwargs, **args, **overrides},
+                "result_file": str(result_file),
+            }
+            run = prepare(app, fn, call, volumes_root, workdir)
+            run = replace(run, target=f"{sweeps.__name__}:{sweeps.run_trial.__name__}")
+            label = f"trial {trial.index} ({trial.label()})"
+            say(f"{label} starts in run {trial.run_name}")
+            cpus = slots.get()
+            try:
+                with _cores_of_this_thread(cpus):  # the trial's child inherits them
+                    code = execute(run, lambda message: say(f"{label}: {message}"))
+            finally:
+                slots.put(cpus)
+            return TrialOutcome(trial, code, _read_summary(result_file) if code == 0 else None)
+
+        read_only = [volumes_root / m.volume for m in fn.mounts if app.volumes[m.volume].read_only]
+        for folder in read_only:
+            folder.mkdir(parents=True, exist_ok=True)
+        # protected once for the whole sweep, so trials at once never restore each other's saved modes
+        with _write_protected(read_only):
+            if parallel == 1:
+                return [run_one(trial) for trial in trials]
+            with ThreadPoolExecutor(max_workers=parallel) as pool:
+                return list(pool.map(run_one, trials))
+
+
+@contextmanager
+def _cores_of_this_thread(cpus: list[int]) -> Iterator[None]:
+    """Pin the calling thread (only it, on Linux) to ``cpus`` for the block, then give its cores back."""
+    if not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def _read_summary(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+SWEEP_COLUMNS = ("trial", "values", "exit", "run dir", "best metric", "steps")
+
+
+def sweep_table(outcomes: list[TrialOutcome]) -> str:
+    """One line per trial: its values, exit code, and the run directory and metrics its summary reports."""
+    rows = []
+    for outcome in outcomes:
+        summary = outcome.summary if isinstance(outcome.summary, dict) else {}
+        best = summary.get("best_metric")
+        shown = (
+            ", ".join(f"{name} {_number(value)}" for name, value in best.items())
+            if isinstance(best, dict)
+            else "-"
+        )
+        rows.append(
+            (
+                str(outcome.trial.index),
+                outcome.trial.label(),
+                str(outcome.exit_code),
+                str(summary.get("run_dir") or outcome.trial.run_name),
+                shown,
+                str(summary.get("steps", "-")),
+            )
+        )
+    return aligned(SWEEP_COLUMNS, rows, {"trial", "exit", "steps"})
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 @contextmanager

@@ -4,7 +4,7 @@ A sweep has a ``grid`` (every combination of its values: the cartesian product, 
 slowest) and ``trials`` (an explicit list, appended after the grid's). A key is either one of the
 function's ``args`` or a dotted training-config key (``optim.lr``) that the target receives in
 ``**overrides``. Every trial gets its own run: the override ``run_name`` is set to a deterministic name made
-of the sweep's name, the trial's index and its values (``train-t03-lr=0.001-d_model=64``), so trials never
+of the sweep's name, the trial's index and its values (``train-t03-lr_0.001-d_model_64``), so trials never
 share checkpoints and a retried trial resumes its own.
 
 Expansion is a pure function of the model: the generated module, ``mtc plan`` and ``mtc run --sweep`` all
@@ -27,7 +27,7 @@ from compiler.model import Function, Sweep
 RUN_NAME_KEY = "run_name"  # the training config key that names a run's directory under output_dir
 OVERRIDES_PARAM = "overrides"  # the parameter a sweeping function gains: its trial's config overrides
 NAME_LIMIT = 120  # a run directory name stays well under file systems' 255 bytes
-UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
+UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")  # the training config's run_name pattern allows only these
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,9 @@ def function_trials(fn: Function) -> tuple[Trial, ...]:
 
 
 def run_name(name: str, index: int, values: tuple[tuple[str, Any], ...], digits: int = 2) -> str:
-    """``train-t03-lr=0.001-d_model=64``: the last part of each dotted key, characters safe in a path."""
-    parts = [f"{name}-t{index:0{digits}d}", *(f"{key.rsplit('.', 1)[-1]}={_shown(v)}" for key, v in values)]
+    """``train-t03-lr_0.001-d_model_64``: the last part of each dotted key, '_', the value; only the
+    characters a run name may hold (letters, digits, '.', '_', '-')."""
+    parts = [f"{name}-t{index:0{digits}d}", *(f"{key.rsplit('.', 1)[-1]}_{_shown(v)}" for key, v in values)]
     text = UNSAFE.sub("_", "-".join(parts)).strip("._")
     return text[:NAME_LIMIT]
 

@@ -119,28 +119,28 @@ SWEEPS = {
     "train": [
         {
             "overrides": {
-                "run_name": "train-t00-lr=0.0003-d_model=128",
+                "run_name": "train-t00-lr_0.0003-d_model_128",
                 "optim.lr": 0.0003,
                 "model.d_model": 128,
             },
         },
         {
             "overrides": {
-                "run_name": "train-t01-lr=0.0003-d_model=256",
+                "run_name": "train-t01-lr_0.0003-d_model_256",
                 "optim.lr": 0.0003,
                 "model.d_model": 256,
             },
         },
         {
             "overrides": {
-                "run_name": "train-t02-lr=0.001-d_model=128",
+                "run_name": "train-t02-lr_0.001-d_model_128",
                 "optim.lr": 0.001,
                 "model.d_model": 128,
             },
         },
         {
             "overrides": {
-                "run_name": "train-t03-lr=0.001-d_model=256",
+                "run_name": "train-t03-lr_0.001-d_model_256",
                 "optim.lr": 0.001,
                 "model.d_model": 256,
             },

@@ -1,7 +1,9 @@
 """`mtc run`, `mtc logs`, `mtc stop`, `mtc apps`: run a function locally or on Modal, look after Modal apps.
 
 ``mtc run FUNCTION`` runs on the local embedded backend by default (:mod:`compiler.localrun`);
-``--backend modal`` refuses a stale generated module, then hands over to ``modal run``. ``logs``, ``stop``
+``--backend modal`` refuses a stale generated module, then hands over to ``modal run``. With ``--sweep`` every
+trial of the function's sweep runs: locally one after another (or ``--parallel N`` at once), on Modal through
+the generated entrypoint's ``--sweep``. ``logs``, ``stop``
 and ``apps`` pass through to ``modal app logs|stop|list``. Nothing heavy is imported until a command runs.
 """
 
@@ -44,6 +46,13 @@ def say(message: str) -> None:
     type=click.Path(file_okay=False),
     help="Local backend: folder with one sub-folder per volume (default $MTC_VOLUMES_DIR or .mtc/volumes).",
 )
+@click.option("--sweep", is_flag=True, help="Run every trial of the function's sweep, then show a summary.")
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Local sweep: run up to N trials at once, as the cores allow (default 1).",
+)
 def run(
     function: str,
     spec: str,
@@ -52,10 +61,16 @@ def run(
     detach: bool,
     arg_pairs: tuple[str, ...],
     volumes_dir: str | None,
+    sweep: bool,
+    parallel: int | None,
 ) -> int:
     """Run FUNCTION of SPEC locally (the default) or on Modal, with its args from the spec and --arg."""
     if detach and backend != "modal":
         raise click.UsageError("--detach needs --backend modal (a local run is attached to this terminal)")
+    if parallel is not None and not (sweep and backend == "local"):
+        raise click.UsageError(
+            "--parallel needs --sweep on the local backend (on Modal, max_parallel decides)"
+        )
     result = _checked(spec, profile)
     if result is None:
         return EXIT_INVALID
@@ -69,13 +84,37 @@ def run(
     except ArgError as exc:
         click.echo(f"error: {exc}", err=True)
         return EXIT_INVALID
+    if sweep and fn.sweep is None:
+        sweeping = ", ".join(name for name, f in app.functions.items() if f.sweep) or "none"
+        click.echo(f"error: {function} declares no sweep (functions with one: {sweeping})", err=True)
+        return EXIT_INVALID
     if backend == "modal":
-        return _run_on_modal(result, profile, function, overrides, detach)
+        return _run_on_modal(result, profile, function, overrides, detach, sweep)
     from compiler import localrun
 
     workdir = Path.cwd()
-    plan = localrun.prepare(app, fn, {**fn.arg_dict, **overrides}, localrun.volumes_dir(volumes_dir), workdir)
+    kwargs = {**fn.arg_dict, **overrides}
+    if sweep:
+        return _sweep_locally(app, fn, kwargs, localrun.volumes_dir(volumes_dir), parallel or 1)
+    plan = localrun.prepare(app, fn, kwargs, localrun.volumes_dir(volumes_dir), workdir)
     return localrun.execute(plan, say)
+
+
+def _sweep_locally(app: Any, fn: Any, kwargs: dict[str, Any], volumes: Path, requested: int) -> int:
+    """Every trial, then the summary table on stdout; exit 1 when a trial failed."""
+    from compiler import localrun, sweep
+
+    parallel = localrun.sweep_parallel(requested, len(sweep.function_trials(fn)), fn, say)
+    outcomes = localrun.execute_sweep(app, fn, kwargs, volumes, Path.cwd(), parallel, say)
+    click.echo(localrun.sweep_table(outcomes), nl=False)
+    failed = [o for o in outcomes if o.exit_code != 0]
+    if failed:
+        say(
+            f"{len(failed)} of {len(outcomes)} trials failed: "
+            + ", ".join(str(o.trial.index) for o in failed)
+        )
+        return EXIT_INVALID
+    return 0
 
 
 def _checked(spec: str, profile: str | None) -> Any:
@@ -158,7 +197,7 @@ def _json_list(name: str, text: str) -> list:
 
 
 def _run_on_modal(
-    result: Any, profile: str | None, function: str, overrides: dict[str, Any], detach: bool
+    result: Any, profile: str | None, function: str, overrides: dict[str, Any], detach: bool, sweep: bool
 ) -> int:
     from compiler.commands.build import GENERATED_DIR, render_module
     from compiler.emit import difference
@@ -174,14 +213,11 @@ def _run_on_modal(
         )
         click.echo(f"error: {module} is missing or out of date with {spec}; run `{hint}` first", err=True)
         return EXIT_INVALID
-    command = [
-        sys.executable,
-        "-m",
-        "modal",
-        "run",
-        *(["--detach"] if detach else []),
-        f"{module}::{function}",
-    ]
+    command = [sys.executable, "-m", "modal", "run", *(["--detach"] if detach else [])]
+    if sweep:  # through the local entrypoint, which fans the trials out
+        command += [module, "--action", function, "--sweep"]
+    else:
+        command.append(f"{module}::{function}")
     command += modal_flags(overrides)
     return _pass_through(command)
 

@@ -86,17 +86,26 @@ def plan(spec: str, profile: str | None, fmt: str, budget: float | None, prices_
     else:
         title = f"{app.name} ({app.spec_path}" + (f", profile {profile}" if profile else "") + ")"
         click.echo(title + "\n" + planning.format_table(rows), nl=False)
-        click.echo(planning.footer(prices), err=True, nl=False)
+        click.echo(planning.footer(prices, rows), err=True, nl=False)
     if budget is None:
         return EXIT_OK
     over = planning.over_budget(rows, budget)
     for row in over:
-        click.echo(
-            f"error: {row.function}'s worst case ${row.worst_case_usd:.2f} per call exceeds the budget "
-            f"${budget:.2f}; lower its timeout, retries or GPU, or raise --budget",
-            err=True,
-        )
+        click.echo(f"error: {_over_budget_message(row, budget)}", err=True)
     return EXIT_INVALID if over else EXIT_OK
+
+
+def _over_budget_message(row: Any, budget: float) -> str:
+    if row.worst_case_usd > budget:
+        return (
+            f"{row.function}'s worst case ${row.worst_case_usd:.2f} per call exceeds the budget "
+            f"${budget:.2f}; lower its timeout, retries or GPU, or raise --budget"
+        )
+    return (
+        f"{row.function}'s sweep worst case ${row.sweep_worst_case_usd:.2f} ({row.sweep_trials} trials x "
+        f"${row.worst_case_usd:.2f} per call) exceeds the budget ${budget:.2f}; run fewer trials, lower the "
+        "timeout, retries or GPU, or raise --budget"
+    )
 
 
 @click.command()
