@@ -192,13 +192,16 @@ def default_checkpoint(run_dir: Path) -> Path:
     )
 
 
+USAGE = "usage: python -m runtime.evaluate CONFIG [CHECKPOINT]   (default: the run's best.pt)"
+
+
 def cli(argv: list[str] | None = None) -> int:
-    """``python -m runtime.evaluate CONFIG [CHECKPOINT]``; exit 1 with a message on bad input."""
+    """The module's command line; exit 1 with a message on bad input, 3 on bad usage."""
     from runtime.train import USER_ERRORS, user_message
 
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help"):
-        print(cli.__doc__, file=sys.stderr)
+    if not args or args[0] in ("-h", "--help") or len(args) > 2:
+        print(USAGE, file=sys.stderr)
         return 3
     try:
         main(args[0], args[1] if len(args) > 1 else "")

@@ -613,16 +613,18 @@ def _human_summary(summary: dict, split: str) -> str:
     )
 
 
+USAGE = "usage: python -m runtime.train CONFIG [--no-resume] [key=value ...]   (e.g. train.max_steps=100)"
+
+
 def cli(argv: list[str] | None = None) -> int:
-    """``python -m runtime.train CONFIG [--no-resume] [key=value ...]``; exit 1 with a message on bad
-    input."""
+    """The module's command line; exit 1 with a message on bad input, 3 on bad usage."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help"):
-        print(cli.__doc__, file=sys.stderr)
-        return 3
     resume = "--no-resume" not in args
     args = [a for a in args if a != "--no-resume"]
-    overrides = dict(a.split("=", 1) for a in args[1:] if "=" in a)
+    if not args or args[0].startswith("-") or any("=" not in a for a in args[1:]):
+        print(USAGE, file=sys.stderr)
+        return 3
+    overrides = dict(a.split("=", 1) for a in args[1:])
     try:
         main(args[0], resume=resume, **overrides)
     except USER_ERRORS as exc:
