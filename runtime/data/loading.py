@@ -157,23 +157,27 @@ def prepare_data(data, *, seed: int, verify: bool = False, log: Callable[[str], 
             view.cache.load_into_memory()
     if len(splits["train"]) == 0:
         raise DataError("the train split holds no windows (after dropping windows with NaN/Inf values)")
-    num_classes = max(2, *(len(c.label_counts) for c in caches.values()))
-    if data.format == "synthetic":
-        num_classes = data.synthetic.num_classes
-    names = (
-        list(split_sources(data)["train"].classes)
-        if data.format == "ts"
-        else [str(i) for i in range(num_classes)]
-    )
+    names = _class_names(data, caches)
     return DataBundle(
         splits={name: splits[name] for name in SPLITS if name in splits},
         in_channels=train.shape[0],
         length=train.shape[1],
-        num_classes=len(names) if data.format == "ts" else num_classes,
+        num_classes=len(names),
         class_names=names,
         per_timestep=train.per_timestep,
-        train_label_counts=_label_counts(splits["train"], num_classes if data.format != "ts" else len(names)),
+        train_label_counts=_label_counts(splits["train"], len(names)),
     )
+
+
+def _class_names(data, caches: dict[str, CachedSplit]) -> list[str]:
+    """ts: the file's class names; else "0", "1", ... up to the largest label seen (at least 2 classes)."""
+    if data.format == "ts":
+        return list(split_sources(data)["train"].classes)
+    if data.format == "synthetic":
+        count = data.synthetic.num_classes
+    else:
+        count = max(2, *(len(cache.label_counts) for cache in caches.values()))
+    return [str(i) for i in range(count)]
 
 
 def _kind(cache: CachedSplit) -> str:
