@@ -106,7 +106,7 @@ def load_or_build(
     *,
     nonfinite: str,
     verify: bool = False,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[], None] | None = None,
 ) -> CachedSplit:
     """The cache of ``source``: reused when its fingerprint matches, else built (resuming a partial build)."""
     digest = fingerprint(source, settings)
@@ -195,7 +195,7 @@ def _build(final: Path, digest: str, chunks: list[Callable[[], Chunk]], nonfinit
             _sync(windows_out, labels_out)
             _write_json(partial / PROGRESS_FILE, state)
             if progress:
-                progress(len(windows))
+                progress()
     if state["window_shape"] is None:
         raise DataError(f"{final.name}: the source holds no windows")
     meta = _meta(state)

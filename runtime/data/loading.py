@@ -7,6 +7,7 @@ resumed run reads exactly the batches an uninterrupted run would have read.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -129,12 +130,45 @@ def build_caches(data, *, verify: bool = False, log: Callable[[str], None] = pri
     out = {}
     for split, source in split_sources(data).items():
         started = time.perf_counter()
-        out[split] = load_or_build(
-            cache_dir, source, _settings(data), _chunks(source, data), nonfinite=data.nonfinite, verify=verify
-        )
+        chunks = _chunks(source, data)
+        progress = _FileProgress(f"cache {split}", len(chunks))
+        try:
+            out[split] = load_or_build(
+                cache_dir,
+                source,
+                _settings(data),
+                chunks,
+                nonfinite=data.nonfinite,
+                verify=verify,
+                progress=progress.advance,
+            )
+        finally:
+            progress.close()
         if not out[split].reused:
             log(f"cache: built {split} ({out[split].count} windows) in {time.perf_counter() - started:.1f}s")
     return out
+
+
+class _FileProgress:
+    """Files converted so far (a populate_cache can take hours); the bar appears with the first converted
+    file, so a reused cache shows none."""
+
+    def __init__(self, label: str, files: int):
+        self.label, self.files, self.bar = label, files, None
+
+    def advance(self) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            interval = 0.5 if sys.stderr.isatty() else 30.0
+            self.bar = tqdm(
+                total=self.files, desc=self.label, unit="file", mininterval=interval, disable=self.files < 2
+            )
+        self.bar.update()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 # ------------------------------------------------------------------------------------------ bundle
