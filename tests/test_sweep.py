@@ -421,3 +421,27 @@ def test_the_trial_child_saves_what_the_target_returns(tmp_path):
     result_file = tmp_path / "out.json"
     returned = run_trial("json:dumps", {"obj": {"steps": 3}}, str(result_file))
     assert json.loads(result_file.read_text()) == returned == '{"steps": 3}'
+
+
+# ------------------------------------------------------------------------------------------- mtc run
+
+
+def test_run_sweep_on_modal_goes_through_the_generated_entrypoint(project, capsys, monkeypatch):
+    from compiler.commands import execute
+
+    lint_spec(project)
+    assert mtc(capsys, "compile", "specs/deployment.yaml")[0] == 0
+    commands = []
+    monkeypatch.setattr(execute, "_pass_through", lambda command: commands.append(command) or 0)
+    spec = "specs/deployment.yaml"
+    code, _, _ = mtc(capsys, "run", "train", spec, "--backend", "modal", "--sweep", "--arg", "seed=3")
+    assert code == 0
+    assert commands[0][3:] == ["run", "generated/sweeps.py", "--action", "train", "--sweep", "--seed", "3"]
+
+
+def test_run_sweep_refuses_a_function_without_one_and_parallel_without_sweep(project, capsys):
+    lint_spec(project)
+    code, _, err = mtc(capsys, "run", "train", "specs/deployment.yaml", "--profile", "none", "--sweep")
+    assert code == 1 and "train declares no sweep (functions with one: none)" in err
+    code, _, err = mtc(capsys, "run", "train", "specs/deployment.yaml", "--parallel", "2")
+    assert code == 3 and "--parallel needs --sweep" in err
