@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--batches", type=int, default=30)
     args = parser.parse_args()
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the loaders compete for 2 cores; keep torch's own threads out of it
 
     with tempfile.TemporaryDirectory(prefix="mtc-bench-") as tmp:
@@ -156,6 +157,7 @@ def main() -> None:
         for workers, cache_rate, direct_rate in rows:
             print(f"{workers:>8} {cache_rate:>12.0f} {direct_rate:>17.0f} {cache_rate / direct_rate:>6.1f}x")
 
+    torch.set_num_threads(threads)  # the model trains as it would in a run
     model_rate, (debug_cfg, debug_bundle) = debug_model_rate()
     debug_loader = make_loader(
         debug_bundle.splits["train"],
