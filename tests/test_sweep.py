@@ -445,3 +445,13 @@ def test_run_sweep_refuses_a_function_without_one_and_parallel_without_sweep(pro
     assert code == 1 and "train declares no sweep (functions with one: none)" in err
     code, _, err = mtc(capsys, "run", "train", "specs/deployment.yaml", "--parallel", "2")
     assert code == 3 and "--parallel needs --sweep" in err
+
+
+def test_a_sweeping_function_cannot_have_an_arg_named_overrides(project, capsys):
+    text = SPEC.format(sweep=GOOD_SWEEP, entry="main", volumes="/results: results", extra="")
+    (project / "specs" / "deployment.yaml").write_text(text.replace("seed: 0}", "seed: 0, overrides: x}"))
+    code, _, err = mtc(capsys, "lint", "specs/deployment.yaml")
+    assert code == 1
+    assert (
+        "argument name 'overrides' is used by the generated module" in err and "[render/reserved-name]" in err
+    )
