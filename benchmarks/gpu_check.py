@@ -18,6 +18,7 @@ the CPU smoke checks and exits 0 when they pass.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import sys
@@ -64,7 +65,7 @@ def measure_pair(model: torch.nn.Module, inputs: torch.Tensor, fused_ok: bool, r
     result = {}
     runs = {}
     for name, twin in paths.items():
-        step = lambda twin=twin: smoke.forward_backward(twin, inputs)  # noqa: E731
+        step = functools.partial(smoke.forward_backward, twin, inputs)
         runs[name] = step()
         result[f"{name}_seconds"] = smoke.seconds_per_call(step, repeats=repeats)
         result[f"{name}_peak_mib"] = peak_memory_mib(step)

@@ -105,7 +105,7 @@ class Mamba(nn.Module):
 
     @property
     def scan_backend(self) -> str:
-        """ "fused" or "torch": what :meth:`forward` runs on the device the parameters are on now."""
+        """The scan :meth:`forward` runs on the parameters' device now: "fused" or "torch"."""
         return ssm.resolve_backend(self.kernels, self.A_log.device)
 
     def forward(self, hidden_states):
@@ -158,7 +158,7 @@ class Mamba(nn.Module):
         padded = F.pad(x, (0, 0, 0, 0, self.d_conv - 1, 0))
         out = padded[:length] * weight[:, 0]
         for tap in range(1, self.d_conv):
-            out = out.addcmul_(padded[tap : tap + length], weight[:, tap])
+            out.addcmul_(padded[tap : tap + length], weight[:, tap])
         return out if self.conv1d.bias is None else out + self.conv1d.bias
 
 
@@ -273,7 +273,8 @@ class SignalMamba(nn.Module):
 
     @property
     def scan_backend(self) -> str:
-        """ "fused" or "torch" on the device the model is on now (raises if fused is required but missing)."""
+        """The scan backend on the device the model is on now: "fused" or "torch" (raises if fused is required
+        but missing)."""
         return ssm.resolve_backend(self.kernels, self.head.weight.device)
 
     def _log_backend(self) -> None:

@@ -55,6 +55,7 @@ def torch_scan_forced() -> bool:
 def fused_ops() -> ModuleType:
     """mamba-ssm's ``selective_scan_interface`` module, imported on first use; clear error if it can't be."""
     try:
+        import causal_conv1d  # noqa: F401  (mamba_inner_fn needs its kernels)
         from mamba_ssm.ops import selective_scan_interface
     except Exception as error:  # ImportError, or a broken build raising OSError/RuntimeError at import
         raise FusedKernelsUnavailable(

@@ -188,6 +188,7 @@ def fake_mamba_ssm(monkeypatch):
     ops.selective_scan_interface = interface
     package = types.ModuleType("mamba_ssm")
     package.ops = ops
+    monkeypatch.setitem(sys.modules, "causal_conv1d", types.ModuleType("causal_conv1d"))
     for name, module in (
         ("mamba_ssm", package),
         ("mamba_ssm.ops", ops),
