@@ -31,14 +31,14 @@ RETRY_SPEC = """\
 version: 1
 app: {{name: e2e-retry}}
 images:
-  base: {{from: debian_slim, python: "3.11"}}
+  base: {{from: debian_slim, python: "3.11", add_local: {{dirs: {{{config_dir}: /cfg}}}}}}
 volumes:
   results: {{volume: e2e-results}}
 functions:
   train:
     image: base
     run: tests.targets:train_crashing_once
-    args: {{config: {config}}}
+    args: {{config: /cfg/tiny.yaml}}
     cpu: 2
     memory: 4GiB
     timeout: 5m
@@ -76,7 +76,7 @@ def test_run_train_debug_profile_trains_and_reports(tmp_path, tiny_config):
 
 def test_a_failed_attempt_is_retried_and_resumes_from_its_checkpoint(tmp_path, tiny_config):
     spec = tmp_path / "spec.yaml"
-    spec.write_text(RETRY_SPEC.format(config=tiny_config))
+    spec.write_text(RETRY_SPEC.format(config_dir=tiny_config.parent))  # the config ships in the image
     done = mtc("run", "train", str(spec), "--volumes-dir", str(tmp_path / "volumes"))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "simulated crash after 3 steps" in done.stderr
