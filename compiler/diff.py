@@ -15,6 +15,7 @@ from typing import Any
 from compiler.model import App, Function, Image, Retries, Schedule, Volume
 from compiler.plan import PlanRow, money, plan_row
 from compiler.pricing import Prices
+from compiler.sweep import function_trials
 
 UNITS = {"memory": "MiB", "ephemeral_disk": "MiB", "timeout": "s", "scaledown_window": "s"}
 ARROW = "→"
@@ -174,7 +175,22 @@ def _function_fields(fn: Function) -> dict[str, str]:
     fields.update({f"args.{name}": json.dumps(value) for name, value in fn.args})
     fields.update({f"volumes[{mount.path}]": mount.volume for mount in fn.mounts})
     fields.update({f"env.{name}": value for name, value in fn.env})
+    fields.update(_sweep_fields(fn))
     return {key: str(value) for key, value in fields.items() if value is not None}
+
+
+def _sweep_fields(fn: Function) -> dict[str, Any]:
+    """The sweep's size and bounds, then its grid and explicit trials value by value."""
+    if fn.sweep is None:
+        return {}
+    fields: dict[str, Any] = {
+        "sweep.trials": len(function_trials(fn)),
+        "sweep.max_parallel": fn.sweep.max_parallel,
+        "sweep.name": fn.sweep.name,
+    }
+    fields.update({f"sweep.grid.{key}": json.dumps(list(values)) for key, values in fn.sweep.grid})
+    fields.update({f"sweep.trials[{i}]": json.dumps(dict(trial)) for i, trial in enumerate(fn.sweep.trials)})
+    return fields
 
 
 def _summary(fn: Function) -> str:

@@ -160,3 +160,20 @@ def test_rev_works_from_another_folder_and_reports_git_errors(capsys, repo, monk
     code, _, err = mtc(capsys, "diff", "--rev", "HEAD", spec)
     assert code == 1
     assert f"HEAD:{spec}:" in err
+
+
+def test_sweep_changes_are_listed(capsys, tmp_path):
+    swept = OLD.replace(
+        "    volumes: {/results: results, /data: raw}\n",
+        "    volumes: {/results: results, /data: raw}\n    sweep: {grid: {optim.lr: [0.001, 0.0003]}}\n",
+    )
+    wider = swept.replace("[0.001, 0.0003]}}", "[0.001, 0.0003, 0.0001]}, max_parallel: 2}")
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text(swept)
+    new.write_text(wider)
+    code, out, err = mtc(capsys, "diff", str(old), str(new))
+    assert code == 2, err
+    lines = out.splitlines()
+    assert "~ train.sweep.trials: 2 → 3" in lines, lines
+    assert "+ train.sweep.max_parallel: 2" in lines
+    assert "~ train.sweep.grid.optim.lr: [0.001, 0.0003] → [0.001, 0.0003, 0.0001]" in lines
