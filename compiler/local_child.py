@@ -13,6 +13,8 @@ import json
 import os
 import sys
 
+from compiler.localrun import EXIT_REJECTED
+
 CLONE_NEWNS = 0x00020000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 0x20, 0x1000, 0x4000, 0x40000
@@ -29,8 +31,24 @@ def main() -> int:
         )
     module_name, entry = call["target"].split(":")
     target = getattr(importlib.import_module(module_name), entry)
-    target(**call["kwargs"])
+    try:
+        target(**call["kwargs"])
+    except Exception as exc:
+        message = _user_message(exc)
+        if message is None:
+            raise  # a bug, not a user's mistake: the traceback is what helps
+        print(message, file=sys.stderr)
+        return EXIT_REJECTED
     return 0
+
+
+def _user_message(error: Exception) -> str | None:
+    """The runtime's own message for a user's mistake (bad config, data, checkpoint), else None."""
+    try:
+        from runtime.train import USER_ERRORS, user_message
+    except ImportError:
+        return None
+    return user_message(error) if isinstance(error, USER_ERRORS) else None
 
 
 def _pin_cores(cores: int) -> None:

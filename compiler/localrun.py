@@ -17,6 +17,8 @@ What the spec declares is enforced here too, so a mistake shows locally before a
   resumes from its checkpoint because the volumes persist between attempts.
 
 The exit code is the function's: 0 when it returns, the code of a ``SystemExit``, 1 for an uncaught exception.
+A user's mistake the runtime reports (a bad config, data or checkpoint) prints as a message, not a traceback,
+exits 1 and is not retried: it would fail the same way again.
 
 A sweep (:func:`execute_sweep`) runs each trial as such a run, with the trial's args and config overrides
 (its own ``run_name``, so its own run directory), one after another or several at once: each trial on its
@@ -52,6 +54,7 @@ MODAL_DEFAULT_CPU = 0.125
 EXIT_TIMEOUT = 124
 EXIT_OUT_OF_MEMORY = 137  # 128 + SIGKILL, as for a container killed by the OOM killer
 EXIT_INTERRUPTED = 130
+EXIT_REJECTED = 65  # from compiler.local_child: the target rejected its input; a retry cannot help
 POLL_S = 0.05
 VOLUMES_DIR_ENV = "MTC_VOLUMES_DIR"
 DEFAULT_VOLUMES_DIR = Path(".mtc") / "volumes"
@@ -202,6 +205,9 @@ def execute(run: LocalRun, say: Callable[[str], None]) -> int:
                     return EXIT_INTERRUPTED
             result = _attempt(run)
             say(_outcome(run, result, attempt))
+            if result.exit_code == EXIT_REJECTED:
+                say(f"not retried: {run.function} rejected its input; fix what the message above says")
+                return 1
             if result.exit_code == 0 or result.reason == "interrupted":
                 break
     assert result is not None

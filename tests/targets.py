@@ -81,3 +81,14 @@ def allocate_in_grandchild(pid_file: str = "/results/grandchild.pid") -> None:
     grandchild = subprocess.Popen([sys.executable, "-c", code])
     resolve(pid_file).write_text(str(grandchild.pid))
     grandchild.wait()
+
+
+def train_with_a_bad_config(config: str = "/results/bad.yaml", counter: str = "/results/tries.txt") -> None:
+    """Count the attempt, then train on a config with an unknown key: a user's mistake the runtime reports."""
+    from runtime.paths import resolve
+    from runtime.train import main
+
+    path = resolve(counter)
+    path.write_text(str(int(path.read_text()) + 1) if path.exists() else "1")
+    resolve(config).write_text("run_name: x\noutput_dir: /results/runs\nmodel: {bogus: 1}\n")
+    main(config)

@@ -222,3 +222,12 @@ def test_cli_spec_errors_are_diagnostics(capfd, tmp_path):
     code, _, err = mtc(capfd, "run", "report", str(bad))
     assert code == 1
     assert f"{bad}:7:30: error: defaults.cpu" in err
+
+
+def test_a_users_mistake_prints_a_message_not_a_traceback_and_is_not_retried(tmp_path, capfd):
+    code, messages = run_local(tmp_path, "train_with_a_bad_config", retries=2, timeout_s=120)
+    err = capfd.readouterr().err
+    assert code == 1
+    assert "bad.yaml:3:" in err and "bogus" in err and "Traceback" not in err, err
+    assert (tmp_path / "volumes" / "results" / "tries.txt").read_text() == "1"
+    assert any("not retried" in m for m in messages), messages
