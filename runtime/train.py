@@ -4,8 +4,14 @@ The loop is a handful of small methods on :class:`Trainer`. Everything that must
 optimizer, scheduler, scaler, RNG states, step, data position, early-stopping state) goes into each
 checkpoint, and the batch order is a pure function of (seed, epoch), so a run killed at any point and
 restarted ends with the weights an uninterrupted run would have had (exactly, on CPU). Process-specific
-choices (device, precision, and later rank and world size for data parallelism) live in :class:`Placement`;
-only its ``is_main`` decides who writes checkpoints, metrics and progress.
+choices (device, precision, rank and world size) live in :class:`Placement`; only its ``is_main`` decides who
+writes checkpoints, metrics and progress.
+
+Data parallelism (:mod:`runtime.distributed`): with more than one process (one per GPU, or ``MTC_NPROC``),
+``main`` spawns the ranks and supervises them. ``data.loader.batch_size`` stays the global batch; each rank
+trains on its share of every batch, and the loss is normalised over the global batch, so DDP's gradient
+average is the single-process gradient. Rank 0 validates alone (the others wait for its verdict) and writes
+every file; all ranks resume from the same ``last.pt``.
 
 Run it as ``python -m runtime.train CONFIG [key=value ...]``.
 """
@@ -27,9 +33,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from runtime import checkpoint
+from runtime import checkpoint, distributed
 from runtime.config import Config, load_config, make_dir
 from runtime.data import DataBundle, DataError, make_loader, prepare_data
+from runtime.distributed import SINGLE, World
 from runtime.specfile import SpecError
 from runtime.ssm import FusedKernelsUnavailable
 
@@ -43,7 +50,14 @@ class TrainingError(RuntimeError):
 
 
 # errors caused by the config, the data or the run's files: show the message and exit 1, no traceback
-USER_ERRORS = (SpecError, DataError, TrainingError, checkpoint.CheckpointError, FusedKernelsUnavailable)
+USER_ERRORS = (
+    SpecError,
+    DataError,
+    TrainingError,
+    checkpoint.CheckpointError,
+    FusedKernelsUnavailable,
+    distributed.WorldError,
+)
 
 
 def user_message(error: Exception) -> str:
@@ -56,11 +70,15 @@ def user_message(error: Exception) -> str:
 
 @dataclass(frozen=True)
 class Placement:
-    """Where this process computes. Data parallelism would add rank and world_size here."""
+    """Where this process computes: device, precision, and its rank among the data-parallel processes."""
 
     device: torch.device
     precision: str  # "fp32" | "bf16" | "fp16"
-    is_main: bool = True
+    world: World = SINGLE
+
+    @property
+    def is_main(self) -> bool:
+        return self.world.is_main
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -71,9 +89,13 @@ class Placement:
         return torch.autocast(self.device.type, dtype=dtype) if dtype else nullcontext()
 
 
-def place(requested_precision: str) -> Placement:
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return Placement(device, choose_precision(requested_precision, device))
+def place(requested_precision: str, world: World = SINGLE) -> Placement:
+    """The GPU (rank r of a data-parallel run: GPU r), else the CPU."""
+    if not torch.cuda.is_available():
+        device = torch.device("cpu")
+    else:
+        device = torch.device("cuda", world.rank) if world.distributed else torch.device("cuda")
+    return Placement(device, choose_precision(requested_precision, device), world)
 
 
 def choose_precision(requested: str, device: torch.device) -> str:
@@ -97,6 +119,11 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def seed_rank(seed: int, rank: int, step: int) -> None:
+    """A stream of its own for a rank other than 0 (dropout draws), a function of (seed, rank, step)."""
+    seed_everything(int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0]))
 
 
 # ------------------------------------------------------------------------------------------ pieces
@@ -141,6 +168,12 @@ class ClassificationLoss(torch.nn.Module):
         weight = self.weights[labels]
         return (loss * weight).sum() / weight.sum()
 
+    def total_weight(self, labels: torch.Tensor) -> torch.Tensor:
+        """The denominator of ``forward``'s weighted mean (the label count when unweighted)."""
+        if self.weights is None:
+            return torch.tensor(float(labels.numel()), device=labels.device)
+        return self.weights[labels].sum()
+
 
 def make_loss(cfg: Config, bundle: DataBundle) -> ClassificationLoss:
     spec = cfg.train.loss
@@ -158,6 +191,16 @@ def make_loss(cfg: Config, bundle: DataBundle) -> ClassificationLoss:
         weights = np.asarray(spec.class_weights)
     tensor = None if weights is None else torch.tensor(weights, dtype=torch.float32)
     return ClassificationLoss(spec.kind, tensor, spec.focal_gamma, spec.label_smoothing)
+
+
+def data_parallel(model: torch.nn.Module, placement: Placement) -> torch.nn.Module:
+    """``model`` wrapped in DistributedDataParallel in a data-parallel run (it averages the gradients)."""
+    if not placement.world.distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    devices = [placement.device.index] if placement.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=devices)
 
 
 def make_optimizer(model: torch.nn.Module, optim) -> torch.optim.AdamW:
@@ -276,6 +319,7 @@ class Trainer:
             make_dir(self.run_dir, "output_dir", TrainingError)
         self.model_cfg = resolved_model_config(cfg, bundle)
         self.model = build(self.model_cfg, bundle).to(placement.device)
+        self.network = data_parallel(self.model, placement)  # what trains; self.model is what is saved
         self.loss_fn = make_loss(cfg, bundle).to(placement.device)
         self.train_loader = self._loader("train", shuffle=True)
         self.val_loader = self._loader("val", shuffle=False)
@@ -293,8 +337,15 @@ class Trainer:
         self.latest_val: dict = {}
 
     def _loader(self, split: str, *, shuffle: bool):
+        """The train loader gives this rank its share of each global batch; rank 0 validates on all of val."""
         loader_cfg = self.cfg.data.loader
         size = loader_cfg.batch_size if shuffle else loader_cfg.eval_batch_size
+        world = self.placement.world if shuffle else SINGLE
+        if len(self.bundle.splits[split]) < world.size:
+            raise TrainingError(
+                f"the {split} split has {len(self.bundle.splits[split])} window(s), fewer than the "
+                f"{world.size} data-parallel processes; use fewer processes ({distributed.NPROC_ENV})"
+            )
         return make_loader(
             self.bundle.splits[split],
             loader_cfg,
@@ -302,6 +353,8 @@ class Trainer:
             seed=self.cfg.train.seed,
             shuffle=shuffle,
             device=self.placement.device.type,
+            rank=world.rank,
+            world_size=world.size,
         )
 
     def _total_steps(self) -> int:
@@ -317,7 +370,7 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.scaler.load_state_dict(state["scaler"])
-            checkpoint.restore_rng_state(state["rng"])
+            self._restore_rng(state)
             self.state = LoopState(**state["loop"])
         except (RuntimeError, KeyError, ValueError, TypeError) as exc:
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -331,6 +384,17 @@ class Trainer:
             f"resumed from {source} at step {self.state.step} (epoch {self.state.epoch}, "
             f"batch {self.state.batch})"
         )
+
+    def _restore_rng(self, state: dict) -> None:
+        """Each rank's own RNG states when the checkpoint has one per rank of this world, else new streams."""
+        world = self.placement.world
+        by_rank = state.get("rng_by_rank")
+        if not world.distributed:
+            checkpoint.restore_rng_state(state["rng"])
+        elif by_rank and len(by_rank) == world.size:
+            checkpoint.restore_rng_state(by_rank[world.rank])
+        else:  # written with another number of processes: the data order is kept, dropout draws are not
+            seed_rank(self.cfg.train.seed, world.rank, state["step"])
 
     def start_fresh(self) -> None:
         self.log.reset(keep_until_step=-1)
@@ -354,14 +418,19 @@ class Trainer:
         }
 
     def save(self, *, best: bool = False) -> None:
-        if not self.placement.is_main:
-            return
+        """Write last.pt (and best.pt); every rank calls it, rank 0 writes (with every rank's RNG states)."""
         self._check_losses()  # never write weights that a NaN/Inf loss has already touched
+        world = self.placement.world
+        rng_by_rank = world.gather(checkpoint.rng_state()) if world.distributed else None
+        self.last_checkpoint_step = self.state.step
+        if not world.is_main:
+            return
         state = self.checkpoint_state()
+        if rng_by_rank:
+            state["rng_by_rank"] = rng_by_rank
         checkpoint.save(state, self.run_dir / checkpoint.LAST)
         if best:
             checkpoint.save(state, self.run_dir / checkpoint.BEST)
-        self.last_checkpoint_step = self.state.step
         if self.on_checkpoint:
             self.on_checkpoint()
 
@@ -395,10 +464,11 @@ class Trainer:
         device = self.placement.device
         windows = windows.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
-        self.model.train()
+        self.network.train()
         with self.placement.autocast():
-            logits = self.model(windows)
-        loss = compute_loss(self.loss_fn, logits, labels, self.state.step)
+            logits = self.network(windows)
+        local_loss = compute_loss(self.loss_fn, logits, labels, self.state.step)
+        loss, batch_loss = self._global_loss(local_loss, labels)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.cfg.optim.grad_clip > 0:
@@ -407,10 +477,24 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
-        self.pending_losses.append(loss.detach())
-        self.window_count += len(windows)
+        self.pending_losses.append(batch_loss)
+        self.window_count += len(windows) * self.placement.world.size
         self.state.step += 1
         self.state.batch += 1
+
+    def _global_loss(self, local: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(what to backpropagate, the loss of the whole global batch).
+
+        ``local`` is the (weighted) mean over this rank's share. Scaled by world size x local weight / global
+        weight, DDP's average of the ranks' gradients is the gradient of the global batch's mean, also when
+        class weights make the shares weigh differently.
+        """
+        world = self.placement.world
+        if not world.distributed:
+            return local, local.detach()
+        weight = self.loss_fn.total_weight(labels).detach().float()
+        sums = world.sum_(torch.stack([local.detach() * weight, weight]))
+        return local * (weight * world.size / sums[1]), sums[0] / sums[1]
 
     def after_step(self, progress, epoch_done: bool) -> None:
         """Log, validate and checkpoint at their cadences; validate and checkpoint at each epoch end."""
@@ -424,9 +508,12 @@ class Trainer:
             self.save()
 
     def validate_and_save(self) -> None:
+        """Rank 0 validates alone (exactly the single-process metrics); every rank adopts its verdict."""
         self._check_losses()
-        metrics = self.validate()
-        improved = self._track_best(metrics)
+        improved = False
+        if self.placement.is_main:
+            improved = self._track_best(self.validate())
+        self.state, improved = self.placement.world.from_main((self.state, improved))
         self.save(best=improved)
 
     # -------------------------------------------------------------------- measuring
@@ -540,26 +627,67 @@ def main(
 
     ``on_checkpoint`` is called after every checkpoint write (on Modal: the results volume's commit).
     Returns a summary: run_dir, best/last checkpoint, final and best metrics, steps, scan_backend.
+
+    With more than one process (:func:`runtime.distributed.process_count`: one per GPU, or ``MTC_NPROC``)
+    the ranks are spawned from here and this process supervises them and calls ``on_checkpoint``.
     """
     cfg = load_config(config, overrides)
-    placement = place(cfg.train.precision)
+    processes = distributed.process_count()
+    if processes == 1:
+        return train_in(cfg, SINGLE, resume, on_checkpoint=on_checkpoint)
+    batch = check_global_batch(cfg, processes)
+    print(
+        f"data-parallel training: {processes} processes ({distributed.backend()}), global batch {batch}, "
+        f"{batch // processes} per process",
+        file=sys.stderr,
+    )
+    args = (config, overrides, resume)
+    return distributed.launch(_train_rank, processes, args, on_checkpoint=on_checkpoint)
+
+
+def check_global_batch(cfg: Config, processes: int) -> int:
+    batch = cfg.data.loader.batch_size
+    if batch % processes:
+        lower, higher = batch - batch % processes, batch + processes - batch % processes
+        options = f"{lower} or {higher}" if lower else str(higher)
+        raise TrainingError(
+            f"data.loader.batch_size is {batch}, the global batch of all {processes} data-parallel "
+            f"processes, and must be divisible by {processes}; use {options}, or another process count "
+            f"({distributed.NPROC_ENV})"
+        )
+    return batch
+
+
+def _train_rank(world: World, config: str, overrides: dict, resume: bool, *, on_checkpoint) -> dict | None:
+    """One rank of a data-parallel run (spawned by :func:`runtime.distributed.launch`)."""
+    return train_in(load_config(config, overrides), world, resume, on_checkpoint=on_checkpoint)
+
+
+def train_in(cfg: Config, world: World, resume: bool, *, on_checkpoint: Callable | None) -> dict | None:
+    """Train as rank ``world.rank``; rank 0 then evaluates and returns the summary, the others None."""
+    placement = place(cfg.train.precision, world)
+    say = (lambda m: print(m, file=sys.stderr)) if world.is_main else (lambda m: None)
     seed_everything(cfg.train.seed)
-    bundle = prepare_data(cfg.data, seed=cfg.train.seed, log=lambda m: print(m, file=sys.stderr))
-    print(bundle.summary(), file=sys.stderr)
+    bundle = prepare_data(cfg.data, seed=cfg.train.seed, log=say)
+    say(bundle.summary())
     trainer = Trainer(cfg, bundle, placement, on_checkpoint=on_checkpoint)
-    _save_config(cfg)
+    if not world.is_main:  # after the model is built, so that every rank starts from the same weights
+        seed_rank(cfg.train.seed, world.rank, 0)
+    if world.is_main:
+        _save_config(cfg)
     previous = checkpoint.load_latest(trainer.run_dir) if resume else None
     if previous:
         trainer.restore(*previous)
     else:
         trainer.start_fresh()
     scan_backend = trainer.model.scan_backend
-    print(
+    say(
         f"training on {placement.device} ({placement.precision}), scan backend {scan_backend}, "
-        f"{trainer.total_steps} steps, run dir {trainer.run_dir}",
-        file=sys.stderr,
+        f"{trainer.total_steps} steps, run dir {trainer.run_dir}"
     )
     trainer.fit()
+    if not world.is_main:
+        return None
     return _finish(cfg, trainer, scan_backend, on_checkpoint)
 
 

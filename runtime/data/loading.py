@@ -258,13 +258,25 @@ class WindowBatches(Dataset):
 class EpochBatchSampler(Sampler):
     """Batches of positions in an order that is a pure function of (seed, epoch), starting at any batch.
 
-    Data-parallel training would slice the batches here by rank (every world_size-th batch), so that the
-    order stays a function of (seed, epoch) on every rank.
+    In data-parallel training ``batch_size`` is the global batch and each of the ``world_size`` ranks takes
+    its ``rank``-th share of every batch, so the data order and the positions a run resumes from are those
+    of a single process.
     """
 
-    def __init__(self, size: int, batch_size: int, *, seed: int, shuffle: bool, drop_last: bool):
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        *,
+        seed: int,
+        shuffle: bool,
+        drop_last: bool,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         self.size, self.batch_size, self.seed, self.shuffle = size, batch_size, seed, shuffle
         self.drop_last = drop_last and size >= batch_size
+        self.rank, self.world_size = rank, world_size
         self.epoch, self.start_batch = 0, 0
 
     @property
@@ -284,13 +296,25 @@ class EpochBatchSampler(Sampler):
         else:
             order = np.arange(self.size)
         for batch in range(self.start_batch, self.batches_per_epoch):
-            yield order[batch * self.batch_size : (batch + 1) * self.batch_size]
+            positions = order[batch * self.batch_size : (batch + 1) * self.batch_size]
+            yield positions if self.world_size == 1 else np.array_split(positions, self.world_size)[self.rank]
 
 
 def make_loader(
-    view: SplitView, loader_cfg, *, batch_size: int, seed: int, shuffle: bool, device: str
+    view: SplitView,
+    loader_cfg,
+    *,
+    batch_size: int,
+    seed: int,
+    shuffle: bool,
+    device: str,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> DataLoader:
-    sampler = EpochBatchSampler(len(view), batch_size, seed=seed, shuffle=shuffle, drop_last=shuffle)
+    """Batches of ``view``; with ``world_size`` > 1, this rank's share of each (global) batch."""
+    sampler = EpochBatchSampler(
+        len(view), batch_size, seed=seed, shuffle=shuffle, drop_last=shuffle, rank=rank, world_size=world_size
+    )
     workers = loader_cfg.num_workers
     return DataLoader(
         WindowBatches(view),
