@@ -229,3 +229,53 @@ def test_fused_and_torch_mixers_agree_on_cuda():
     plain.load_state_dict(fused.state_dict())
     x = torch.randn(2, 300, 64, device="cuda")
     torch.testing.assert_close(fused(x), plain(x), rtol=6e-4, atol=2e-3)
+
+
+def fake_mamba_inner_fn(
+    xz,
+    conv_weight,
+    conv_bias,
+    x_proj_weight,
+    dt_proj_weight,
+    out_proj_weight,
+    out_proj_bias,
+    A,
+    B=None,
+    C=None,
+    D=None,
+    delta_bias=None,
+    delta_softplus=True,
+):
+    """mamba-ssm's ``mamba_inner_fn`` as its reference computes it, with the float64 reference scan."""
+    assert B is None and C is None  # input-dependent B and C, as Mamba passes them
+    length = xz.shape[-1]
+    x, z = xz.chunk(2, dim=1)
+    x = F.silu(
+        F.conv1d(x, conv_weight, conv_bias, padding=conv_weight.shape[-1] - 1, groups=x.shape[1])[
+            ..., :length
+        ]
+    )
+    dt, B, C = (x.transpose(1, 2) @ x_proj_weight.T).split(
+        [dt_proj_weight.shape[1], A.shape[1], A.shape[1]], dim=-1
+    )
+    delta = (dt @ dt_proj_weight.T).transpose(1, 2)
+    y = ssm.selective_scan_reference(
+        x, delta, A, B.transpose(1, 2), C.transpose(1, 2), D, z, delta_bias, delta_softplus
+    ).float()
+    return F.linear(y.transpose(1, 2), out_proj_weight, out_proj_bias)
+
+
+@pytest.mark.parametrize("use_fast_path", [True, False])
+def test_fused_branches_pass_mamba_ssm_its_arguments_in_order(monkeypatch, use_fast_path):
+    """The fused branches, run on CPU against a stand-in for mamba-ssm that follows its reference maths."""
+    interface = type(sys)("mamba_ssm.ops.selective_scan_interface")
+    interface.mamba_inner_fn = fake_mamba_inner_fn
+    interface.selective_scan_fn = lambda *args: ssm.selective_scan_reference(*args).float()
+    monkeypatch.setattr(ssm, "fused_ops", lambda: interface)
+    monkeypatch.setattr(ssm, "resolve_backend", lambda kernels, device: kernels)
+    torch.manual_seed(0)
+    fused = Mamba(32, d_state=8, bias=True, use_fast_path=use_fast_path, kernels="fused")
+    plain = Mamba(32, d_state=8, bias=True, kernels="torch")
+    plain.load_state_dict(fused.state_dict())
+    hidden = torch.randn(2, 19, 32)
+    assert torch.allclose(fused(hidden), plain(hidden), rtol=1e-4, atol=1e-5)
