@@ -13,6 +13,9 @@ What the spec declares is enforced here too, so a mistake shows locally before a
   declared limit the tree is killed and the attempt ends with exit code 137, what a container killed by the
   kernel's OOM killer reports.
 - timeout: per attempt (Modal's default 300 s when the spec has none); the tree is killed, exit code 124.
+- processes (``mtc run --processes N`` / ``--ddp``): ``MTC_NPROC`` tells :mod:`runtime.distributed` how many
+  data-parallel processes to start, at most one per core the function may use; they share its cores and its
+  memory limit (the limit covers the whole process tree).
 - retries: a failed attempt is re-run up to ``max_retries`` times, after the declared delays; training
   resumes from its checkpoint because the volumes persist between attempts.
 
@@ -59,6 +62,7 @@ POLL_S = 0.05
 VOLUMES_DIR_ENV = "MTC_VOLUMES_DIR"
 DEFAULT_VOLUMES_DIR = Path(".mtc") / "volumes"
 CALL_ENV = "MTC_LOCAL_CALL"  # JSON payload for compiler.local_child
+NPROC_ENV = "MTC_NPROC"  # read by runtime.distributed
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
@@ -138,6 +142,22 @@ def prepare(app: App, fn: Function, kwargs: dict[str, Any], volumes_root: Path, 
         env=env,
         notices=tuple(_notices(fn, app)),
     )
+
+
+def with_processes(run: LocalRun, requested: int, say: Callable[[str], None]) -> LocalRun:
+    """``run`` training with ``requested`` data-parallel processes, at most one per core it may use."""
+    processes = min(requested, run.cores)
+    if processes < requested:
+        say(
+            f"{requested} data-parallel processes asked for, but {run.function} may use {run.cores} core(s) "
+            f"here; running {processes}"
+        )
+    return replace(run, env={**run.env, NPROC_ENV: str(processes)})
+
+
+def declared_gpu_count(fn: Function) -> int:
+    """The GPUs the function asks for (its first choice), 1 for a CPU function."""
+    return fn.resources.gpus[0].count if fn.resources.gpus else 1
 
 
 def _usable_cores() -> list[int]:
@@ -223,6 +243,10 @@ def _describe(run: LocalRun, say: Callable[[str], None]) -> None:
     for mount in run.mounts:
         access = "read-only" if mount.read_only else "read-write"
         say(f"volume {mount.volume} at {mount.path} lives in {mount.local} ({access})")
+    processes = int(run.env.get(NPROC_ENV, "1"))
+    if processes > 1:
+        threads = max(1, run.cores // processes)
+        say(f"data-parallel: {processes} processes on {run.cores} core(s), {threads} thread(s) each")
     for notice in run.notices:
         say(notice)
 

@@ -3,7 +3,8 @@
 ``mtc run FUNCTION`` runs on the local embedded backend by default (:mod:`compiler.localrun`);
 ``--backend modal`` refuses a stale generated module, then hands over to ``modal run``. With ``--sweep`` every
 trial of the function's sweep runs: locally one after another (or ``--parallel N`` at once), on Modal through
-the generated entrypoint's ``--sweep``. ``logs``, ``stop``
+the generated entrypoint's ``--sweep``. Locally, ``--processes N`` (or ``--ddp``: as many as the function's
+GPUs) trains with N data-parallel processes. ``logs``, ``stop``
 and ``apps`` pass through to ``modal app logs|stop|list``. Nothing heavy is imported until a command runs.
 """
 
@@ -53,6 +54,13 @@ def say(message: str) -> None:
     metavar="N",
     help="Local sweep: run up to N trials at once, as the cores allow (default 1).",
 )
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Local: train with N data-parallel processes (gloo on CPU), at most one per core the function gets.",
+)
+@click.option("--ddp", is_flag=True, help="Local: as many data-parallel processes as the function's GPUs.")
 def run(
     function: str,
     spec: str,
@@ -63,6 +71,8 @@ def run(
     volumes_dir: str | None,
     sweep: bool,
     parallel: int | None,
+    processes: int | None,
+    ddp: bool,
 ) -> int:
     """Run FUNCTION of SPEC locally (the default) or on Modal, with its args from the spec and --arg."""
     if detach and backend != "modal":
@@ -71,6 +81,12 @@ def run(
         raise click.UsageError(
             "--parallel needs --sweep on the local backend (on Modal, max_parallel decides)"
         )
+    if (processes is not None or ddp) and (backend != "local" or sweep):
+        raise click.UsageError(
+            "--processes and --ddp are for a local run without --sweep (on Modal, one process per GPU)"
+        )
+    if processes is not None and ddp:
+        raise click.UsageError("--processes and --ddp both set the process count; give one of them")
     result = _checked(spec, profile)
     if result is None:
         return EXIT_INVALID
@@ -97,6 +113,10 @@ def run(
     if sweep:
         return _sweep_locally(app, fn, kwargs, localrun.volumes_dir(volumes_dir), parallel or 1)
     plan = localrun.prepare(app, fn, kwargs, localrun.volumes_dir(volumes_dir), workdir)
+    if ddp:
+        processes = localrun.declared_gpu_count(fn)
+    if processes is not None:
+        plan = localrun.with_processes(plan, processes, say)
     return localrun.execute(plan, say)
 
 
