@@ -144,13 +144,14 @@ def selective_scan_time_major(
         delta = delta + delta_bias.to(compute)
     if delta_softplus:
         delta = F.softplus(delta)
-    y, last_state = _SelectiveScan.apply(
-        u_compute.contiguous(),
-        delta.contiguous(),
-        A.to(compute),
-        B.to(compute).contiguous(),
-        C.to(compute).contiguous(),
-    )
+    with torch.autocast(device_type=u.device.type, enabled=False):  # the scan's products stay in `compute`
+        y, last_state = _SelectiveScan.apply(
+            u_compute.contiguous(),
+            delta.contiguous(),
+            A.to(compute),
+            B.to(compute).contiguous(),
+            C.to(compute).contiguous(),
+        )
     if D is not None:
         y = torch.addcmul(y, u_compute, D.to(compute))
     if z is not None:
