@@ -23,6 +23,7 @@ import math
 import os
 import random
 import sys
+import threading
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -667,6 +668,10 @@ def train_in(cfg: Config, world: World, resume: bool, *, on_checkpoint: Callable
     """Train as rank ``world.rank``; rank 0 then evaluates and returns the summary, the others None."""
     placement = place(cfg.train.precision, world)
     say = (lambda m: print(m, file=sys.stderr)) if world.is_main else (lambda m: None)
+    if world.distributed:  # tqdm's default lock is a semaphore that outlives a spawned rank (a warning)
+        from tqdm import tqdm
+
+        tqdm.set_lock(threading.RLock())
     seed_everything(cfg.train.seed)
     bundle = prepare_data(cfg.data, seed=cfg.train.seed, log=say)
     say(bundle.summary())

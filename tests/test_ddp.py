@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -243,3 +244,43 @@ def test_mtc_run_with_two_processes_trains_end_to_end(tmp_path):
     assert re.search(r"data-parallel: 2 processes on \d+ core\(s\), \d+ thread\(s\) each", done.stderr)
     assert "data-parallel training: 2 processes (gloo), global batch 32, 16 per process" in done.stderr
     assert (run_dir(tmp_path) / "report.json").is_file()
+
+
+def test_local_process_counts_are_capped_by_the_cores_and_usage_errors_exit_3(tmp_path):
+    from compiler import localrun
+    from compiler.model import Gpu
+
+    run = localrun.LocalRun(
+        function="train",
+        target="runtime.train:main",
+        workdir=tmp_path,
+        kwargs={},
+        mounts=(),
+        path_map={},
+        cores=2,
+        declared_cpu=8,
+        memory_mib=None,
+        timeout_s=60,
+        attempts=1,
+        retry_delays_s=(),
+    )
+    said = []
+    assert localrun.with_processes(run, 8, said.append).env[localrun.NPROC_ENV] == "2"
+    assert said == ["8 data-parallel processes asked for, but train may use 2 core(s) here; running 2"]
+    assert localrun.with_processes(run, 2, said.append).env[localrun.NPROC_ENV] == "2" and len(said) == 1
+    resources = SimpleNamespace(gpus=(Gpu("H100", 8), Gpu("A100")))  # H100:8, falling back to one A100
+    assert localrun.declared_gpu_count(SimpleNamespace(resources=resources)) == 8
+    assert localrun.declared_gpu_count(SimpleNamespace(resources=SimpleNamespace(gpus=()))) == 1
+    for extra in (
+        ["--ddp", "--backend", "modal"],
+        ["--processes", "2", "--ddp"],
+        ["--processes", "2", "--sweep"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "compiler.cli", "run", "train", *extra],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 3 and "--processes and --ddp" in done.stderr, extra
