@@ -39,6 +39,9 @@ class SmokeCheckFailed(RuntimeError):
         super().__init__(message)
         self.report = report
 
+    def __reduce__(self):  # Modal pickles a remote function's exception to show it locally
+        return type(self), (str(self), self.report)
+
 
 def environment() -> dict:
     """Versions and device: what a person needs to read a failure."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 
@@ -67,6 +68,13 @@ def test_module_runs_as_a_command():
     )
     assert done.returncode == 0, done.stderr
     assert "[ok] SignalMamba kernels=auto" in done.stderr
+
+
+def test_failure_survives_pickling_with_its_report():
+    failure = smoke.SmokeCheckFailed("smoke check failed: x", {"ok": False, "checks": {}})
+    copy = pickle.loads(pickle.dumps(failure))
+    assert str(copy) == "smoke check failed: x"
+    assert copy.report == {"ok": False, "checks": {}}
 
 
 def test_a_check_that_raises_is_recorded_as_a_failure():
