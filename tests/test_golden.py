@@ -1,4 +1,5 @@
-"""The committed example module: it matches its golden copy, and `mtc compile --check` catches drift."""
+"""The committed example module is the golden file: compiling the example reproduces it byte for byte, and
+`mtc compile --check` catches drift. (A second copy under tests/ would only drift from this one.)"""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ from compiler.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = "specs/deployment.yaml"
-GOLDEN = ROOT / "tests" / "golden" / "mamba_eeg.py"
-GENERATED = ROOT / "generated" / "mamba_eeg.py"
+GOLDEN = ROOT / "generated" / "mamba_eeg.py"
 
 
 def mtc(*argv: str) -> int:
@@ -28,9 +28,8 @@ def test_compiling_the_example_reproduces_the_golden_file(tmp_path, monkeypatch)
     assert output.read_bytes() == GOLDEN.read_bytes()
 
 
-def test_the_committed_module_is_the_golden_file_and_up_to_date(monkeypatch, capsys):
+def test_the_committed_module_is_up_to_date(monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
-    assert GENERATED.read_bytes() == GOLDEN.read_bytes()
     assert mtc("compile", "--check") == 0
     assert capsys.readouterr().out == ""
 
