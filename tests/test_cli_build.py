@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from compiler.cli import main
+from cli_runner import exit_code as mtc
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "specs" / "deployment.yaml"
@@ -37,11 +36,6 @@ functions:
   job: {run: runtime.jobs:job, image: a-b, timeout: 60}
 """
 
-
-def mtc(*argv: str) -> int:
-    with pytest.raises(SystemExit) as exited:
-        main(list(argv))
-    return exited.value.code
 
 
 def run_mtc(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:

@@ -6,8 +6,7 @@ import json
 import subprocess
 
 import pytest
-
-from compiler.cli import main
+from cli_runner import mtc
 
 OLD = """\
 version: 1
@@ -52,12 +51,6 @@ NEW = (
 OLD_TRAIN_HOURLY = 0.5904 + 8 * 0.04716 + 32 * 0.007992
 NEW_TRAIN_HOURLY = 2.4984 + 32 * 0.04716 + 128 * 0.007992
 
-
-def mtc(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
 
 
 @pytest.fixture

@@ -7,18 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from compiler.cli import main
+from cli_runner import exit_code as mtc
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = "specs/deployment.yaml"
 GOLDEN = ROOT / "generated" / "mamba_eeg.py"
 
-
-def mtc(*argv: str) -> int:
-    with pytest.raises(SystemExit) as exited:
-        main(list(argv))
-    return exited.value.code
 
 
 def test_compiling_the_example_reproduces_the_golden_file(tmp_path, monkeypatch):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from cli_runner import mtc
 
-from compiler.cli import main
 from compiler.commands.execute import modal_flags
 
 SPEC = """\
@@ -21,12 +21,6 @@ functions:
     args: {code: 0}
 """
 
-
-def mtc(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
 
 
 @pytest.fixture

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from compiler.cli import main
+from cli_runner import mtc
 
 # Built-in prices (per second): A100-80GB 0.000694, H100 0.001097, T4 0.000164, CPU core 0.0000131,
 # memory GiB 0.00000222. Per hour: A100-80GB 2.4984, H100 3.9492, T4 0.5904, core 0.04716, GiB 0.007992.
@@ -46,12 +45,6 @@ functions:
     memory: 1024
 """
 
-
-def mtc(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
 
 
 @pytest.fixture

@@ -10,13 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import mtc
 from generated_checks import decorator_keywords, import_generated
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compiler import localrun
 from compiler.check import check
-from compiler.cli import main
 from compiler.model import Function, Resources, Sweep
 from compiler.render import render
 from compiler.sweep import expand, function_trials, run_name
@@ -276,12 +276,6 @@ def test_sweep_rules_are_documented():
 
 # ------------------------------------------------------------------------------------------------ plan
 
-
-def mtc(capsys, *args):
-    with pytest.raises(SystemExit) as exited:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return exited.value.code, out, err
 
 
 def test_plan_shows_the_sweep_worst_case_and_the_budget_covers_it(project, capsys):
