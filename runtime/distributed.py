@@ -36,6 +36,7 @@ NPROC_ENV = "MTC_NPROC"
 # a rank that dies is noticed at once by the supervisor, not by this timeout
 COLLECTIVE_TIMEOUT = timedelta(minutes=60)
 PARENT_POLL_S = 2.0
+PEER_GRACE_S = 2.0  # how long a rank's error waits for a peer's death, the likelier cause, to show
 
 
 class WorldError(RuntimeError):
@@ -165,22 +166,38 @@ def _supervise(ranks: list, on_checkpoint: Callable[[], None] | None) -> Any:
                 continue
             process, conn = running[rank]
             message = _receive(conn) if conn.poll() else None
-            if message is None:
-                if process.is_alive() and handle is conn:
-                    continue  # the pipe closed a moment before the process ended
+            if message is None:  # it died, or closed its end while dying
                 process.join(timeout=5)
                 raise RuntimeError(_death_notice(rank, len(ranks), process.exitcode))
             kind, payload = message
             if kind == "checkpoint":
                 if on_checkpoint:
                     on_checkpoint()
-                conn.send("ok")
+                try:
+                    conn.send("ok")
+                except OSError:  # it died meanwhile: its sentinel says so on the next round
+                    pass
             elif kind == "error":
-                raise _rebuilt(rank, *payload)
+                raise _dead_peer(rank, running, len(ranks)) or _rebuilt(rank, *payload)
             else:  # done
                 result = payload if rank == 0 else result
                 del running[rank]
     return result
+
+
+def _dead_peer(rank: int, running: dict, size: int) -> RuntimeError | None:
+    """The death of another rank, when that is why ``rank`` failed (gloo reports a peer that vanished)."""
+    others = {
+        process.sentinel: (other, process, conn)
+        for other, (process, conn) in running.items()
+        if other != rank
+    }
+    for sentinel in wait(list(others), timeout=PEER_GRACE_S):
+        other, process, conn = others[sentinel]
+        if (_receive(conn) if conn.poll() else None) is None:  # gone without a word
+            process.join()
+            return RuntimeError(_death_notice(other, size, process.exitcode))
+    return None
 
 
 def _receive(conn: Connection) -> tuple | None:
@@ -191,7 +208,10 @@ def _receive(conn: Connection) -> tuple | None:
 
 
 def _death_notice(rank: int, size: int, code: int | None) -> str:
-    how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+    if code is None:
+        how = "stopped answering"
+    else:
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
     return (
         f"rank {rank} of {size} data-parallel processes {how} without reporting an error (out of memory?); "
         "the other ranks were stopped. Starting again resumes from the last checkpoint"
