@@ -35,6 +35,10 @@ def small_config(tmp_path: Path, **sections) -> str:
     return write_config(tmp_path, data={**data, **sections.pop("data", {})}, **sections)
 
 
+class Preempted(Exception):
+    pass
+
+
 def curve(path: Path) -> tuple[list[int], np.ndarray]:
     records = [r for r in train.read_metrics(path) if r["kind"] in ("train", "val")]
     return [r["step"] for r in records], np.array([r.get("loss", r.get("val_loss")) for r in records])
@@ -104,26 +108,37 @@ def test_a_global_batch_that_does_not_split_evenly_is_refused(tmp_path, monkeypa
 
 
 @pytest.mark.parametrize(
-    "loss",
-    [{}, {"class_weights": [1.0, 3.0], "label_smoothing": 0.1}],
-    ids=["plain", "class-weighted"],
+    "loss, alone_until",
+    [({}, 0), ({"class_weights": [1.0, 3.0], "label_smoothing": 0.1}, 3)],
+    ids=["plain", "class-weighted, resumed by 2 processes from a 1-process checkpoint at step 3"],
 )
-def test_two_processes_follow_the_loss_curve_of_one(tmp_path, monkeypatch, loss):
+def test_two_processes_follow_the_loss_curve_of_one(tmp_path, monkeypatch, loss, alone_until):
     sections = {"train": {"epochs": 2, "log_every": 1, "checkpoint_every": 3, "seed": 5, "loss": loss}}
     monkeypatch.setenv(distributed.NPROC_ENV, "1")
     single = train.main(small_config(tmp_path / "single", **sections), resume=False)
+    config = small_config(tmp_path / "double", **sections)
+    if alone_until:  # one process trains until it is stopped after the checkpoint at step `alone_until`
+        real = train.compute_loss
+
+        def stop_after_checkpoint(loss_fn, logits, labels, step):
+            if step == alone_until:
+                raise Preempted
+            return real(loss_fn, logits, labels, step)
+
+        monkeypatch.setattr(train, "compute_loss", stop_after_checkpoint)  # the spawned ranks do not see it
+        with pytest.raises(Preempted):
+            train.main(config, resume=False)
     monkeypatch.setenv(distributed.NPROC_ENV, "2")
     commits = []
-    double = train.main(
-        small_config(tmp_path / "double", **sections), resume=False, on_checkpoint=lambda: commits.append(1)
-    )
+    double = train.main(config, resume=bool(alone_until), on_checkpoint=lambda: commits.append(1))
     assert double["steps"] == single["steps"] == 8
     steps, losses = curve(Path(single["run_dir"]))
     double_steps, double_losses = curve(Path(double["run_dir"]))
     assert double_steps == steps
     np.testing.assert_allclose(double_losses, losses, rtol=1e-4)
     assert double["test_metrics"]["accuracy"] == pytest.approx(single["test_metrics"]["accuracy"], abs=1e-6)
-    assert len(commits) == 5  # checkpoints at steps 3, 4 (epoch end), 6, 8 and the report, relayed to here
+    # checkpoints at steps 3 (unless written by the single process), 4 (epoch end), 6, 8, and the report
+    assert len(commits) == (4 if alone_until else 5)
     # the checkpoint holds plain module weights (no DDP "module." prefix) and each rank's RNG states
     state = checkpoint.load(Path(double["last_checkpoint"]))
     assert not any(key.startswith("module.") for key in state["model"])
