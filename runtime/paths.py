@@ -1,9 +1,9 @@
 """Where a container path lives on this machine.
 
-On Modal, volumes are mounted at their declared paths (``/results``, ``/data``) and paths are used as they are.
-The local backend of ``mtc run`` cannot mount anything at ``/results``, so it maps each mount point to a local
-folder and passes the map in ``MTC_VOLUME_MAP`` (JSON: mount path -> local folder). Every path the runtime opens
-from a config or argument goes through :func:`resolve`, so the same config works in both places.
+On Modal, volumes are mounted at their declared paths (``/results``, ``/data``) and paths are used as
+they are. The local backend of ``mtc run`` cannot mount anything at ``/results``, so it maps each mount point
+to a local folder and passes the map in ``MTC_VOLUME_MAP`` (JSON: mount path -> local folder). Every path the
+runtime opens from a config or argument goes through :func:`resolve`, so the same config works in both places.
 """
 
 from __future__ import annotations

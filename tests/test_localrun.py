@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_runner import mtc
 
 from compiler import localrun
 from compiler.model import App, Function, Gpu, Image, Mount, Resources, Retries, Volume
@@ -167,15 +168,6 @@ functions:
     run: tests.targets:exit_with
     args: {code: 0}
 """
-
-
-def mtc(capfd, *args: str) -> tuple[int, str, str]:
-    from compiler.cli import main
-
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capfd.readouterr()
-    return exit_info.value.code, out, err
 
 
 @pytest.fixture
