@@ -13,7 +13,7 @@ from compiler.check import SCHEMA_PATH, check
 
 SCHEMA = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 FULL = Path(__file__).parent / "specs" / "full.yaml"
-REFERENCE = Path(__file__).parent.parent / "docs" / "readme" / "spec-reference.md"
+REFERENCE = Path(__file__).parent.parent / "README.md"
 
 
 def walk(node, path=()):
