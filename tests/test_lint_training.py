@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import compiler.lint_training  # noqa: F401  (registers the cross-file rules)
 from compiler import lint
 from compiler.check import check
 
-MODULE = "compiler.lint_training"
+CROSS_FILE_RULES = (
+    "workers-vs-cpu",
+    "memory-vs-data",
+    "config-not-shipped",
+    "config-missing",
+    "config-invalid",
+    "image-missing-package",
+)
 
 SPEC = """\
 version: 1
@@ -45,22 +52,6 @@ data:
   loader:
     num_workers: {workers}
 {data_extra}"""
-
-
-@pytest.fixture(autouse=True)
-def cross_file_rules():
-    """Register the rules for these tests only, unless compiler.lint loads them itself (EXTRA_RULE_MODULES):
-    imported at collection they would change every other test's lint results."""
-    hooked = MODULE in lint.EXTRA_RULE_MODULES
-    saved = dict(lint.RULES)
-    if MODULE not in sys.modules:
-        importlib.import_module(MODULE)
-    elif "workers-vs-cpu" not in lint.RULES:
-        importlib.reload(sys.modules[MODULE])
-    yield
-    if not hooked:
-        lint.RULES.clear()
-        lint.RULES.update(saved)
 
 
 @pytest.fixture
@@ -115,14 +106,7 @@ def by_rule(diagnostics, rule_id):
 
 
 def test_rules_are_registered_with_ids_summaries_and_fixes():
-    for rule_id in (
-        "workers-vs-cpu",
-        "memory-vs-data",
-        "config-not-shipped",
-        "config-missing",
-        "config-invalid",
-        "image-missing-package",
-    ):
+    for rule_id in CROSS_FILE_RULES:
         assert lint.RULES[rule_id].summary and lint.RULES[rule_id].fix
 
 
@@ -206,3 +190,9 @@ def test_image_missing_package_follows_project_imports_and_skips_optional_ones(p
     assert missing == ["requests", "scikit-learn", "tensorboard"]
     tensorboard = next(d for d in found if "'tensorboard'" in d.message)
     assert "pkg/helper.py:2" in tensorboard.message  # the import in a try/except ImportError does not count
+
+
+def test_every_cross_file_rule_is_in_the_readme_table():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for rule_id in CROSS_FILE_RULES:
+        assert f"| `{rule_id}` | {lint.RULES[rule_id].severity} |" in readme, rule_id
