@@ -17,6 +17,7 @@ import math
 import posixpath
 import re
 import sys
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -391,25 +392,32 @@ def _imports_of(module: str, root: str, shipped: tuple[str, ...]) -> dict[str, s
     return found
 
 
-def _imported_names(path: Path, module: str) -> Iterator[tuple[str, int]]:
-    """Modules the file imports, except in ``try`` blocks that handle ImportError (optional imports)."""
+@cache
+def _imported_names(path: Path, module: str) -> tuple[tuple[str, int], ...]:
+    """Modules the file imports, except in ``try`` blocks that handle ImportError (optional imports).
+
+    Walks statements only, breadth first (imports are statements): a whole-tree ``ast.walk`` of every
+    runtime module made this rule most of `mtc lint`'s time. Cached per file: functions share modules.
+    """
     tree = parse_module(path)
     if tree is None:
-        return
-    optional = {id(node) for handler in _optional_blocks(tree) for node in ast.walk(handler)}
+        return ()
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    for node in ast.walk(tree):
-        if id(node) in optional:
-            continue
+    found: list[tuple[str, int]] = []
+    pending: deque[ast.AST] = deque([tree])
+    while pending:
+        node = pending.popleft()
         if isinstance(node, ast.Import):
-            for alias in node.names:
-                yield alias.name, node.lineno
+            found += [(alias.name, node.lineno) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = _absolute(node, package)
-            if base:
-                yield base, node.lineno
-                for alias in node.names:  # `from runtime import train` names a module too
-                    yield f"{base}.{alias.name}", node.lineno
+            if base:  # `from runtime import train` names a module too
+                found += [(base, node.lineno)] + [(f"{base}.{a.name}", node.lineno) for a in node.names]
+        children = ast.iter_child_nodes(node)
+        if isinstance(node, ast.Try) and any(_catches_import_error(h) for h in node.handlers):
+            children = iter([*node.handlers, *node.orelse, *node.finalbody])  # the body is optional
+        pending.extend(c for c in children if isinstance(c, ast.stmt | ast.excepthandler | ast.match_case))
+    return tuple(found)
 
 
 def _absolute(node: ast.ImportFrom, package: str) -> str:
@@ -418,12 +426,6 @@ def _absolute(node: ast.ImportFrom, package: str) -> str:
     parts = package.split(".")
     parent = ".".join(parts[: len(parts) - node.level + 1])
     return f"{parent}.{node.module}" if node.module else parent
-
-
-def _optional_blocks(tree: ast.AST) -> Iterator[ast.Try]:
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Try) and any(_catches_import_error(h) for h in node.handlers):
-            yield from node.body
 
 
 def _catches_import_error(handler: ast.ExceptHandler) -> bool:
