@@ -22,14 +22,12 @@ from typing import Any
 
 from compiler import sweep as sweeps
 from compiler.lint import ERROR, WARNING, LintContext, rule
-from compiler.lint_training import training_config
+from compiler.lint_training import TRAINING_SCHEMA, training_config
 from compiler.model import Function, JsonPath
 from compiler.targets import module_file, parse_module
 from runtime.specfile import Diagnostic, did_you_mean
 
 MANY_TRIALS = 100
-# runtime.config.SCHEMA_PATH, without importing the runtime's config module into the lint
-TRAINING_SCHEMA = Path(__file__).resolve().parent.parent / "specs" / "schema" / "train.schema.json"
 
 
 def _base(fn: Function) -> JsonPath:

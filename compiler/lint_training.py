@@ -29,6 +29,9 @@ from compiler.model import Function, Image
 from compiler.targets import module_file, parse_module
 from runtime.specfile import Diagnostic, SourceDoc, SpecError
 
+# runtime.config.SCHEMA_PATH, without importing the runtime's config module into the lint
+TRAINING_SCHEMA = Path(__file__).resolve().parent.parent / "specs" / "schema" / "train.schema.json"
+
 CORES_PER_WORKER = 4  # the seed's finding: 8 workers fed a GPU once they had 32 cores
 SPLITS = ("train", "val", "test")
 MISSING_FILE = "load/not-found"  # runtime.specfile's rule for a file that is not there
@@ -187,10 +190,9 @@ def _config_invalid(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
 
 
 def _schema_problems(config: TrainingConfig) -> list[Diagnostic]:
-    from runtime.config import SCHEMA_PATH
     from runtime.specfile import load_schema, schema_diagnostics
 
-    return schema_diagnostics(config.doc, load_schema(SCHEMA_PATH))
+    return schema_diagnostics(config.doc, load_schema(TRAINING_SCHEMA))
 
 
 @rule(

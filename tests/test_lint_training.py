@@ -196,3 +196,9 @@ def test_every_cross_file_rule_is_in_the_readme_table():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     for rule_id in CROSS_FILE_RULES:
         assert f"| `{rule_id}` | {lint.RULES[rule_id].severity} |" in readme, rule_id
+
+
+def test_the_lint_reads_the_schema_the_runtime_validates_with():
+    from runtime.config import SCHEMA_PATH
+
+    assert compiler.lint_training.TRAINING_SCHEMA == SCHEMA_PATH
