@@ -151,11 +151,9 @@ def selective_scan_time_major(
             A.to(compute),
             B.to(compute).contiguous(),
             C.to(compute).contiguous(),
+            None if D is None else D.to(compute),
+            None if z is None else z.to(compute).contiguous(),
         )
-    if D is not None:
-        y = torch.addcmul(y, u_compute, D.to(compute))
-    if z is not None:
-        y = y * F.silu(z.to(compute))
     y = y.to(u.dtype)
     return (y, last_state) if return_last_state else y
 
@@ -237,15 +235,19 @@ def _rows_times(
 
 
 class _SelectiveScan(torch.autograd.Function):
-    """y[t] = sum_n C[t] h[t] with h as in the module docstring; time-major inputs (l, b, d) / (l, b, n)."""
+    """out[t] = (sum_n C[t] h[t] + D u[t]) * silu(z[t]) with h as in the module docstring (D and z optional);
+    time-major inputs (l, b, d) / (l, b, n). The D and z terms are applied chunk by chunk, while the chunk is
+    in cache, rather than as separate passes over whole tensors."""
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C):
+    def forward(ctx, u, delta, A, B, C, D, z):
         length, batch, dim = u.shape
         d_state = A.shape[1]
         bounds = _chunk_bounds(length, batch, dim, d_state)
         steps = bounds[0][1] - bounds[0][0]
-        y = u.new_empty(length, batch, dim)
+        out = u.new_empty(length, batch, dim)
+        # y + D u before the gate; the backward of the gate needs it.
+        ungated = out if z is None else u.new_empty(length, batch, dim)
         entering = u.new_empty(len(bounds), batch, dim, d_state)
         states = u.new_empty(steps + 1, batch, dim, d_state)
         states[0].zero_()
@@ -258,18 +260,22 @@ class _SelectiveScan(torch.autograd.Function):
             _rows_times(
                 C[chunk].reshape(-1, 1, d_state),
                 states[1 : count + 1].view(-1, dim, d_state).transpose(1, 2),
-                out=y[chunk].view(-1, 1, dim),
+                out=ungated[chunk].view(-1, 1, dim),
             )
+            if D is not None:
+                ungated[chunk].addcmul_(u[chunk], D)
+            if z is not None:
+                torch.mul(ungated[chunk], F.silu(z[chunk]), out=out[chunk])
             states[0] = states[count]
-        ctx.save_for_backward(u, delta, A, B, C, entering)
+        ctx.save_for_backward(u, delta, A, B, C, D, z, entering, None if z is None else ungated)
         last_state = states[0].clone()
         ctx.mark_non_differentiable(last_state)
-        return y, last_state
+        return out, last_state
 
     @staticmethod
-    def backward(ctx, grad_y, _grad_last_state):
-        u, delta, A, B, C, entering = ctx.saved_tensors
-        grad_y = grad_y.contiguous()
+    def backward(ctx, grad_out, _grad_last_state):
+        u, delta, A, B, C, D, z, entering, ungated = ctx.saved_tensors
+        grad_out = grad_out.contiguous()
         length, batch, dim = u.shape
         d_state = A.shape[1]
         bounds = _chunk_bounds(length, batch, dim, d_state)
@@ -277,6 +283,8 @@ class _SelectiveScan(torch.autograd.Function):
         grad_u, grad_delta = torch.empty_like(u), torch.empty_like(delta)
         grad_B, grad_C = torch.empty_like(B), torch.empty_like(C)
         grad_A = torch.zeros_like(A)
+        grad_D = None if D is None else torch.zeros_like(D)
+        grad_z = None if z is None else torch.empty_like(z)
         states = u.new_empty(steps + 1, batch, dim, d_state)
         decays = u.new_empty(steps, batch, dim, d_state)
         adjoint = u.new_empty(steps, batch, dim, d_state)
@@ -286,23 +294,30 @@ class _SelectiveScan(torch.autograd.Function):
             start, stop = bounds[index]
             count = stop - start
             chunk = slice(start, stop)
+            grad_y = grad_out[chunk]
+            if z is not None:
+                grad_y = grad_y * F.silu(z[chunk])
+                torch.ops.aten.silu_backward(
+                    grad_out[chunk] * ungated[chunk], z[chunk], grad_input=grad_z[chunk]
+                )
             h, dA, g = states[: count + 1], decays[:count], adjoint[:count]
             h[0] = entering[index]
             _chunk_states(h, dA, u[chunk], delta[chunk], A, B[chunk])
-            _adjoint_states(g, dA, carry, grad_y[chunk], C[chunk])
+            _adjoint_states(g, dA, carry, grad_y, C[chunk])
             torch.mul(dA[0], g[0], out=carry)
 
             rows = (-1, 1, dim)
             state_rows = (-1, dim, d_state)
-            _rows_times(
-                grad_y[chunk].view(rows), h[1:].view(state_rows), out=grad_C[chunk].view(-1, 1, d_state)
-            )
+            _rows_times(grad_y.reshape(rows), h[1:].view(state_rows), out=grad_C[chunk].view(-1, 1, d_state))
             delta_u = delta[chunk] * u[chunk]
             _rows_times(delta_u.view(rows), g.view(state_rows), out=grad_B[chunk].view(-1, 1, d_state))
             grad_delta_u = _rows_times(B[chunk].reshape(-1, 1, d_state), g.view(state_rows).transpose(1, 2))
             grad_delta_u = grad_delta_u.view(count, batch, dim)
             torch.mul(grad_delta_u, delta[chunk], out=grad_u[chunk])
             torch.mul(grad_delta_u, u[chunk], out=grad_delta[chunk])
+            if D is not None:
+                grad_u[chunk].addcmul_(grad_y, D)
+                grad_D.add_((grad_y * u[chunk]).sum(dim=(0, 1)))
 
             # d loss / d(delta A), elementwise: g[t] * h[t-1] * exp(delta[t] A), written over the decays.
             decay_grad = dA.mul_(g).mul_(h[:-1])
@@ -316,7 +331,7 @@ class _SelectiveScan(torch.autograd.Function):
                 .sum(0)
                 .view(dim, d_state)
             )
-        return grad_u, grad_delta, grad_A, grad_B, grad_C
+        return grad_u, grad_delta, grad_A, grad_B, grad_C, grad_D, grad_z
 
 
 def _adjoint_states(g, decays, carry, grad_y, C) -> None:
