@@ -279,3 +279,28 @@ def test_fused_branches_pass_mamba_ssm_its_arguments_in_order(monkeypatch, use_f
     plain.load_state_dict(fused.state_dict())
     hidden = torch.randn(2, 19, 32)
     assert torch.allclose(fused(hidden), plain(hidden), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("length", "taps", "with_bias"), [(7, 4, True), (2, 4, False), (5, 3, True), (1, 4, True)]
+)
+def test_causal_conv_silu_matches_conv1d_and_passes_gradcheck(length, taps, with_bias):
+    from runtime.model import _CausalConvSiLU
+
+    generator = torch.Generator().manual_seed(length * 10 + taps)
+    batch, channels = 2, 3
+    x = torch.randn(length, batch, channels, dtype=torch.float64, generator=generator, requires_grad=True)
+    weight = torch.randn(channels, taps, dtype=torch.float64, generator=generator, requires_grad=True)
+    bias = (
+        torch.randn(channels, dtype=torch.float64, generator=generator, requires_grad=True)
+        if with_bias
+        else None
+    )
+
+    channels_first = x.permute(1, 2, 0)  # (b, d, l), as nn.Conv1d sees it
+    padded = torch.nn.functional.conv1d(
+        channels_first, weight.unsqueeze(1), bias, padding=taps - 1, groups=channels
+    )
+    expected = torch.nn.functional.silu(padded[..., :length]).permute(2, 0, 1)
+    torch.testing.assert_close(_CausalConvSiLU.apply(x, weight, bias), expected)
+    assert torch.autograd.gradcheck(_CausalConvSiLU.apply, (x, weight, bias))
