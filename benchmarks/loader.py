@@ -75,6 +75,18 @@ def make_source(folder: Path, files: int, per_file: int, length: int) -> list[Pa
     return paths
 
 
+def shuffled_train_loader(cfg, bundle):
+    """The train split's loader as training builds it (configured batch size, seeded shuffle, CPU)."""
+    return make_loader(
+        bundle.splits["train"],
+        cfg.data.loader,
+        batch_size=cfg.data.loader.batch_size,
+        seed=0,
+        shuffle=True,
+        device="cpu",
+    )
+
+
 def debug_model_rate(steps: int = 12) -> tuple[float, object]:
     """Windows per second the debug config's model trains on, on this machine (after two warm-up steps)."""
     from runtime import train
@@ -85,14 +97,7 @@ def debug_model_rate(steps: int = 12) -> tuple[float, object]:
     model = train.build(train.resolved_model_config(cfg, bundle), bundle)
     optimizer = train.make_optimizer(model, cfg.optim)
     loss_fn = train.make_loss(cfg, bundle)
-    loader = make_loader(
-        bundle.splits["train"],
-        cfg.data.loader,
-        batch_size=cfg.data.loader.batch_size,
-        seed=0,
-        shuffle=True,
-        device="cpu",
-    )
+    loader = shuffled_train_loader(cfg, bundle)
     batches = [b for _, b in zip(range(steps + 2), loader, strict=False)]
     started = None
     for index, (windows, labels) in enumerate(batches):
@@ -159,14 +164,7 @@ def main() -> None:
 
     torch.set_num_threads(threads)  # the model trains as it would in a run
     model_rate, (debug_cfg, debug_bundle) = debug_model_rate()
-    debug_loader = make_loader(
-        debug_bundle.splits["train"],
-        debug_cfg.data.loader,
-        batch_size=debug_cfg.data.loader.batch_size,
-        seed=0,
-        shuffle=True,
-        device="cpu",
-    )
+    debug_loader = shuffled_train_loader(debug_cfg, debug_bundle)
     debug_loader_rate = windows_per_second(debug_loader, 40)
     print(
         f"debug model (specs/train.debug.yaml) trains on {model_rate:.0f} win/s; "
