@@ -226,7 +226,6 @@ def execute(run: LocalRun, say: Callable[[str], None]) -> int:
             result = _attempt(run)
             say(_outcome(run, result, attempt))
             if result.exit_code == EXIT_REJECTED:
-                say(f"not retried: {run.function} rejected its input; fix what the message above says")
                 return 1
             if result.exit_code == 0 or result.reason == "interrupted":
                 break
@@ -265,6 +264,11 @@ def _outcome(run: LocalRun, result: AttemptResult, attempt: int) -> str:
         )
     if result.reason == "interrupted":
         return f"{run.function} interrupted (exit {result.exit_code})"
+    if result.exit_code == EXIT_REJECTED:
+        return (
+            f"error: {run.function} rejected its input after {result.seconds:.1f} s{of}; not retried: it "
+            "would fail the same way again. Fix what the message above says (exit 1)"
+        )
     status = "finished" if result.exit_code == 0 else "failed"
     return (
         f"{run.function} {status} with exit code {result.exit_code} in {result.seconds:.1f} s{of}, "
