@@ -10,14 +10,25 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
 from pathlib import Path
 
-import compiler
 from compiler.model import App
-from runtime.specfile import Diagnostic, SourceDoc, SpecError, load_schema, load_yaml, schema_diagnostics
+from runtime.specfile import Diagnostic, SourceDoc, SpecError, load_yaml, schema_diagnostics
 
-SCHEMA_PATH = Path(compiler.__file__).parent.parent / "specs" / "schema" / "deployment.schema.json"
+
+def deployment_schema_text() -> str:
+    """The deployment spec's JSON Schema as shipped in the package (``compiler/schemas/``)."""
+    return (resources.files("compiler") / "schemas" / "deployment.schema.json").read_text(encoding="utf-8")
+
+
+@cache
+def deployment_schema() -> dict:
+    """:func:`deployment_schema_text`, parsed once per process; read-only."""
+    return json.loads(deployment_schema_text())
 
 
 @dataclass
@@ -37,7 +48,7 @@ def check(spec_path: str | Path, profile: str | None = None) -> CheckResult:
         doc = load_yaml(spec_path, display_path=str(spec_path))
     except SpecError as exc:
         return CheckResult(None, None, exc.diagnostics)
-    problems = schema_diagnostics(doc, load_schema(SCHEMA_PATH))
+    problems = schema_diagnostics(doc, deployment_schema())
     if any(d.severity == "error" for d in problems):
         return CheckResult(doc, None, sorted(problems))
     sha256 = hashlib.sha256(Path(spec_path).read_bytes()).hexdigest()

@@ -131,9 +131,7 @@ def _sweep_key(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
 
 
 def _config_schema() -> dict:
-    from runtime.specfile import load_schema
-
-    return load_schema(TRAINING_SCHEMA)
+    return TRAINING_SCHEMA
 
 
 @cache

@@ -27,10 +27,11 @@ from typing import Any
 from compiler.lint import ERROR, WARNING, LintContext, rule
 from compiler.model import Function, Image
 from compiler.targets import module_file, parse_module
+from runtime import config_schema
 from runtime.specfile import Diagnostic, SourceDoc, SpecError
 
-# runtime.config.SCHEMA_PATH, without importing the runtime's config module into the lint
-TRAINING_SCHEMA = Path(__file__).resolve().parent.parent / "specs" / "schema" / "train.schema.json"
+# the schema runtime.config validates with, without importing the runtime's config module into the lint
+TRAINING_SCHEMA = config_schema.SCHEMA
 
 CORES_PER_WORKER = 4  # the seed's finding: 8 workers fed a GPU once they had 32 cores
 SPLITS = ("train", "val", "test")
@@ -190,9 +191,9 @@ def _config_invalid(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
 
 
 def _schema_problems(config: TrainingConfig) -> list[Diagnostic]:
-    from runtime.specfile import load_schema, schema_diagnostics
+    from runtime.specfile import schema_diagnostics
 
-    return schema_diagnostics(config.doc, load_schema(TRAINING_SCHEMA))
+    return schema_diagnostics(config.doc, TRAINING_SCHEMA)
 
 
 @rule(

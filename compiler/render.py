@@ -253,7 +253,7 @@ def _template() -> Any:
     import jinja2
 
     environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        loader=jinja2.PackageLoader("compiler", "templates"),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         trim_blocks=True,

@@ -14,10 +14,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from runtime.config_schema import SCHEMA
 from runtime.paths import resolve
-from runtime.specfile import Diagnostic, SourceDoc, SpecError, load_schema, load_yaml, schema_diagnostics
-
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "specs" / "schema" / "train.schema.json"
+from runtime.specfile import Diagnostic, SourceDoc, SpecError, load_yaml, schema_diagnostics
 
 
 @dataclass(frozen=True)
@@ -145,7 +144,7 @@ def load_config(path: str, overrides: Mapping[str, Any] | None = None) -> Config
     overrides = normalise_overrides(overrides or {})
     for key, value in overrides.items():
         _set_dotted(doc.data, key, value)
-    schema = load_schema(SCHEMA_PATH)
+    schema = SCHEMA
     diagnostics = [_mark_override(d, overrides) for d in schema_diagnostics(doc, schema)]
     if not diagnostics:
         diagnostics = _semantic_diagnostics(doc)

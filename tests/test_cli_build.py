@@ -204,7 +204,7 @@ def test_lint_does_not_import_torch_modal_or_the_runtime(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     loaded = [m for m in done.stdout.strip().split(",") if m]
-    assert set(loaded) <= {"runtime", "runtime.specfile", "runtime.paths"}, loaded
+    assert set(loaded) <= {"runtime", "runtime.specfile", "runtime.paths", "runtime.config_schema"}, loaded
 
 
 def test_the_console_script_is_installed():

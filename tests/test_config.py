@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from runtime.config import SCHEMA_PATH, load_config
+from runtime.config import load_config
+from runtime.config_schema import SCHEMA
 from runtime.model import MODEL_KEYS
 from runtime.specfile import SpecError
 
@@ -34,7 +35,7 @@ def diagnostics(path: str, overrides=None) -> list[str]:
 
 
 def test_the_schema_is_valid_draft_2020_12():
-    Draft202012Validator.check_schema(json.loads(SCHEMA_PATH.read_text()))
+    Draft202012Validator.check_schema(SCHEMA)
 
 
 @pytest.mark.parametrize("name", ["train.yaml", "train.debug.yaml"])

@@ -1,4 +1,8 @@
-"""The deployment schema: a valid Draft 2020-12 schema, documented on every key, with readable messages."""
+"""The deployment schema: a valid Draft 2020-12 schema, documented on every key, with readable messages.
+
+Both schemas ship inside the package (``compiler/schemas/``, ``runtime/config_schema.py``); the copies in
+``specs/schema/`` that editors point at must stay equal to them.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from compiler.check import SCHEMA_PATH, check
+from compiler.check import check, deployment_schema, deployment_schema_text
+from runtime import config_schema
 
-SCHEMA = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+SCHEMA = deployment_schema()
+EDITOR_COPIES = Path(__file__).parent.parent / "specs" / "schema"
+# file in specs/schema -> (the packaged text, the command that rewrites the file from it)
+PACKAGED = {
+    "deployment.schema.json": (deployment_schema_text(), "mtc schema"),
+    "train.schema.json": (config_schema.TEXT, "mtc schema --training"),
+}
 FULL = Path(__file__).parent / "specs" / "full.yaml"
 REFERENCE = Path(__file__).parent.parent / "README.md"
 
@@ -27,10 +38,22 @@ def walk(node, path=()):
             yield from walk(value, (*path, index))
 
 
-def test_schema_passes_the_metaschema_check():
+@pytest.mark.parametrize("name", sorted(PACKAGED))
+def test_the_editor_copy_equals_the_packaged_schema(name):
+    packaged, command = PACKAGED[name]
+    editor_copy = json.loads((EDITOR_COPIES / name).read_text(encoding="utf-8"))
+    stale = f"specs/schema/{name} differs from the packaged schema: run `{command} > specs/schema/{name}`"
+    assert editor_copy == json.loads(packaged), stale
+
+
+@pytest.mark.parametrize("name", sorted(PACKAGED))
+def test_schema_passes_the_metaschema_check(name):
     checker = Path(sys.executable).parent / "check-jsonschema"
     result = subprocess.run(
-        [str(checker), "--check-metaschema", str(SCHEMA_PATH)], capture_output=True, text=True, timeout=120
+        [str(checker), "--check-metaschema", str(EDITOR_COPIES / name)],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

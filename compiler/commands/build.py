@@ -86,11 +86,17 @@ def compile_(spec: str, profile: str | None, output: str | None, check_only: boo
 
 
 @click.command()
-def schema() -> int:
-    """Print the JSON Schema of deployment specs (for editors and other validators)."""
-    from compiler.check import SCHEMA_PATH
+@click.option("--training", is_flag=True, help="Print the training config's schema instead.")
+def schema(training: bool) -> int:
+    """Print the JSON Schema of deployment specs (for editors and other validators).
 
-    sys.stdout.write(SCHEMA_PATH.read_text(encoding="utf-8"))
+    Both schemas ship inside the package; `mtc schema > specs/schema/deployment.schema.json` and
+    `mtc schema --training > specs/schema/train.schema.json` refresh the copies editors point at.
+    """
+    from compiler.check import deployment_schema_text
+    from runtime import config_schema
+
+    sys.stdout.write(config_schema.TEXT if training else deployment_schema_text())
     return EXIT_OK
 
 

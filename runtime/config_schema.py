@@ -1,0 +1,187 @@
+# ruff: noqa: E501
+"""The JSON Schema of training configs (``specs/train.yaml``), held in Python source.
+
+The runtime ships to Modal with ``Image.add_local_python_source("runtime")``, which copies only ``.py``
+files, so a ``.json`` beside this module would not reach the container. Holding the schema's text here ships
+it with the code and loads it by import, with no file lookup, in a checkout, an installed wheel or a
+container. The compiler's lint reads the same object. ``specs/schema/train.schema.json`` is the copy that
+editors point at; a test keeps the two equal, and ``mtc schema --training > specs/schema/train.schema.json``
+rewrites it after an edit here.
+"""
+
+import json
+
+TEXT = r"""{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "$id": "https://mtc.local/schema/train.schema.json",
+  "title": "mtc training config",
+  "description": "What to train and how: data, model, optimiser, loop, where results go. No CPU, RAM or GPU settings: those belong to deployment.yaml.",
+  "type": "object",
+  "additionalProperties": false,
+  "required": ["data", "output_dir"],
+  "properties": {
+    "run_name": {
+      "type": "string",
+      "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+      "x-expected": "a run name of letters, digits, '.', '_' and '-'",
+      "default": "default",
+      "description": "The run directory is output_dir/run_name; a restarted run finds its checkpoints there."
+    },
+    "output_dir": {"type": "string", "minLength": 1, "description": "Folder holding run directories (e.g. /results/runs)."},
+    "data": {"$ref": "#/$defs/data"},
+    "model": {"$ref": "#/$defs/model", "default": {}},
+    "optim": {"$ref": "#/$defs/optim", "default": {}},
+    "train": {"$ref": "#/$defs/train", "default": {}},
+    "evaluate": {"$ref": "#/$defs/evaluate", "default": {}}
+  },
+  "$defs": {
+    "data": {
+      "type": "object",
+      "additionalProperties": false,
+      "required": ["format"],
+      "properties": {
+        "format": {"enum": ["npz", "ts", "synthetic"], "description": "npz: a folder of *.npz files; ts: UEA/UCR .ts files; synthetic: generated EEG-like windows."},
+        "train": {"type": "string", "minLength": 1, "description": "npz: a folder (optionally with manifest.json) or one file; ts: a .ts file."},
+        "val": {"type": "string", "minLength": 1},
+        "test": {"type": "string", "minLength": 1},
+        "val_fraction": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.1,
+                         "description": "Share of train held out (seeded) when no val split is given."},
+        "cache_dir": {"type": "string", "minLength": 1, "default": ".cache/mtc",
+                      "description": "Where each split is converted to one memory-mapped array (on Modal: the results volume)."},
+        "nonfinite": {"enum": ["drop", "zero", "error"], "default": "drop",
+                      "description": "What to do with windows holding NaN/Inf values: drop the window, set the values to 0, or stop."},
+        "in_memory": {
+          "oneOf": [
+            {"type": "boolean"},
+            {"type": "array", "items": {"enum": ["train", "val", "test"]}, "uniqueItems": true}
+          ],
+          "default": false,
+          "x-expected": "true, false, or a list of splits (train, val, test)",
+          "description": "Splits to copy from the memory-mapped cache into RAM; mtc lint checks they fit in the function's memory."
+        },
+        "sample_rate_hz": {"type": "number", "exclusiveMinimum": 0, "default": 256,
+                           "description": "Samples per second; used to turn timesteps into hours for false alarms per 24 h."},
+        "synthetic": {"$ref": "#/$defs/synthetic", "default": {}},
+        "loader": {"$ref": "#/$defs/loader", "default": {}}
+      }
+    },
+    "synthetic": {
+      "type": "object",
+      "additionalProperties": false,
+      "properties": {
+        "n_train": {"type": "integer", "minimum": 1, "default": 2048},
+        "n_val": {"type": "integer", "minimum": 1, "default": 512},
+        "n_test": {"type": "integer", "minimum": 1, "default": 512},
+        "channels": {"type": "integer", "minimum": 1, "default": 4},
+        "length": {"type": "integer", "minimum": 16, "default": 256},
+        "num_classes": {"type": "integer", "minimum": 2, "maximum": 8, "default": 2,
+                        "description": "Class 0 is background; class k > 0 is a burst of the k-th rhythm."},
+        "labels": {"enum": ["window", "timestep"], "default": "window"},
+        "burst_fraction": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.5},
+        "burst_snr": {"type": "number", "exclusiveMinimum": 0, "default": 1.0,
+                      "description": "Burst amplitude relative to the background's standard deviation."},
+        "seed": {"type": "integer", "minimum": 0, "default": 1234}
+      }
+    },
+    "loader": {
+      "type": "object",
+      "additionalProperties": false,
+      "properties": {
+        "batch_size": {"type": "integer", "minimum": 1, "default": 32},
+        "eval_batch_size": {"type": "integer", "minimum": 1, "description": "Defaults to 2 x batch_size."},
+        "num_workers": {"type": "integer", "minimum": 0, "maximum": 64, "default": 0},
+        "pin_memory": {"type": "boolean", "default": true, "description": "Only takes effect on a GPU."},
+        "persistent_workers": {"type": "boolean", "default": true, "description": "Only takes effect with num_workers > 0."},
+        "prefetch_factor": {"type": "integer", "minimum": 1, "default": 4, "description": "Batches each worker keeps ready."}
+      }
+    },
+    "model": {
+      "type": "object",
+      "additionalProperties": false,
+      "description": "Keyword arguments of runtime.model.SignalMamba.",
+      "properties": {
+        "head": {"enum": ["auto", "window", "timestep"], "default": "auto",
+                 "description": "auto: window for per-window labels, timestep for per-timestep labels."},
+        "d_model": {"type": "integer", "minimum": 1, "default": 64},
+        "n_layers": {"type": "integer", "minimum": 1, "default": 2},
+        "d_state": {"type": "integer", "minimum": 1, "default": 16},
+        "d_conv": {"type": "integer", "minimum": 1, "default": 4},
+        "expand": {"type": "integer", "minimum": 1, "default": 2},
+        "downsample": {"type": "integer", "minimum": 1, "default": 4},
+        "bidirectional": {"type": "boolean", "default": false},
+        "dropout": {"type": "number", "minimum": 0, "maximum": 1, "exclusiveMaximum": 1, "default": 0.0},
+        "kernels": {"enum": ["auto", "fused", "torch"], "default": "auto",
+                    "description": "auto: mamba-ssm's fused CUDA kernels on a GPU (an error when missing or broken) and the PyTorch scan on CPU; fused: always the CUDA kernels; torch: always the PyTorch scan (slower on a GPU; for diagnosis)."}
+      }
+    },
+    "optim": {
+      "type": "object",
+      "additionalProperties": false,
+      "properties": {
+        "lr": {"type": "number", "exclusiveMinimum": 0, "default": 0.001},
+        "weight_decay": {"type": "number", "minimum": 0, "default": 0.01},
+        "betas": {"type": "array", "items": {"type": "number", "minimum": 0, "exclusiveMaximum": 1}, "minItems": 2, "maxItems": 2, "default": [0.9, 0.999]},
+        "eps": {"type": "number", "exclusiveMinimum": 0, "default": 1e-8},
+        "warmup_steps": {"type": "integer", "minimum": 0, "default": 100},
+        "min_lr_ratio": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.05,
+                         "description": "The cosine schedule ends at lr x min_lr_ratio."},
+        "grad_clip": {"type": "number", "minimum": 0, "default": 1.0, "description": "Max global gradient norm; 0 turns clipping off."}
+      }
+    },
+    "train": {
+      "type": "object",
+      "additionalProperties": false,
+      "properties": {
+        "epochs": {"type": "integer", "minimum": 1, "default": 10},
+        "max_steps": {"type": "integer", "minimum": 1, "description": "Stop after this many optimiser steps, even mid-epoch."},
+        "precision": {"enum": ["auto", "fp32", "bf16", "fp16"], "default": "auto",
+                      "description": "auto: bf16 on Ampere or newer GPUs, fp16 with GradScaler on older GPUs, fp32 on CPU."},
+        "seed": {"type": "integer", "minimum": 0, "default": 0},
+        "log_every": {"type": "integer", "minimum": 1, "default": 50, "description": "Steps between metrics.jsonl lines."},
+        "eval_every": {"type": "integer", "minimum": 0, "default": 0, "description": "Steps between validations; 0: at each epoch end only."},
+        "checkpoint_every": {"type": "integer", "minimum": 0, "default": 500, "description": "Steps between checkpoints; 0: at each epoch end only."},
+        "early_stopping": {
+          "type": "object",
+          "additionalProperties": false,
+          "default": {},
+          "properties": {
+            "metric": {"enum": ["val_loss", "val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_auroc", "val_auprc"], "default": "val_loss"},
+            "patience": {"type": "integer", "minimum": 0, "default": 0, "description": "Validations without improvement before stopping; 0 never stops early."}
+          }
+        },
+        "loss": {
+          "type": "object",
+          "additionalProperties": false,
+          "default": {},
+          "properties": {
+            "kind": {"enum": ["cross_entropy", "focal"], "default": "cross_entropy"},
+            "class_weights": {
+              "oneOf": [
+                {"enum": ["none", "balanced"]},
+                {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 2}
+              ],
+              "default": "balanced",
+              "x-expected": "'none', 'balanced' (inverse class frequency in train) or a list of positive weights, one per class"
+            },
+            "focal_gamma": {"type": "number", "minimum": 0, "default": 2.0},
+            "label_smoothing": {"type": "number", "minimum": 0, "exclusiveMaximum": 1, "default": 0.0}
+          }
+        }
+      }
+    },
+    "evaluate": {
+      "type": "object",
+      "additionalProperties": false,
+      "properties": {
+        "split": {"enum": ["auto", "val", "test"], "default": "auto", "description": "auto: test when the data has one, else val."},
+        "thresholds": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}, "minItems": 1, "default": [0.5, 0.7, 0.9],
+                       "description": "Detection thresholds for event sensitivity and false alarms per 24 h (per-timestep binary labels)."},
+        "fa_per_24h_targets": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "default": [10, 5, 2.5, 1],
+                               "description": "Report the best event sensitivity reached at or under each false-alarm rate."}
+      }
+    }
+  }
+}
+"""
+
+SCHEMA: dict = json.loads(TEXT)  # read-only: validators and fill_defaults never change it
