@@ -2,16 +2,46 @@
 
 Exit codes are stable: 0 ok, 1 the input is wrong (diagnostics printed), 2 `--check`/`diff` found a
 difference, 3 usage error. A user's mistake never ends in a traceback.
+
+`pip install mtc` is the light core (lint, compile, schema, plan, diff); a command that needs an extra checks
+for it with :func:`require_extra` before doing any work, and says what to install.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 
 import click
 
 EXIT_OK, EXIT_INVALID, EXIT_DIFFERENT, EXIT_USAGE = 0, 1, 2, 3
+
+# extra in pyproject.toml -> the top-level modules of its packages, found without importing them
+EXTRAS = {
+    "train": ("torch", "numpy", "matplotlib", "sklearn", "tqdm", "psutil"),
+    "modal": ("modal",),
+}
+
+
+def require_extra(extra: str, purpose: str) -> None:
+    """Stop with exit 1 and the pip command to run when a module of ``extra`` is not installed."""
+    missing = [name for name in EXTRAS[extra] if importlib.util.find_spec(name) is None]
+    if missing:
+        raise click.ClickException(missing_extra_message(extra, purpose, missing))
+
+
+def missing_extra_message(extra: str, purpose: str, missing: list[str]) -> str:
+    return (
+        f"{purpose} needs the '{extra}' extra ({', '.join(missing)} not installed); "
+        f"install it with: pip install 'mtc[{extra}]'"
+    )
+
+
+def extra_providing(module: str | None) -> str | None:
+    """The extra whose packages include ``module`` (a dotted name, e.g. from ModuleNotFoundError.name)."""
+    top = (module or "").partition(".")[0]
+    return next((extra for extra, modules in EXTRAS.items() if top in modules), None)
 
 # verb -> "module:attribute" of its click command; imported on first use so start-up stays fast
 COMMANDS = {

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from compiler.cli import EXIT_INVALID
+from compiler.cli import EXIT_INVALID, require_extra
 
 DEFAULT_SPEC = "specs/deployment.yaml"
 TRUE_WORDS = {"true", "yes", "on", "1"}
@@ -87,6 +87,7 @@ def run(
         )
     if processes is not None and ddp:
         raise click.UsageError("--processes and --ddp both set the process count; give one of them")
+    require_extra("modal" if backend == "modal" else "train", f"mtc run --backend {backend}")
     result = _checked(spec, profile)
     if result is None:
         return EXIT_INVALID
@@ -269,6 +270,7 @@ def _pass_through(command: list[str]) -> int:
 @click.option("-f", "--follow", is_flag=True, help="Stream the logs until the app stops.")
 def logs(app_id: str, follow: bool) -> int:
     """Show the logs of a Modal app (modal app logs)."""
+    require_extra("modal", "mtc logs")
     return _pass_through([sys.executable, "-m", "modal", "app", "logs", *(["-f"] if follow else []), app_id])
 
 
@@ -277,10 +279,12 @@ def logs(app_id: str, follow: bool) -> int:
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 def stop(app_id: str, yes: bool) -> int:
     """Stop a Modal app and its running containers (modal app stop)."""
+    require_extra("modal", "mtc stop")
     return _pass_through([sys.executable, "-m", "modal", "app", "stop", *(["-y"] if yes else []), app_id])
 
 
 @click.command()
 def apps() -> int:
     """List the Modal apps that are running or recently stopped (modal app list)."""
+    require_extra("modal", "mtc apps")
     return _pass_through([sys.executable, "-m", "modal", "app", "list"])

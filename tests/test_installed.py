@@ -1,0 +1,172 @@
+"""mtc as a user installs it: the wheel built from this tree, core only, in a clean virtual environment.
+
+The slow tests build the wheel once per session, install it with no extras into a fresh venv (no system site
+packages, so a missing dependency shows), and run the commands from a folder that holds only a copy of
+``specs/`` and ``generated/``: nothing can come from the checkout. That also proves lint, compile, schema,
+plan and diff never import torch, numpy, psutil or modal, which the core install does not have. The fast
+tests check the missing-extra message in this process.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from compiler.cli import EXTRAS, extra_providing
+from tests.cli_runner import mtc
+
+REPO = Path(__file__).resolve().parents[1]
+# distributions of the train and modal extras: none of them may come with the core install
+EXTRA_DISTRIBUTIONS = {"torch", "numpy", "matplotlib", "scikit-learn", "tqdm", "psutil", "modal"}
+
+
+def run(
+    command: list[str | Path], cwd: Path | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(part) for part in command], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def checked(command: list[str | Path], cwd: Path | None = None) -> subprocess.CompletedProcess:
+    done = run(command, cwd)
+    assert done.returncode == 0, f"{command}:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+def copy_of_the_tree(dest: Path) -> Path:
+    """The files git would see in the working tree (tracked or not ignored), without .venv, build/ or .git."""
+    listed = checked(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], REPO).stdout
+    for name in filter(None, listed.split("\0")):
+        source = REPO / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("wheel")
+    source = copy_of_the_tree(work / "src")
+    checked(
+        [sys.executable, "-m", "pip", "wheel", source, "--no-deps", "--no-build-isolation", "-q", "-w", work]
+    )
+    (built,) = work.glob("mtc-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def venv_bin(wheel, tmp_path_factory) -> Path:
+    venv = tmp_path_factory.mktemp("venv")
+    checked([sys.executable, "-m", "venv", venv])
+    checked([venv / "bin" / "python", "-m", "pip", "install", "-q", wheel])
+    return venv / "bin"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A folder with only specs/, generated/ and a changed copy of the spec for `mtc diff`."""
+    folder = tmp_path_factory.mktemp("project")
+    for name in ("specs", "generated"):
+        shutil.copytree(REPO / name, folder / name)
+    spec = (folder / "specs" / "deployment.yaml").read_text(encoding="utf-8")
+    assert "    timeout: 24h\n" in spec
+    (folder / "changed.yaml").write_text(spec.replace("    timeout: 24h\n", "    timeout: 12h\n"), "utf-8")
+    (folder / "broken.yaml").write_text("version: 1\napp: {name: x}\nfunctions: {f: {gpu: A100}}\n", "utf-8")
+    return folder
+
+
+@pytest.mark.slow
+def test_the_wheel_holds_both_schemas_and_every_template(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    templates = {f"compiler/templates/{p.name}" for p in (REPO / "compiler" / "templates").iterdir()}
+    wanted = {"compiler/schemas/deployment.schema.json", "runtime/config_schema.py", *templates}
+    assert wanted - names == set()
+
+
+@pytest.mark.slow
+def test_the_core_install_has_no_package_of_an_extra(venv_bin):
+    listed = json.loads(checked([venv_bin / "python", "-m", "pip", "list", "--format", "json"]).stdout)
+    installed = {package["name"].lower() for package in listed}
+    assert "mtc" in installed
+    assert installed & EXTRA_DISTRIBUTIONS == set()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("argv", "code", "says"),
+    [
+        (["schema"], 0, '"$schema"'),
+        (["schema", "--training"], 0, '"$schema"'),
+        (["lint"], 0, ""),
+        (["compile", "--check"], 0, ""),
+        (["plan"], 0, "train"),
+        (["plan", "--profile", "debug"], 0, "train"),
+        (["diff", "specs/deployment.yaml", "changed.yaml"], 2, "timeout"),
+        (["lint", "broken.yaml"], 1, "error"),
+        (["lint", "--no-such-option"], 3, "no-such-option"),
+        (["run", "train", "--profile", "debug"], 1, "pip install 'mtc[train]'"),
+        (["run", "train", "--backend", "modal"], 1, "pip install 'mtc[modal]'"),
+        (["apps"], 1, "pip install 'mtc[modal]'"),
+    ],
+)
+def test_each_command_keeps_its_exit_code_when_installed(venv_bin, project, argv, code, says):
+    done = run([venv_bin / "mtc", *argv], cwd=project, timeout=120)
+    output = done.stdout + done.stderr
+    assert done.returncode == code, output
+    assert "Traceback" not in output
+    assert says in output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("argv", "name"), [([], "deployment.schema.json"), (["--training"], "train.schema.json")]
+)
+def test_the_installed_schema_is_the_one_editors_use(venv_bin, project, argv, name):
+    printed = checked([venv_bin / "mtc", "schema", *argv], cwd=project).stdout
+    assert json.loads(printed) == json.loads((REPO / "specs" / "schema" / name).read_text(encoding="utf-8"))
+
+
+def hide(monkeypatch, *modules: str) -> None:
+    """Make importlib.util.find_spec report ``modules`` as not installed."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name in modules else real(name, *a)
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "hidden", "extra"),
+    [
+        (["run", "train", "no-such-spec.yaml"], "psutil", "train"),
+        (["run", "train", "no-such-spec.yaml"], "torch", "train"),
+        (["run", "train", "no-such-spec.yaml", "--backend", "modal"], "modal", "modal"),
+        (["logs", "ap-123"], "modal", "modal"),
+        (["stop", "ap-123"], "modal", "modal"),
+        (["apps"], "modal", "modal"),
+    ],
+)
+def test_a_missing_extra_is_named_before_any_work(monkeypatch, capsys, argv, hidden, extra):
+    hide(monkeypatch, hidden)
+    code, out, err = mtc(capsys, *argv)
+    assert code == 1
+    assert f"needs the '{extra}' extra ({hidden} not installed)" in err
+    assert f"pip install 'mtc[{extra}]'" in err
+    assert "no-such-spec" not in err  # refused before the spec is read
+
+
+def test_each_module_maps_to_its_extra():
+    assert extra_providing("torch.nn.functional") == "train"
+    assert extra_providing("sklearn") == "train"
+    assert extra_providing("modal") == "modal"
+    assert extra_providing("pandas") is None
+    assert extra_providing(None) is None
+    assert set(EXTRAS) == {"train", "modal"}
