@@ -45,6 +45,7 @@ def extra_providing(module: str | None) -> str | None:
 
 # verb -> "module:attribute" of its click command; imported on first use so start-up stays fast
 COMMANDS = {
+    "init": "compiler.commands.init:init",
     "lint": "compiler.commands.build:lint",
     "compile": "compiler.commands.build:compile_",
     "schema": "compiler.commands.build:schema",
