@@ -43,6 +43,7 @@ def extra_providing(module: str | None) -> str | None:
     top = (module or "").partition(".")[0]
     return next((extra for extra, modules in EXTRAS.items() if top in modules), None)
 
+
 # verb -> "module:attribute" of its click command; imported on first use so start-up stays fast
 COMMANDS = {
     "init": "compiler.commands.init:init",
