@@ -267,7 +267,8 @@ def signature_args(definition: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[s
         if name == CALLBACK_PARAMETER:
             continue
         if name in by_position_only:
-            unset.append((name, "positional-only: mtc passes arguments by name"))
+            unset.append((name, "positional-only: mtc passes arguments by name; make it a normal parameter"))
+            required += [name] if default is None else []
         elif name in MODULE_NAMES | ENTRYPOINT_FLAGS or not name.isascii():
             unset.append((name, "its name is one the generated module uses: rename the parameter"))
         elif default is None:
