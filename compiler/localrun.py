@@ -3,16 +3,22 @@
 The function's ``run`` target is called in a child process (:mod:`compiler.local_child`) with its args.
 What the spec declares is enforced here too, so a mistake shows locally before any GPU is billed:
 
-- volumes: each mount path maps to a local folder (``<volumes dir>/<volume name>/``), passed to the child
-  in ``MTC_VOLUME_MAP`` so :func:`runtime.paths.resolve` finds it; the image's ``add_local`` dirs are mapped
-  the same way. Read-only volumes are read-only: as root through a private mount namespace with a read-only
-  bind mount (permission bits do not stop root), otherwise by removing write permission for the run.
+- volumes: each mount path maps to a local folder named after the storage, so two spec entries over the same
+  storage share it: ``<volumes dir>/<Modal volume name>/``, ``<volumes dir>/bucket-<bucket>/<key prefix>/``.
+  The map reaches the child in ``MTC_VOLUME_MAP`` so :func:`runtime.paths.resolve` finds it; the image's
+  ``add_local`` dirs are mapped the same way. Read-only volumes are read-only: through a read-only bind mount
+  in a private mount namespace (inside a user namespace when not root); where no namespace can be made, by
+  removing write permission for the run (never through a symlink), recorded first in a journal in the
+  volumes dir so that a run killed before it could restore them is undone by the next one.
 - cpu: thread pools (OpenMP, MKL, OpenBLAS, torch) and the CPU affinity are limited to ceil(cpu) cores,
   capped by the cores this process may use.
-- memory: the anonymous resident memory of the child's whole process tree is sampled every 50 ms; above the
-  declared limit the tree is killed and the attempt ends with exit code 137, what a container killed by the
-  kernel's OOM killer reports.
+- memory: the run's processes are watched by :mod:`compiler.limits` (a cgroup when the machine offers one,
+  else the PSS of the process tree); above the declared limit they are all killed and the attempt ends with
+  exit code 137, what a container killed by the kernel's OOM killer reports.
 - timeout: per attempt (Modal's default 300 s when the spec has none); the tree is killed, exit code 124.
+- no process outlives the run: the child (:mod:`compiler.local_child`) dies with ``mtc`` and takes the
+  function's processes with it; a TERM, INT or HUP ``mtc`` receives is passed on to them; processes the
+  function leaves behind are killed and named.
 - processes (``mtc run --processes N`` / ``--ddp``): ``MTC_NPROC`` tells :mod:`runtime.distributed` how many
   data-parallel processes to start, at most one per core the function may use; they share its cores and its
   memory limit (the limit covers the whole process tree).
@@ -21,7 +27,8 @@ What the spec declares is enforced here too, so a mistake shows locally before a
 
 The exit code is the function's: 0 when it returns, the code of a ``SystemExit``, 1 for an uncaught exception.
 A user's mistake the runtime reports (a bad config, data or checkpoint) prints as a message, not a traceback,
-exits 1 and is not retried: it would fail the same way again.
+exits 1 and is not retried: it would fail the same way again (the child says so through a side channel, not
+an exit code, so a function's own ``sys.exit(65)`` is only its exit code).
 
 A sweep (:func:`execute_sweep`) runs each trial as such a run, with the trial's args and config overrides
 (its own ``run_name``, so its own run directory), one after another or several at once: each trial on its
@@ -35,13 +42,16 @@ import json
 import math
 import os
 import queue
+import re
 import shutil
 import signal
 import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -49,19 +59,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from compiler import limits
 from compiler import sweep as sweeps
-from compiler.model import App, Function
+from compiler.local_child import CALL_ENV, FORWARDED, GRACE_S, LEFT_BEHIND_FILE, REJECTED_FILE
+from compiler.model import App, Function, Volume
 from compiler.plan import MODAL_DEFAULT_TIMEOUT_S, aligned
 
 MODAL_DEFAULT_CPU = 0.125
 EXIT_TIMEOUT = 124
 EXIT_OUT_OF_MEMORY = 137  # 128 + SIGKILL, as for a container killed by the OOM killer
 EXIT_INTERRUPTED = 130
-EXIT_REJECTED = 65  # from compiler.local_child: the target rejected its input; a retry cannot help
 POLL_S = 0.05
 VOLUMES_DIR_ENV = "MTC_VOLUMES_DIR"
 DEFAULT_VOLUMES_DIR = Path(".mtc") / "volumes"
-CALL_ENV = "MTC_LOCAL_CALL"  # JSON payload for compiler.local_child
+JOURNAL_PREFIX = ".read-only-journal-"  # + "<pid>-<n>.json" in the volumes dir: modes to restore
 NPROC_ENV = "MTC_NPROC"  # read by runtime.distributed
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
@@ -70,7 +81,7 @@ THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
 class LocalMount:
     path: str  # the mount path in the container
     volume: str  # the volume's name in the spec
-    local: Path
+    local: Path  # named after the storage (the Modal volume, the bucket and prefix), not the spec's name
     read_only: bool
 
 
@@ -92,14 +103,16 @@ class LocalRun:
     retry_delays_s: tuple[float, ...]  # delay before attempt 2, 3, ...
     env: dict[str, str] = field(default_factory=dict)
     notices: tuple[str, ...] = ()
+    volumes_root: Path = DEFAULT_VOLUMES_DIR  # where a journal of write-protected modes is kept
 
 
 @dataclass(frozen=True)
 class AttemptResult:
     exit_code: int
-    reason: str  # "exited" | "memory" | "timeout" | "interrupted"
+    reason: str  # "exited" | "rejected" | "memory" | "timeout" | "interrupted"
     peak_mib: int
     seconds: float
+    left_behind: tuple[str, ...] = ()  # processes killed after the function ended: "sleep 300 (pid 12)"
 
 
 def volumes_dir(option: str | None) -> Path:
@@ -110,7 +123,12 @@ def volumes_dir(option: str | None) -> Path:
 
 def prepare(app: App, fn: Function, kwargs: dict[str, Any], volumes_root: Path, workdir: Path) -> LocalRun:
     mounts = tuple(
-        LocalMount(m.path, m.volume, volumes_root / m.volume, app.volumes[m.volume].read_only)
+        LocalMount(
+            m.path,
+            m.volume,
+            volumes_root / storage_folder(app.volumes[m.volume]),
+            app.volumes[m.volume].read_only,
+        )
         for m in fn.mounts
     )
     image = app.images.get(fn.image) if fn.image else None
@@ -140,8 +158,36 @@ def prepare(app: App, fn: Function, kwargs: dict[str, Any], volumes_root: Path, 
         attempts=1 + retries,
         retry_delays_s=_retry_delays(fn, retries),
         env=env,
-        notices=tuple(_notices(fn, app)),
+        notices=(*_notices(fn, app), *_moved_folders(mounts, volumes_root)),
+        volumes_root=volumes_root,
     )
+
+
+def storage_folder(volume: Volume) -> Path:
+    """The folder of a volume under the volumes dir, named after what it stores, so that spec entries over
+    the same storage share it: the Modal volume's name, or ``bucket-<bucket>/<key prefix>``."""
+    if volume.kind == "bucket":
+        prefix = [_safe_name(part) for part in (volume.key_prefix or "").split("/") if part]
+        return Path(_safe_name(f"bucket-{volume.bucket}"), *prefix)
+    return Path(_safe_name(volume.volume or volume.name))
+
+
+def _safe_name(text: str) -> str:
+    """One path component from a storage name: letters, digits, ``.-_`` kept, the rest ``_``; never ``..``."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", text)
+    return "_" if set(safe) <= {"."} else safe
+
+
+def _moved_folders(mounts: tuple[LocalMount, ...], volumes_root: Path) -> Iterator[str]:
+    """A notice for each volume whose data still lives in the folder named after its spec key."""
+    for mount in mounts:
+        old = volumes_root / mount.volume
+        if old != mount.local and old.is_dir() and not mount.local.exists():
+            yield (
+                f"volume {mount.volume}: its local folder is now {mount.local} (named after its storage, "
+                f"shared by every spec entry over it); {old} (named after the spec key) was left as it is: "
+                "move its contents there to keep using them"
+            )
 
 
 def with_processes(run: LocalRun, requested: int, say: Callable[[str], None]) -> LocalRun:
@@ -206,26 +252,38 @@ def gpu_present() -> bool:
 
 def execute(run: LocalRun, say: Callable[[str], None]) -> int:
     """Run every attempt until one succeeds or none are left; return the last attempt's exit code."""
-    for mount in run.mounts:
-        mount.local.mkdir(parents=True, exist_ok=True)
-    _describe(run, say)
+    try:
+        mechanism = limits.describe_choice()
+        _make_folders([m.local for m in run.mounts])
+    except (limits.LimitsError, LocalRunError) as exc:
+        say(f"error: {exc}")
+        return 1
+    _describe(run, mechanism, say)
+    _restore_abandoned(run.volumes_root, say)
     result = None
-    with _write_protected([m.local for m in run.mounts if m.read_only]):
+    with (
+        _signals_passed_on(),
+        _write_protected([m.local for m in run.mounts if m.read_only], run.volumes_root),
+    ):
         for attempt in range(1, run.attempts + 1):
+            delay = run.retry_delays_s[attempt - 2] if attempt > 1 else 0
             if attempt > 1:
-                delay = run.retry_delays_s[attempt - 2]
                 say(
                     f"retrying {run.function} (attempt {attempt} of {run.attempts})"
                     + (f" in {delay:g} s" if delay else "")
                 )
-                try:
-                    time.sleep(delay)
-                except KeyboardInterrupt:
-                    say(f"{run.function} interrupted before attempt {attempt}")
-                    return EXIT_INTERRUPTED
-            result = _attempt(run)
+            if _stop.wait(delay):
+                say(f"{run.function} interrupted before attempt {attempt}")
+                return 128 + _stop_signal[0]
+            try:
+                result = _attempt(run)
+            except limits.LimitsError as exc:
+                say(f"error: {exc}")
+                return 1
+            for process in result.left_behind:
+                say(f"killed a process left behind by {run.function}: {process}")
             say(_outcome(run, result, attempt))
-            if result.exit_code == EXIT_REJECTED:
+            if result.reason == "rejected":
                 return 1
             if result.exit_code == 0 or result.reason == "interrupted":
                 break
@@ -233,8 +291,32 @@ def execute(run: LocalRun, say: Callable[[str], None]) -> int:
     return result.exit_code
 
 
-def _describe(run: LocalRun, say: Callable[[str], None]) -> None:
-    memory = f"{run.memory_mib} MiB" if run.memory_mib else "not limited (none declared)"
+class LocalRunError(Exception):
+    """The run cannot start here (a volume's folder cannot be made); the message says what to do."""
+
+
+def _make_folders(folders: list[Path]) -> None:
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise LocalRunError(
+                f"{folder} (a volume's local folder) exists but is not a folder; move it away, or choose "
+                "another place with --volumes-dir"
+            ) from None
+        except OSError as exc:
+            raise LocalRunError(
+                f"cannot create {folder} (a volume's local folder): {exc.strerror}; choose a writable place "
+                "with --volumes-dir or $MTC_VOLUMES_DIR"
+            ) from None
+
+
+def _describe(run: LocalRun, mechanism: str, say: Callable[[str], None]) -> None:
+    memory = (
+        f"{run.memory_mib} MiB through {limits.MECHANISM_TEXT[mechanism]}"
+        if run.memory_mib
+        else "not limited (none declared)"
+    )
     say(
         f"running {run.function} ({run.target}) locally: {run.cores} core(s) for cpu {run.declared_cpu:g}, "
         f"memory {memory}, timeout {run.timeout_s} s per attempt, {run.attempts} attempt(s)"
@@ -264,7 +346,7 @@ def _outcome(run: LocalRun, result: AttemptResult, attempt: int) -> str:
         )
     if result.reason == "interrupted":
         return f"{run.function} interrupted (exit {result.exit_code})"
-    if result.exit_code == EXIT_REJECTED:
+    if result.reason == "rejected":
         return (
             f"error: {run.function} rejected its input after {result.seconds:.1f} s{of}; not retried: it "
             "would fail the same way again. Fix what the message above says (exit 1)"
@@ -277,87 +359,132 @@ def _outcome(run: LocalRun, result: AttemptResult, attempt: int) -> str:
 
 
 def _attempt(run: LocalRun) -> AttemptResult:
+    """One call of the target in a fresh child, watched until it ends; nothing of it is left running."""
+    started = time.monotonic()
+    watch = limits.choose(run.memory_mib, uuid.uuid4().hex[:12])
+    with tempfile.TemporaryDirectory(prefix="mtc-call-") as channel:
+        child = _start_child(run, watch, Path(channel))
+        try:
+            reason, code = _supervise(child, watch, started + run.timeout_s)
+        finally:
+            stragglers = watch.kill_all()  # what escaped the child (none, unless it was killed itself)
+            child.wait()
+            watch.close()
+        left_behind = [*_read_left_behind(Path(channel)), *stragglers] if reason == "exited" else []
+        if reason == "exited" and (Path(channel) / REJECTED_FILE).exists():
+            reason = "rejected"
+    return AttemptResult(code, reason, watch.peak_mib(), time.monotonic() - started, tuple(left_behind))
+
+
+def _start_child(run: LocalRun, watch: limits.Watch, channel: Path) -> subprocess.Popen:
+    """Start compiler.local_child and add it to ``watch`` before it may go on (it waits on a pipe)."""
+    go_read, go_write = os.pipe()
     payload = {
         "target": run.target,
         "kwargs": run.kwargs,
         "cores": run.cores,
         "read_only": [str(m.local) for m in run.mounts if m.read_only],
+        "namespaces": namespaces_available(),
+        "channel": str(channel),
+        "supervisor": os.getpid(),
+        "go_fd": go_read,
     }
     env = {**os.environ, **run.env, CALL_ENV: json.dumps(payload), "MTC_VOLUME_MAP": json.dumps(run.path_map)}
-    started = time.monotonic()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "compiler.local_child"], cwd=run.workdir, env=env, start_new_session=True
-    )
     try:
-        reason, code, peak = _supervise(child, run.memory_mib, started + run.timeout_s)
-    except KeyboardInterrupt:
-        _kill_tree(child)
-        reason, code, peak = "interrupted", EXIT_INTERRUPTED, 0
-    return AttemptResult(code, reason, peak, time.monotonic() - started)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "compiler.local_child"],
+            cwd=run.workdir,
+            env=env,
+            start_new_session=True,  # the terminal's Ctrl-C reaches mtc, which passes it on
+            pass_fds=(go_read,),
+        )
+    finally:
+        os.close(go_read)
+    try:
+        watch.add(child.pid)
+        os.write(go_write, b"go")
+    except (OSError, ProcessLookupError):
+        pass  # it died already: the exit code says why
+    finally:
+        os.close(go_write)
+    return child
 
 
-def _supervise(child: subprocess.Popen, limit_mib: int | None, deadline: float) -> tuple[str, int, int]:
-    import psutil
-
-    root = psutil.Process(child.pid)
-    peak = 0
+def _supervise(child: subprocess.Popen, watch: limits.Watch, deadline: float) -> tuple[str, int]:
+    """Wait for the child while sampling memory; end the run on the limit, the timeout or a signal."""
+    forwarded_at = None
     while True:
         try:
             code = child.wait(timeout=POLL_S)
-            return "exited", _exit_code(code), peak
         except subprocess.TimeoutExpired:
-            pass
-        used = _tree_memory_mib(root)
-        peak = max(peak, used)
-        if limit_mib is not None and used > limit_mib:
-            _kill_tree(child)
-            return "memory", EXIT_OUT_OF_MEMORY, peak
+            code = None
+        watch.usage_mib()
+        if watch.exceeded():
+            watch.kill_all()
+            return "memory", EXIT_OUT_OF_MEMORY
+        if _stop.is_set():
+            if code is not None or (forwarded_at and time.monotonic() > forwarded_at + GRACE_S + 1):
+                return "interrupted", 128 + _stop_signal[0]
+            if forwarded_at is None:
+                child.send_signal(_stop_signal[0])  # the child passes it on to every process under it
+                forwarded_at = time.monotonic()
+            continue
+        if code is not None:
+            return "exited", _exit_code(code)
         if time.monotonic() > deadline:
-            _kill_tree(child)
-            return "timeout", EXIT_TIMEOUT, peak
+            watch.kill_all()
+            return "timeout", EXIT_TIMEOUT
 
 
 def _exit_code(code: int) -> int:
     return 128 - code if code < 0 else code  # killed by a signal -> the shell's 128 + N
 
 
-def _tree_memory_mib(root: Any) -> int:
-    """Anonymous resident memory of a process and its descendants (file-backed and shared pages excluded, so a
-    memory-mapped dataset or forked DataLoader workers are not counted twice)."""
-    import psutil
-
-    total = 0
+def _read_left_behind(channel: Path) -> list[str]:
     try:
-        processes = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    for process in processes:
-        try:
-            info = process.memory_info()
-        except psutil.Error:
-            continue
-        total += info.rss - getattr(info, "shared", 0)
-    return total // (1024 * 1024)
+        return json.loads((channel / LEFT_BEHIND_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
 
 
-def _kill_tree(child: subprocess.Popen) -> None:
-    import psutil
+_stop = threading.Event()  # set when mtc received a TERM, INT or HUP: runs end, no new one starts
+_stop_signal = [0]
 
+
+def _record_stop(signum: int, _frame: object) -> None:
+    _stop_signal[0] = signum
+    _stop.set()
+
+
+@contextmanager
+def _signals_passed_on() -> Iterator[None]:
+    """While runs go on, a TERM, INT or HUP to mtc is passed on to the run's processes instead of ending mtc
+    (which would leave them unsupervised). Only the main thread can set handlers; sweeps set them once."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is (
+        _record_stop
+    ):
+        yield
+        return
+    _stop.clear()
+    previous = {signum: signal.signal(signum, _record_stop) for signum in FORWARDED}
     try:
-        descendants = psutil.Process(child.pid).children(recursive=True)
-    except psutil.Error:
-        descendants = []
-    try:
-        os.killpg(child.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    for process in descendants:  # any that left the process group
-        try:
-            process.kill()
-        except psutil.Error:
-            pass
-    child.wait()
-    psutil.wait_procs(descendants, timeout=10)  # gone before a retry starts, not merely signalled
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+_namespaces: list[bool] = []
+
+
+def namespaces_available() -> bool:
+    """Whether the child can make a mount namespace: as root, or through a user namespace (probed once)."""
+    if os.geteuid() == 0:
+        return True
+    if not _namespaces:
+        probe = "import ctypes, os; os._exit(ctypes.CDLL(None).unshare(0x10000000 | 0x20000) != 0)"
+        _namespaces.append(subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0)
+    return _namespaces[0]
 
 
 # ------------------------------------------------------------------------------------------------- sweeps
@@ -429,11 +556,19 @@ def execute_sweep(
                 slots.put(cpus)
             return TrialOutcome(trial, code, _read_summary(result_file) if code == 0 else None)
 
-        read_only = [volumes_root / m.volume for m in fn.mounts if app.volumes[m.volume].read_only]
-        for folder in read_only:
-            folder.mkdir(parents=True, exist_ok=True)
+        read_only = [
+            volumes_root / storage_folder(app.volumes[m.volume])
+            for m in fn.mounts
+            if app.volumes[m.volume].read_only
+        ]
+        try:
+            _make_folders(read_only)
+        except LocalRunError as exc:
+            say(f"error: {exc}")
+            return [TrialOutcome(trial, 1, None) for trial in trials]
+        _restore_abandoned(volumes_root, say)
         # protected once for the whole sweep, so trials at once never restore each other's saved modes
-        with _write_protected(read_only):
+        with _signals_passed_on(), _write_protected(read_only, volumes_root):
             if parallel == 1:
                 return [run_one(trial) for trial in trials]
             with ThreadPoolExecutor(max_workers=parallel) as pool:
@@ -493,17 +628,74 @@ def _number(value: Any) -> str:
 
 
 @contextmanager
-def _write_protected(folders: list[Path]) -> Iterator[None]:
-    """For a user who is not root, remove write permission from read-only volumes for the run, then restore
-    it. Root ignores permission bits; the child protects those folders with a read-only bind mount instead."""
-    if not folders or os.geteuid() == 0:
+def _write_protected(folders: list[Path], volumes_root: Path) -> Iterator[None]:
+    """Where the child cannot make a mount namespace, remove write permission from read-only volumes for the
+    run, then restore it. Symlinks are never followed (a link to a folder outside the volume is left alone).
+    The modes are first written to a journal, so that a run killed before restoring them is undone by the
+    next one (:func:`_restore_abandoned`)."""
+    if not folders or namespaces_available():
         yield
         return
-    saved = [(path, path.stat().st_mode) for folder in folders for path in [folder, *folder.rglob("*")]]
-    for path, mode in saved:
-        path.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    saved = {str(path): path.lstat().st_mode for folder in folders for path in _tree_without_links(folder)}
+    journal = volumes_root / f"{JOURNAL_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
+    _write_journal(journal, saved)
+    for path, mode in saved.items():
+        os.chmod(path, stat.S_IMODE(mode) & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
     try:
         yield
     finally:
-        for path, mode in reversed(saved):
-            path.chmod(mode)
+        _restore_modes(saved)
+        journal.unlink(missing_ok=True)
+
+
+def _tree_without_links(folder: Path) -> Iterator[Path]:
+    """``folder`` and everything under it that is not a symlink, never descending through one."""
+    yield folder
+    for parent, dirs, files in os.walk(folder, followlinks=False):
+        for name in (*dirs, *files):
+            path = Path(parent, name)
+            if not path.is_symlink():
+                yield path
+
+
+def _write_journal(journal: Path, modes: dict[str, int]) -> None:
+    """Atomically: the owner (pid and start time, so a reused pid is not taken for it) and the modes."""
+    import psutil
+
+    owner = {"pid": os.getpid(), "started": psutil.Process().create_time()}
+    temporary = journal.with_name(journal.name + ".tmp")
+    temporary.write_text(json.dumps({"owner": owner, "modes": modes}), encoding="utf-8")
+    os.replace(temporary, journal)
+
+
+def _restore_modes(modes: dict[str, int]) -> None:
+    for path in reversed(list(modes)):  # children before their folder, which may have no write bit yet
+        try:
+            if not Path(path).is_symlink():
+                os.chmod(path, stat.S_IMODE(modes[path]))
+        except FileNotFoundError:
+            continue
+
+
+def _restore_abandoned(volumes_root: Path, say: Callable[[str], None]) -> None:
+    """Restore the modes a killed run left removed, from its journal, when that run's process is gone."""
+    import psutil
+
+    for journal in sorted(volumes_root.glob(f"{JOURNAL_PREFIX}*.json")):
+        try:
+            record = json.loads(journal.read_text(encoding="utf-8"))
+            owner = record["owner"]
+            alive = (
+                psutil.pid_exists(owner["pid"])
+                and psutil.Process(owner["pid"]).create_time() == owner["started"]
+            )
+        except (OSError, ValueError, KeyError, TypeError, psutil.Error):
+            continue
+        if alive:
+            continue
+        _restore_modes(record["modes"])
+        journal.unlink(missing_ok=True)
+        say(
+            f"restored the write permission that a killed run (pid {owner['pid']}) had removed from "
+            "read-only volumes"
+        )

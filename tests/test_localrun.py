@@ -58,19 +58,8 @@ def test_memory_limit_counts_the_whole_process_tree_and_kills_it(tmp_path):
 
     code, messages = run_local(tmp_path, "allocate_in_grandchild", memory_mib=200, timeout_s=60)
     assert code == localrun.EXIT_OUT_OF_MEMORY
-    grandchild = int((tmp_path / "volumes" / "results" / "grandchild.pid").read_text())
+    grandchild = int((tmp_path / "volumes" / "t-results" / "grandchild.pid").read_text())
     assert not psutil.pid_exists(grandchild) or psutil.Process(grandchild).status() == psutil.STATUS_ZOMBIE
-
-
-def test_write_protection_for_non_root_users_is_restored_afterwards(tmp_path, monkeypatch):
-    folder = tmp_path / "raw"
-    (folder / "sub").mkdir(parents=True)
-    (folder / "sub" / "f.txt").write_text("x")
-    before = {p: p.stat().st_mode for p in [folder, folder / "sub", folder / "sub" / "f.txt"]}
-    monkeypatch.setattr(localrun.os, "geteuid", lambda: 1000)
-    with localrun._write_protected([folder]):
-        assert all(p.stat().st_mode & 0o222 == 0 for p in before)
-    assert {p: p.stat().st_mode for p in before} == before
 
 
 def test_timeout_stops_a_sleeping_function(tmp_path):
@@ -82,23 +71,23 @@ def test_timeout_stops_a_sleeping_function(tmp_path):
 def test_retries_rerun_failed_attempts_until_one_succeeds(tmp_path):
     code, messages = run_local(tmp_path, "fail_until", args={"attempts_needed": 3}, retries=2, timeout_s=60)
     assert code == 0
-    assert (tmp_path / "volumes" / "results" / "attempts.txt").read_text() == "3"
+    assert (tmp_path / "volumes" / "t-results" / "attempts.txt").read_text() == "3"
     assert sum("retrying job" in m for m in messages) == 2
 
 
 def test_retries_run_out_and_the_last_exit_code_is_returned(tmp_path):
     code, messages = run_local(tmp_path, "fail_until", args={"attempts_needed": 5}, retries=1, timeout_s=60)
     assert code == 1
-    assert (tmp_path / "volumes" / "results" / "attempts.txt").read_text() == "2"
+    assert (tmp_path / "volumes" / "t-results" / "attempts.txt").read_text() == "2"
 
 
 def test_read_only_volume_refuses_writes_and_writable_one_accepts_them(tmp_path):
     code, _ = run_local(tmp_path, "write_file", args={"path": "/data/out.txt"}, timeout_s=60)
     assert code == 1
-    assert not (tmp_path / "volumes" / "raw" / "out.txt").exists()
+    assert not (tmp_path / "volumes" / "bucket-b" / "out.txt").exists()
     code, _ = run_local(tmp_path, "write_file", args={"path": "/results/out.txt"}, timeout_s=60)
     assert code == 0
-    assert (tmp_path / "volumes" / "results" / "out.txt").read_text() == "hello"
+    assert (tmp_path / "volumes" / "t-results" / "out.txt").read_text() == "hello"
 
 
 def test_child_sees_volume_map_thread_limits_and_affinity(tmp_path):
@@ -106,11 +95,11 @@ def test_child_sees_volume_map_thread_limits_and_affinity(tmp_path):
         tmp_path, "report", args={"flag": True, "count": 7, "ratio": 0.25}, timeout_s=60
     )
     assert code == 0
-    seen = json.loads((tmp_path / "volumes" / "results" / "report.json").read_text())
-    assert seen["resolved_out"] == str(tmp_path / "volumes" / "results" / "report.json")
+    seen = json.loads((tmp_path / "volumes" / "t-results" / "report.json").read_text())
+    assert seen["resolved_out"] == str(tmp_path / "volumes" / "t-results" / "report.json")
     assert seen["types"] == ["bool", "int", "float"]
     assert seen["omp_threads"] == "1" and seen["affinity"] == 1
-    assert any(str(tmp_path / "volumes" / "results") in m for m in messages)
+    assert any(str(tmp_path / "volumes" / "t-results") in m for m in messages)
 
 
 def test_exit_code_of_the_function_is_propagated(tmp_path):
@@ -156,7 +145,7 @@ CLI_SPEC = """\
 version: 1
 app: {name: local-cli-test}
 images:
-  base: {from: debian_slim, python: "3.11"}
+  base: {from: debian_slim, python: "3.11", add_local: {python: [tests]}}
 volumes:
   results: {volume: local-cli-results}
 defaults: {image: base, cpu: 1, memory: 1GiB, timeout: 1m, volumes: {/results: results}}
@@ -182,9 +171,9 @@ def test_cli_types_args_like_the_signature_and_prints_where_volumes_live(capfd, 
     args = ("--arg", "flag=yes", "--arg", "count=12", "--arg", "ratio=1e-3", "--volumes-dir", str(volumes))
     code, _, err = mtc(capfd, "run", "report", cli_spec, *args)
     assert code == 0
-    seen = json.loads((volumes / "results" / "report.json").read_text())
+    seen = json.loads((volumes / "local-cli-results" / "report.json").read_text())
     assert seen["args"] == {"flag": True, "count": 12, "ratio": 0.001}
-    assert f"lives in {volumes / 'results'}" in err
+    assert f"lives in {volumes / 'local-cli-results'}" in err
 
 
 def test_cli_exit_code_is_the_functions(capfd, cli_spec, tmp_path):
@@ -221,5 +210,5 @@ def test_a_users_mistake_prints_a_message_not_a_traceback_and_is_not_retried(tmp
     err = capfd.readouterr().err
     assert code == 1
     assert "bad.yaml:3:" in err and "bogus" in err and "Traceback" not in err, err
-    assert (tmp_path / "volumes" / "results" / "tries.txt").read_text() == "1"
+    assert (tmp_path / "volumes" / "t-results" / "tries.txt").read_text() == "1"
     assert any("not retried" in m for m in messages), messages
