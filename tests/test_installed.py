@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -21,43 +19,22 @@ import pytest
 
 from compiler.cli import EXTRAS, extra_providing
 from tests.cli_runner import mtc
+from tests.worktree import checked, copy_of_the_project, copy_of_the_tree, run
 
-REPO = Path(__file__).resolve().parents[1]
 # distributions of the train and modal extras: none of them may come with the core install
 EXTRA_DISTRIBUTIONS = {"torch", "numpy", "matplotlib", "scikit-learn", "tqdm", "psutil", "modal"}
 
 
-def run(
-    command: list[str | Path], cwd: Path | None = None, timeout: int = 600
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(part) for part in command], cwd=cwd, capture_output=True, text=True, timeout=timeout
-    )
-
-
-def checked(command: list[str | Path], cwd: Path | None = None) -> subprocess.CompletedProcess:
-    done = run(command, cwd)
-    assert done.returncode == 0, f"{command}:\n{done.stdout}\n{done.stderr}"
-    return done
-
-
-def copy_of_the_tree(dest: Path) -> Path:
-    """The files git would see in the working tree (tracked or not ignored), without .venv, build/ or .git."""
-    listed = checked(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], REPO).stdout
-    for name in filter(None, listed.split("\0")):
-        source = REPO / name
-        if source.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name)
-    return dest
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> Path:
+    return copy_of_the_tree(tmp_path_factory.mktemp("tree"))
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
+def wheel(tree, tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("wheel")
-    source = copy_of_the_tree(work / "src")
     checked(
-        [sys.executable, "-m", "pip", "wheel", source, "--no-deps", "--no-build-isolation", "-q", "-w", work]
+        [sys.executable, "-m", "pip", "wheel", tree, "--no-deps", "--no-build-isolation", "-q", "-w", work]
     )
     (built,) = work.glob("mtc-*.whl")
     return built
@@ -72,11 +49,9 @@ def venv_bin(wheel, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
+def project(tree, tmp_path_factory) -> Path:
     """A folder with only specs/, generated/ and a changed copy of the spec for `mtc diff`."""
-    folder = tmp_path_factory.mktemp("project")
-    for name in ("specs", "generated"):
-        shutil.copytree(REPO / name, folder / name)
+    folder = copy_of_the_project(tree, tmp_path_factory.mktemp("project"))
     spec = (folder / "specs" / "deployment.yaml").read_text(encoding="utf-8")
     assert "    timeout: 24h\n" in spec
     (folder / "changed.yaml").write_text(spec.replace("    timeout: 24h\n", "    timeout: 12h\n"), "utf-8")
@@ -85,9 +60,9 @@ def project(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_the_wheel_holds_both_schemas_and_every_template(wheel):
+def test_the_wheel_holds_both_schemas_and_every_template(tree, wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    templates = {f"compiler/templates/{p.name}" for p in (REPO / "compiler" / "templates").iterdir()}
+    templates = {f"compiler/templates/{p.name}" for p in (tree / "compiler" / "templates").iterdir()}
     wanted = {"compiler/schemas/deployment.schema.json", "runtime/config_schema.py", *templates}
     assert wanted - names == set()
 
@@ -132,7 +107,8 @@ def test_each_command_keeps_its_exit_code_when_installed(venv_bin, project, argv
 )
 def test_the_installed_schema_is_the_one_editors_use(venv_bin, project, argv, name):
     printed = checked([venv_bin / "mtc", "schema", *argv], cwd=project).stdout
-    assert json.loads(printed) == json.loads((REPO / "specs" / "schema" / name).read_text(encoding="utf-8"))
+    editor_copy = project / "specs" / "schema" / name
+    assert json.loads(printed) == json.loads(editor_copy.read_text(encoding="utf-8"))
 
 
 def hide(monkeypatch, *modules: str) -> None:
