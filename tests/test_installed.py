@@ -19,7 +19,7 @@ import pytest
 
 from compiler.cli import EXTRAS, extra_providing
 from tests.cli_runner import mtc
-from tests.worktree import checked, copy_of_the_project, copy_of_the_tree, run
+from tests.worktree import REPO, checked, copy_of_the_project, copy_of_the_tree, run
 
 # distributions of the train and modal extras: none of them may come with the core install
 EXTRA_DISTRIBUTIONS = {"torch", "numpy", "matplotlib", "scikit-learn", "tqdm", "psutil", "modal"}
@@ -146,3 +146,31 @@ def test_each_module_maps_to_its_extra():
     assert extra_providing("pandas") is None
     assert extra_providing(None) is None
     assert set(EXTRAS) == {"train", "modal"}
+
+
+def readme_dependency_rows() -> dict[str, str]:
+    """package -> its extra, from the README's table under "Dependencies" (`| package | extra | why |`)."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Dependencies\n")[1].split("\n## ")[0]
+    table = section.split("\n| package | extra | why |\n| --- | --- | --- |\n")[1].split("\n\n")[0]
+    rows: dict[str, str] = {}
+    for line in table.splitlines():
+        names, extra, _why = (cell.strip() for cell in line.strip("|").split("|", 2))
+        for package in names.split(","):
+            rows[package.strip().lower()] = extra.strip("`")
+    return rows
+
+
+def test_the_readme_lists_every_dependency_with_its_extra():
+    tomllib = pytest.importorskip("tomllib")
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    groups = {"core": project["dependencies"], **project["optional-dependencies"]}
+    declared = {
+        Requirement(text).name.lower(): extra
+        for extra, requirements in groups.items()
+        for text in requirements
+        if Requirement(text).name != "mtc"
+    }
+    assert readme_dependency_rows() == declared
