@@ -29,14 +29,18 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from compiler import gpus, units
+from compiler import gpus, targets, units
 from compiler.model import App, Function, JsonPath
 from compiler.render import MODULE_NAMES  # names the generated module defines: a function must not take one
 from runtime.specfile import Diagnostic, SourceDoc, did_you_mean
 
 ERROR, WARNING = "error", "warning"
 # modules whose import registers more rules
-EXTRA_RULE_MODULES: tuple[str, ...] = ("compiler.lint_training", "compiler.lint_sweep")
+EXTRA_RULE_MODULES: tuple[str, ...] = (
+    "compiler.lint_targets",
+    "compiler.lint_training",
+    "compiler.lint_sweep",
+)
 
 MIN_MEMORY_MIB = 128
 MAX_TIMEOUT_S = 24 * 3600
@@ -77,7 +81,9 @@ class LintContext:
 
     app: App
     doc: SourceDoc
-    root: Path = field(default_factory=Path.cwd)  # local paths (add_local) are relative to it, as for `modal`
+    root: Path = field(
+        default_factory=Path.cwd
+    )  # the spec's folder: local paths (add_local) are relative to it
 
     def at(self, rule_id: str, path: Iterable[str | int], message: str, *, key: bool = False) -> Diagnostic:
         return self.doc.diagnostic(path, message, rule_id, severity=RULES[rule_id].severity, key=key)
@@ -105,7 +111,7 @@ def lint(app: App, doc: SourceDoc, *, root: Path | None = None) -> list[Diagnost
     """Every finding of every rule, without silenced warnings, sorted by position."""
     for module in EXTRA_RULE_MODULES:
         importlib.import_module(module)
-    ctx = LintContext(app, doc, root or Path.cwd())
+    ctx = LintContext(app, doc, root or app.spec_dir)
     file_ignores = dict(app.lint_ignores)
     found: set[Diagnostic] = set()
     for current in RULES.values():
@@ -478,9 +484,10 @@ def _strings(value: Any) -> list[str]:
 
 @rule(
     "local-path-missing",
-    WARNING,
-    "every add_local directory and Python package exists (paths are relative to where mtc runs)",
-    "fix the path, or run mtc from the project folder",
+    ERROR,
+    "every add_local directory exists (relative to the spec's folder) and every add_local Python package is "
+    "found (in the spec's folder or a parent up to the project root, or installed)",
+    "fix the path: a relative one starts at the folder of the spec file",
     scope="app",
 )
 def _local_path_missing(ctx: LintContext) -> Iterator[Diagnostic]:
@@ -488,37 +495,21 @@ def _local_path_missing(ctx: LintContext) -> Iterator[Diagnostic]:
         base = ("images", image.name, "add_local")
         for local, _ in image.local_dirs:
             if not _is_dir(ctx.root / local):
-                message = f"image '{image.name}': local directory '{local}' does not exist under {ctx.root}"
+                message = f"image '{image.name}': local directory '{local}' does not exist in {ctx.root}"
                 yield ctx.at("local-path-missing", (*base, "dirs", local), message, key=True)
         for index, module in enumerate(image.local_python):
-            if not _module_exists(ctx.root, module):
-                message = f"image '{image.name}': Python package '{module}' is not found under {ctx.root}"
+            if targets.locate(module, ctx.root) is None:
+                message = (
+                    f"image '{image.name}': Python package '{module}' is not found in {ctx.root}, its "
+                    "parents up to the project root, or the installed packages"
+                )
                 yield ctx.at("local-path-missing", (*base, "python", index), message)
-
-
-def _module_exists(root: Path, module: str) -> bool:
-    relative = Path(*module.split("."))
-    if _is_dir(root / relative) or _is_file((root / relative).with_suffix(".py")):
-        return True
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec(module.split(".")[0]) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def _is_dir(path: Path) -> bool:
     try:
         return path.is_dir()
     except (OSError, ValueError):  # a name too long for the file system, or with a NUL byte
-        return False
-
-
-def _is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except (OSError, ValueError):
         return False
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from compiler.lint import ERROR, WARNING, LintContext, rule
 from compiler.model import Function, Image
-from compiler.targets import module_file, parse_module
+from compiler.targets import module_file, parse_module, project_folders
 from runtime import config_schema
 from runtime.specfile import Diagnostic, SourceDoc, SpecError
 
@@ -391,7 +391,7 @@ def _imports_of(module: str, root: str, shipped: tuple[str, ...]) -> dict[str, s
                 pending.append(name)
             elif top not in sys.stdlib_module_names and not module_file(top, Path(root)):
                 key = name if name in DISTRIBUTIONS else top
-                found.setdefault(key, f"{path.relative_to(root)}:{line}")
+                found.setdefault(key, f"{path.relative_to(project_folders(Path(root))[-1])}:{line}")
     return found
 
 

@@ -1,13 +1,15 @@
 """The resolved deployment: frozen dataclasses with profiles, defaults and units already applied.
 
 Everything after `resolve` (lint, render, plan, diff, run) works on these types only; nothing here knows
-about YAML or Jinja. Units are normalised: memory and disk in MiB, durations in seconds, GPU types in
+about YAML or Jinja. Local paths stay as the spec writes them, relative to the spec's folder
+(:attr:`App.spec_dir`). Units are normalised: memory and disk in MiB, durations in seconds, GPU types in
 Modal's canonical spelling.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 JsonPath = tuple[str | int, ...]
@@ -160,6 +162,15 @@ class App:
     profile: str | None = None
     spec_sha256: str = ""
     lint_ignores: tuple[tuple[str, str], ...] = ()  # file-wide: rule id -> the reason it is silenced
+
+    @property
+    def spec_dir(self) -> Path:
+        """The spec's folder: local paths in the spec (``add_local`` dirs) are relative to it."""
+        return Path(self.spec_path).resolve().parent if self.spec_path else Path.cwd()
+
+    def local_source(self, local: str) -> Path:
+        """Where a local path of the spec is on this machine, whatever the current folder."""
+        return (self.spec_dir / local).resolve()
 
     @property
     def module_name(self) -> str:

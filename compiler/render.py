@@ -27,6 +27,8 @@ from __future__ import annotations
 import json
 import keyword
 import math
+import os
+import posixpath
 import re
 import shlex
 from dataclasses import dataclass
@@ -34,19 +36,37 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from compiler import argtypes
+from compiler.argtypes import ArgType
 from compiler.model import App, Function, Image, JsonPath, Schedule, Volume
 from compiler.pricing import Prices, PricingError, hourly_cost, load_prices
 from compiler.sweep import OVERRIDES_PARAM, function_trials
-from compiler.targets import keyword_parameters
+from compiler.targets import Target, keyword_parameters, read_target
 
 WIDTH = 88  # ruff's default; output laid out for 88 is also stable under any larger line-length
 INDENT = 4
 TEMPLATE = "app.py.j2"
+GENERATED_DIR = "generated"  # where `mtc compile` writes the module, relative to the current folder
 
 # Names the generated module defines or uses at module level (and the entrypoint reads besides its
 # parameters): no function or argument may take one of them.
 MODULE_NAMES = frozenset(
-    {"modal", "json", "app", "main", "ACTIONS", "SWEEPS", "run_sweep", "outcome", "print", "SystemExit"}
+    {
+        "modal",
+        "json",
+        "Path",
+        "SPEC_DIR",
+        "JSON_OPTIONS",
+        "app",
+        "main",
+        "ACTIONS",
+        "SWEEPS",
+        "run_sweep",
+        "outcome",
+        "print",
+        "SystemExit",
+        "ValueError",
+    }
 )
 ENTRYPOINT_FLAGS = frozenset({"action", "sweep"})  # the entrypoint's own parameters besides the options
 
@@ -202,8 +222,9 @@ class Parameter:
         return f"{self.name}: {self.annotation} = {literal(self.default)}"
 
 
-def parameters(function: Function) -> list[Parameter]:
-    """The typed parameters of ``function``, from its ``args`` defaults, in declared order."""
+def parameters(function: Function, target: Target | None = None) -> list[Parameter]:
+    """The typed parameters of ``function`` in declared order: each typed by the target's annotation when
+    ``target`` (read from source) declares one the default fits, else by the ``args`` default's type."""
     out = []
     for name, default in function.args:
         path = ("functions", function.name, "args", name)
@@ -212,13 +233,35 @@ def parameters(function: Function) -> list[Parameter]:
         if name in reserved:
             message = f"argument name '{name}' is used by the generated module; rename the argument"
             raise RenderError(message, path, "render/reserved-name")
-        out.append(_parameter(name, default, path))
+        out.append(_parameter(name, default, path, _declared(target, name, default)))
     if function.sweep:
         out.append(Parameter(OVERRIDES_PARAM, "str", "{}", is_json=False, spread=True))
     return out
 
 
-def _parameter(name: str, default: Any, path: JsonPath) -> Parameter:
+def _declared(target: Target | None, name: str, default: Any) -> tuple[ArgType, Any] | None:
+    """The target's declared type for ``name`` and the default as that type, when the default fits it."""
+    declared = (
+        argtypes.from_annotation(target.parameter(name).annotation)
+        if target and target.parameter(name)
+        else None
+    )
+    if declared is None:
+        return None
+    try:
+        return declared, argtypes.convert(list(default) if isinstance(default, tuple) else default, declared)
+    except argtypes.ArgTypeError:
+        return None  # the lint reports the mismatch; the default's own type keeps the module valid
+
+
+def _parameter(
+    name: str, default: Any, path: JsonPath, declared: tuple[ArgType, Any] | None = None
+) -> Parameter:
+    if declared is not None:
+        kind, value = declared
+        if kind.is_json:
+            return Parameter(name, "str", json.dumps(value, ensure_ascii=False), True)
+        return Parameter(name, "str" if kind.kind == "path" else kind.kind, value, False)
     if isinstance(default, list | tuple):
         return Parameter(name, "str", json.dumps(list(default), ensure_ascii=False), True)
     for kind in (bool, int, float, str):  # bool first: a bool is also an int
@@ -230,12 +273,17 @@ def _parameter(name: str, default: Any, path: JsonPath) -> Parameter:
     raise RenderError(message, path, "render/argument-type")
 
 
-def render(app: App, *, prices: Prices | None = None, root: Path | None = None) -> str:
+def render(
+    app: App, *, prices: Prices | None = None, root: Path | None = None, module_dir: Path | None = None
+) -> str:
     """The generated module's source for ``app``; RenderError when a name cannot be written.
 
-    ``root`` is the project folder the `run` targets' sources are read from (default: the current folder).
+    ``root`` is the folder the `run` targets are looked up from (default: the spec's folder, then its parents
+    up to the project root). ``module_dir`` is the folder the module will be written to (default:
+    ``generated/`` in the current folder): the module finds the spec's local paths from its own location.
     """
-    variables = _Context(app, prices or load_prices(), root or Path.cwd()).variables()
+    context = _Context(app, prices or load_prices(), root or app.spec_dir)
+    variables = context.variables(module_dir or Path.cwd() / GENERATED_DIR)
     text = _template().render(**variables, long_lines=False)
     if any(len(line) > WIDTH for line in text.splitlines()):
         # Only a long value (a string no formatter can split) makes a line this long; say it is intended.
@@ -245,7 +293,7 @@ def render(app: App, *, prices: Prices | None = None, root: Path | None = None) 
 
 def check_names(app: App) -> None:
     """Raise RenderError for what :func:`render` would refuse, without loading Jinja2 (for ``mtc lint``)."""
-    _Context(app, prices=None, root=Path.cwd())
+    _Context(app, prices=None, root=app.spec_dir)
 
 
 @cache
@@ -277,15 +325,23 @@ class _Context:
             name: variable_name(name, "bucket" if volume.kind == "bucket" else "volume")
             for name, volume in app.volumes.items()
         }
-        self.params = {name: parameters(function) for name, function in app.functions.items()}
+        self.targets = {
+            name: read_target(function.module, function.entry, root).target
+            for name, function in app.functions.items()
+        }
+        self.params = {
+            name: parameters(function, self.targets[name]) for name, function in app.functions.items()
+        }
         self._check_names()
 
-    def variables(self) -> dict[str, Any]:
+    def variables(self, module_dir: Path) -> dict[str, Any]:
         app = self.app
         uses_json = any(p.is_json or p.spread for params in self.params.values() for p in params)
+        self.spec_dir_doc = _spec_dir_doc(app.spec_dir, module_dir) if self.relative_dirs() else None
         return {
             "header": self.header(),
             "uses_json": uses_json,
+            "spec_dir": self.spec_dir_doc,
             "app_doc": Entry(
                 "app = ", call("modal.App", literal(app.name), secrets=self.secrets(app.secrets))
             ),
@@ -319,9 +375,22 @@ class _Context:
         if image.local_python:
             steps.append(call(".add_local_python_source", *(literal(m) for m in image.local_python)))
         steps += [
-            call(".add_local_dir", literal(local), literal(remote)) for local, remote in image.local_dirs
+            call(".add_local_dir", self.local_dir(local), literal(remote))
+            for local, remote in image.local_dirs
         ]
         return Chain(head, tuple(steps))
+
+    def relative_dirs(self) -> bool:
+        """Whether an image ships a folder given relative to the spec (the module then needs SPEC_DIR)."""
+        return any(
+            not posixpath.isabs(local) for image in self.app.images.values() for local, _ in image.local_dirs
+        )
+
+    def local_dir(self, local: str) -> str:
+        """A local folder as the module computes it: ``SPEC_DIR / "data"``; an absolute path as written."""
+        if posixpath.isabs(local):
+            return literal(local)
+        return _below("SPEC_DIR", posixpath.normpath(local))
 
     def step(self, image: Image, index: int, kind: str, value: Any) -> Group:
         method = {
@@ -362,6 +431,8 @@ class _Context:
 
     def function(self, function: Function) -> dict[str, Any]:
         params = self.params[function.name]
+        target_info = self.targets[function.name]
+        asynchronous = target_info is not None and target_info.is_async
         target = _call_name(function.entry, {p.name for p in params})
         imported = function.entry if target == function.entry else f"{function.entry} as {target}"
         arguments = [p.argument for p in params if not p.spread]
@@ -374,9 +445,15 @@ class _Context:
             "cost": self.cost_comment(function),
             "note": self.parallel_note(function),
             "decorator": self.decorator(function),
-            "signature": Group(f"def {function.name}(", tuple(p.source for p in params), ")"),
+            "signature": Group(
+                f"{'async ' if asynchronous else ''}def {function.name}(",
+                tuple(p.source for p in params),
+                ")",
+            ),
             "import": f"from {function.module} import {imported}",
-            "call": Entry("return ", Group(f"{target}(", tuple(arguments), ")")),
+            "call": Entry(
+                "return await " if asynchronous else "return ", Group(f"{target}(", tuple(arguments), ")")
+            ),
         }
 
     def checkpoint_commit(self, function: Function) -> str | None:
@@ -384,11 +461,7 @@ class _Context:
 
         Modal only persists a volume's writes on commit; a preempted run must find its last checkpoint.
         """
-        writable = [
-            self.volume_vars[m.volume]
-            for m in function.mounts
-            if self.app.volumes[m.volume].kind == "volume" and not self.app.volumes[m.volume].read_only
-        ]
+        writable = [self.volume_vars[name] for name in writable_volumes(self.app, function)]
         accepted = keyword_parameters(function.module, function.entry, self.root)
         if not writable or accepted is None or "on_checkpoint" not in accepted:
             return None
@@ -489,8 +562,10 @@ class _Context:
             Entry(f"{literal(name)}: ", Group("(", (name, self.defaults(params)), ")"))
             for name, params in self.params.items()
         )
+        json_options = tuple(literal(n) for n, p in options.items() if p.is_json or p.spread)
         return {
             "actions": Entry("ACTIONS = ", Group("{", actions, "}")),
+            "json_options": Entry("JSON_OPTIONS = ", Group("[", json_options, "]")) if json_options else None,
             "signature": Group("def main(", signature, ")"),
             "options": Entry(
                 "options = ", Group("{", tuple(Entry(f"{literal(n)}: ", n) for n in options), "}")
@@ -555,6 +630,17 @@ class _Context:
                 raise RenderError(f"unknown image '{function.image}'", ("functions", name, "image"))
 
 
+def writable_volumes(app: App, function: Function) -> list[str]:
+    """The writable Modal Volumes ``function`` mounts: the generated code commits them on checkpoint."""
+    return [
+        m.volume
+        for m in function.mounts
+        if m.volume in app.volumes
+        and app.volumes[m.volume].kind == "volume"
+        and not app.volumes[m.volume].read_only
+    ]
+
+
 def _claim(taken: dict[str, str], name: str, owner: str, path: JsonPath) -> None:
     if name in taken:
         message = (
@@ -600,3 +686,19 @@ def _number(value: float | None) -> float | int | None:
 
 def _as_list(value: Any) -> list:
     return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _spec_dir_doc(spec_dir: Path, module_dir: Path) -> str:
+    """``SPEC_DIR = Path(__file__).parent.parent / "specs"``: the spec's folder from the module's own."""
+    relative = Path(os.path.relpath(spec_dir.resolve(), module_dir.resolve())).as_posix()
+    return f"SPEC_DIR = {_below('Path(__file__).parent', relative)}"
+
+
+def _below(base: str, relative: str) -> str:
+    """``base`` joined with a normalised relative path: ``..`` as ``.parent``, the rest as one string."""
+    parts = relative.split("/") if relative != "." else []
+    ups = 0
+    while ups < len(parts) and parts[ups] == "..":
+        ups += 1
+    rest = "/".join(parts[ups:])
+    return base + ".parent" * ups + (f" / {literal(rest)}" if rest else "")

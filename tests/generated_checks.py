@@ -2,7 +2,8 @@
 
 Expectations are written from the resolved model and Modal's API, independently of the renderer: functions
 are compared through the public ``fn.info()``, images (which Modal does not expose offline) through the
-literal arguments of each call in the module's image chain.
+literal arguments of each call in the module's image chain (a local folder relative to the spec is the
+module's ``SPEC_DIR`` expression, read against a marker folder).
 """
 
 from __future__ import annotations
@@ -10,15 +11,17 @@ from __future__ import annotations
 import ast
 import importlib.util
 import itertools
+import posixpath
 import re
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import ModuleType
 from typing import Any
 
 from compiler.model import App, Function, Image
 
 MODAL_DEFAULT_TIMEOUT = 300
+SPEC_DIR_MARK = PurePosixPath("/<spec dir>")  # stands for the generated module's SPEC_DIR
 _counter = itertools.count()
 
 
@@ -117,13 +120,26 @@ def image_calls(source: str, variable: str) -> list[tuple[str, list, dict]]:
                 calls.append(
                     (
                         expression.func.attr,
-                        [ast.literal_eval(a) for a in expression.args],
+                        [_image_argument(a) for a in expression.args],
                         {k.arg: ast.literal_eval(k.value) for k in expression.keywords},
                     )
                 )
                 expression = expression.func.value
             return calls[::-1]
     raise AssertionError(f"no variable {variable} in the module")
+
+
+def _image_argument(node: ast.expr) -> Any:
+    """A literal, or an expression of the module's SPEC_DIR such as ``SPEC_DIR / "data"``."""
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        return eval(compile(ast.Expression(node), "<image>", "eval"), {"SPEC_DIR": SPEC_DIR_MARK})
+
+
+def _local_dir(local: str) -> str | PurePosixPath:
+    """A spec's add_local dir source as the module computes it: relative ones from the spec's folder."""
+    return local if posixpath.isabs(local) else PurePosixPath(posixpath.normpath(f"{SPEC_DIR_MARK}/{local}"))
 
 
 def expected_image_calls(image: Image) -> list[tuple[str, list, dict]]:
@@ -145,7 +161,7 @@ def expected_image_calls(image: Image) -> list[tuple[str, list, dict]]:
             calls.append((methods[step.kind], list(step.value), {}))
     if image.local_python:
         calls.append(("add_local_python_source", list(image.local_python), {}))
-    calls += [("add_local_dir", [local, remote], {}) for local, remote in image.local_dirs]
+    calls += [("add_local_dir", [_local_dir(local), remote], {}) for local, remote in image.local_dirs]
     return calls
 
 

@@ -75,7 +75,7 @@ def test_images_and_volumes_keep_declared_order_and_values():
     assert cuda.base == "nvidia/cuda:12.1.0-devel-ubuntu22.04" and cuda.python == "3.11"
     assert [step.kind for step in cuda.steps] == ["entrypoint", "apt", "env", "pip", "run", "workdir"]
     assert cuda.steps[2] == ImageStep("env", {"TORCH_CUDA_ARCH_LIST": "8.0;9.0"})
-    assert cuda.local_python == ("runtime",) and cuda.local_dirs == (("specs", "/app/specs"),)
+    assert cuda.local_python == ("runtime",) and cuda.local_dirs == ((".", "/app/specs"),)
     assert app.images["slim"].is_debian_slim
     raw = app.volumes["raw"]
     assert (raw.kind, raw.bucket, raw.key_prefix, raw.secret, raw.read_only) == (
