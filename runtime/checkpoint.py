@@ -4,12 +4,14 @@
 ``<name>.prev.pt`` and renames the new one into place, then fsyncs the folder. A reader therefore always finds
 either the new or the old checkpoint whole. ``load_latest`` tries ``last.pt`` and then ``last.prev.pt``,
 warning about any file it has to skip. Files are read with ``weights_only=True``: no code runs when a
-checkpoint loads.
+checkpoint loads. Temporary files are named ``.<name>.tmp-<pid>``; :func:`remove_stale_temporaries` removes
+the ones whose writer was killed.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import warnings
 from pathlib import Path
@@ -20,7 +22,18 @@ import torch
 
 FORMAT_VERSION = 1
 LAST, BEST = "last.pt", "best.pt"
-REQUIRED_KEYS = ("format", "model", "step", "epoch", "batch")
+REQUIRED_KEYS = (
+    "format",
+    "model",
+    "step",
+    "epoch",
+    "batch",
+    "model_config",
+    "in_channels",
+    "num_classes",
+    "per_timestep",
+)
+TEMPORARY_MARK = ".tmp-"
 
 
 class CheckpointError(RuntimeError):
@@ -34,7 +47,7 @@ def previous_of(path: Path) -> Path:
 def save(state: dict[str, Any], path: Path) -> None:
     """Write ``state`` to ``path`` atomically, keeping the file it replaces as ``<stem>.prev.pt``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temp = temporary_path(path)
     try:
         with open(temp, "wb") as handle:
             torch.save({"format": FORMAT_VERSION, **state}, handle)
@@ -55,11 +68,13 @@ def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint") from None
     except Exception as exc:  # torch raises many types for damaged zips and pickles
+        raise CheckpointError(f"{path}: {_why_unreadable(exc)}") from None
+    missing = [key for key in REQUIRED_KEYS if key not in state] if isinstance(state, dict) else REQUIRED_KEYS
+    if missing:
         raise CheckpointError(
-            f"{path}: unreadable or truncated ({type(exc).__name__}: {_first_line(exc)})"
-        ) from None
-    if not isinstance(state, dict) or any(key not in state for key in REQUIRED_KEYS):
-        raise CheckpointError(f"{path}: not an mtc checkpoint (expected keys {', '.join(REQUIRED_KEYS)})")
+            f"{path}: not an mtc checkpoint, or one damaged: {', '.join(missing)} missing "
+            f"(an mtc checkpoint holds {', '.join(REQUIRED_KEYS)})"
+        )
     if state["format"] != FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format {state['format']}, this version reads {FORMAT_VERSION}"
@@ -107,14 +122,49 @@ def _as_tuples(value: Any) -> Any:
     return tuple(_as_tuples(v) for v in value) if isinstance(value, list | tuple) else value
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else "no detail"
+def _why_unreadable(exc: Exception) -> str:
+    """Why a file did not load. Torch's own messages advise turning weights_only off, which would let the
+    file run code, so they are never shown."""
+    if isinstance(exc, pickle.UnpicklingError):
+        return (
+            "holds data other than tensors and plain values, so it was not loaded (no code in it ran); "
+            "the file is damaged or not an mtc checkpoint"
+        )
+    return f"unreadable ({type(exc).__name__}): the file is truncated, damaged or not an mtc checkpoint"
+
+
+def temporary_path(path: Path) -> Path:
+    """Where a new version of ``path`` is written before it is renamed into place."""
+    return path.with_name(f".{path.name}{TEMPORARY_MARK}{os.getpid()}")
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporary files in ``folder`` left by killed writers; returns them.
+
+    A file is stale when the PID in its name is no running process, or is this process (which calls this
+    before it writes anything: a restarted container often gets the PID its killed predecessor had)."""
+    removed = []
+    for path in folder.glob(f".*{TEMPORARY_MARK}*"):
+        pid = path.name.rpartition(TEMPORARY_MARK)[2]
+        if pid.isdigit() and (int(pid) == os.getpid() or not _process_exists(int(pid))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # no such process, or no such PID at all
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or the new content, never a mix."""
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temp = temporary_path(path)
     try:
         with open(temp, "wb") as handle:
             handle.write(data)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
+import os
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,7 +16,16 @@ from runtime import checkpoint
 
 
 def state(step: int) -> dict:
-    return {"model": {"w": torch.full((3,), float(step))}, "step": step, "epoch": 0, "batch": step}
+    return {
+        "model": {"w": torch.full((3,), float(step))},
+        "step": step,
+        "epoch": 0,
+        "batch": step,
+        "model_config": {"d_model": 8},
+        "in_channels": 2,
+        "num_classes": 2,
+        "per_timestep": False,
+    }
 
 
 def test_save_keeps_the_previous_generation_and_no_temp_files(tmp_path):
@@ -75,3 +88,37 @@ def test_write_atomic_replaces_content(tmp_path):
     checkpoint.write_atomic(path, b"one")
     checkpoint.write_atomic(path, b"two")
     assert path.read_bytes() == b"two" and [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def test_a_checkpoint_without_the_model_description_is_named_as_not_an_mtc_checkpoint(tmp_path):
+    incomplete = {key: value for key, value in state(1).items() if key != "model_config"}
+    torch.save({"format": checkpoint.FORMAT_VERSION, **incomplete}, tmp_path / "last.pt")
+    with pytest.raises(
+        checkpoint.CheckpointError, match=r"last\.pt: not an mtc checkpoint.*model_config missing"
+    ):
+        checkpoint.load(tmp_path / "last.pt")
+
+
+def test_a_checkpoint_holding_objects_is_refused_without_advice_to_turn_weights_only_off(tmp_path):
+    torch.save({**state(1), "format": 1, "when": datetime.datetime(2026, 1, 1)}, tmp_path / "last.pt")
+    with pytest.raises(checkpoint.CheckpointError) as refused:
+        checkpoint.load(tmp_path / "last.pt")
+    message = str(refused.value)
+    assert "damaged or not an mtc checkpoint" in message and "no code in it ran" in message
+    assert "weights_only" not in message and "trust" not in message
+
+
+def test_stale_temporary_files_of_dead_writers_are_removed(tmp_path):
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid = int(dead.stdout)
+    live_pid = os.getppid()  # the process that started pytest: alive, and not this one
+    for pid in (dead_pid, live_pid, os.getpid()):
+        (tmp_path / f".last.pt.tmp-{pid}").write_bytes(b"partial checkpoint")
+    (tmp_path / "last.pt").write_bytes(b"kept")
+    removed = checkpoint.remove_stale_temporaries(tmp_path)
+    assert sorted(p.name for p in removed) == sorted(
+        [f".last.pt.tmp-{dead_pid}", f".last.pt.tmp-{os.getpid()}"]
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f".last.pt.tmp-{live_pid}", "last.pt"])

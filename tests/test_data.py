@@ -3,9 +3,15 @@ verification), the val hold-out and the loader's order."""
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -92,6 +98,20 @@ def test_per_timestep_labels_and_a_manifest_of_splits(tmp_path):
         ({"labels": np.full(6, -1)}, "'labels' holds negative values"),
         ({"labels": np.full(6, 0.5)}, "'labels' holds non-integer values"),
         ({"windows": np.full((6, 3, 16), "a")}, "'windows' has dtype <U1"),
+        (
+            {"labels": np.array([0, 10**9, 0, 1, 0, 1])},
+            r"'labels' holds the class index 1000000000; class indices must lie in 0\.\.255",
+        ),
+        ({"labels": np.full(6, 256.0)}, "'labels' holds the class index 256; "),
+        (
+            {"windows": np.zeros((6, 0, 16), np.float32)},
+            r"'windows' has shape \(6, 0, 16\): windows of 0 channel\(s\) x 16 timestep\(s\)",
+        ),
+        (
+            {"windows": np.zeros((6, 3, 0), np.float32)},
+            r"'windows' has shape \(6, 3, 0\): windows of 3 channel\(s\) x 0 timestep\(s\)",
+        ),
+        ({"labels": np.array([0, 1, None, 0, 1, 0], dtype=object)}, "'labels' holds Python objects"),
     ],
 )
 def test_malformed_npz_files_are_named_with_the_problem(tmp_path, arrays, message):
@@ -103,13 +123,45 @@ def test_malformed_npz_files_are_named_with_the_problem(tmp_path, arrays, messag
 
 def test_npz_that_is_not_an_archive_or_lacks_arrays(tmp_path):
     (tmp_path / "src").mkdir()
-    (tmp_path / "src/broken.npz").write_bytes(b"not a zip file at all")
-    with pytest.raises(DataError, match=r"broken\.npz: not a readable \.npz file"):
+    (tmp_path / "src/broken.npz").write_bytes(os.urandom(4096))
+    with pytest.raises(
+        DataError, match=r"broken\.npz: not a valid \.npz file \(not a zip archive\)"
+    ) as refused:
         prepare_data(data_config(tmp_path, format="npz", train=str(tmp_path / "src")), seed=0)
+    assert "pickle" not in str(refused.value)
     (tmp_path / "src/broken.npz").unlink()
     np.savez(tmp_path / "src/other.npz", x=np.zeros(3))
     with pytest.raises(DataError, match=r"other\.npz: expected arrays 'windows' and 'labels', found x"):
         prepare_data(data_config(tmp_path, format="npz", train=str(tmp_path / "src")), seed=0)
+
+
+def write_npz_with_header(path: Path, shape: tuple, data: bytes) -> Path:
+    """An npz whose 'windows' header declares ``shape`` (float32) but holds only ``data``."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    labels = io.BytesIO()
+    np.save(labels, np.zeros(2, np.int64))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("windows.npy", header.getvalue() + data)
+        archive.writestr("labels.npy", labels.getvalue())
+    return path
+
+
+def test_an_array_header_is_checked_against_the_file_before_anything_is_allocated(tmp_path):
+    write_npz_with_header(
+        tmp_path / "src/huge.npz", (10**12, 4, 256), np.zeros((2, 4, 256), np.float32).tobytes()
+    )
+    config = data_config(tmp_path, format="npz", train=str(tmp_path / "src"))
+    with pytest.raises(
+        DataError, match=r"huge\.npz: 'windows' declares shape \(1000000000000, 4, 256\) of float32"
+    ):
+        build_caches(config)
+    write_npz_with_header(tmp_path / "src/huge.npz", (2, 4, 256), np.zeros(100, np.float32).tobytes())
+    with pytest.raises(
+        DataError, match=r"huge\.npz: 'windows' .* holds only 400 bytes of it; the file is damaged"
+    ):
+        build_caches(config)
 
 
 def test_files_of_one_split_must_agree(tmp_path):
@@ -148,6 +200,17 @@ def test_nonfinite_windows_are_counted_and_dropped_or_zeroed(tmp_path, policy, k
     assert np.isfinite(stored).all()
     if policy == "zero":
         assert stored[1, 0, 3] == 0 and stored[1, 0, 2] == 1
+
+
+def test_data_that_is_all_nonfinite_says_so_rather_than_too_few_windows(tmp_path):
+    write_npz(tmp_path / "src/a.npz", windows=np.full((6, 2, 8), np.nan, np.float32), labels=np.arange(6) % 2)
+    with pytest.raises(DataError) as refused:
+        prepare_data(data_config(tmp_path, format="npz", train=str(tmp_path / "src")), seed=0)
+    message = str(refused.value)
+    assert (
+        "the train split has no windows left: all 6 of them hold NaN/Inf values and were dropped" in message
+    )
+    assert "data.nonfinite" in message and "too few" not in message
 
 
 def test_nonfinite_error_policy_names_the_file_and_window(tmp_path):
@@ -305,6 +368,105 @@ def test_concurrent_builders_build_once(tmp_path, monkeypatch):
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda _: build_caches(config)["train"], range(2)))
     assert len(reads) == 1 and sorted(r.reused for r in results) == [False, True]
+
+
+def test_progress_is_recorded_in_batches_not_per_file(tmp_path, monkeypatch):
+    for index in range(40):
+        write_npz(tmp_path / f"src/f{index:02d}.npz", n=2, seed=index)
+    config = data_config(tmp_path, format="npz", train=str(tmp_path / "src"))
+    monkeypatch.setattr(cache_module, "PROGRESS_EVERY_FILES", 16)
+    monkeypatch.setattr(cache_module, "PROGRESS_EVERY_SECONDS", 3600.0)
+    real_fsync, synced = os.fsync, []
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
+    split = build_caches(config)["train"]
+    assert split.count == 80
+    # 3 progress records (after 16, 32 and 40 files) of 3 fsyncs each, plus the start and the finish;
+    # one record per file made it 40 x (2 data files + the progress file + its folder)
+    assert len(synced) <= 16
+
+
+CHILD_BUILD = """
+import os, signal, sys
+from runtime.config import load_config
+from runtime.data import cache, formats, loading
+cache.PROGRESS_EVERY_FILES, cache.PROGRESS_EVERY_SECONDS = 10, 3600.0
+reads = []
+def read_npz(path, shown):
+    reads.append(path)
+    if len(reads) == 35:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return formats.read_npz(path, shown)
+loading.read_npz = read_npz
+loading.build_caches(load_config(sys.argv[1]).data)
+"""
+
+
+def test_a_build_killed_with_sigkill_resumes_after_the_last_recorded_batch(tmp_path, monkeypatch):
+    from runtime.data import formats, loading
+
+    for index in range(60):
+        write_npz(tmp_path / f"src/f{index:02d}.npz", n=2, seed=index)
+    config = config_file(tmp_path, {"format": "npz", "train": str(tmp_path / "src")})
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD_BUILD, config], env=env, capture_output=True, timeout=120
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
+    (partial,) = (tmp_path / "cache").glob("*.partial")
+    with open(partial / cache_module.PROGRESS_FILE, "a") as log:
+        log.write('{"chunk": {"name": "torn')  # a line cut short by the kill
+    reads = []
+    monkeypatch.setattr(
+        loading, "read_npz", lambda path, shown: reads.append(path) or formats.read_npz(path, shown)
+    )
+    split = build_caches(load_config(config).data)["train"]
+    assert [Path(p).name for p in reads] == [f"f{index:02d}.npz" for index in range(30, 60)]
+    cache_module.verify_cache(split)
+    windows, labels = split.arrays()
+    for index in (0, 29, 30, 59):
+        with np.load(tmp_path / f"src/f{index:02d}.npz") as source:
+            assert np.array_equal(windows[2 * index : 2 * index + 2], source["windows"])
+            assert np.array_equal(labels[2 * index : 2 * index + 2], source["labels"])
+    assert split.label_counts == np.bincount(np.asarray(labels)).tolist()
+
+
+def test_builds_left_by_killed_processes_are_removed_at_the_next_start(tmp_path):
+    import fcntl
+
+    write_npz(tmp_path / "src/a.npz")
+    cache_dir = tmp_path / "cache"
+    (cache_dir / "train-dead.partial").mkdir(parents=True)
+    (cache_dir / "train-dead.partial/windows.f32").write_bytes(b"x" * 1000)
+    (cache_dir / "val-dead.lock").write_text("")
+    (cache_dir / "train-live.partial").mkdir()
+    with open(cache_dir / "train-live.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # a builder still at work
+        build_caches(data_config(tmp_path, format="npz", train=str(tmp_path / "src")))
+    names = sorted(p.name for p in cache_dir.iterdir())
+    built = [name for name in names if "." not in name]
+    assert len(built) == 1 and built[0].startswith("train-")  # and its build left no lock file
+    assert names == sorted([*built, "train-live.lock", "train-live.partial"])
+
+
+def test_a_read_only_cache_dir_is_a_user_error_naming_the_key(tmp_path, monkeypatch):
+    from runtime.train import USER_ERRORS
+
+    (tmp_path / "cache").mkdir()
+    real_open = open
+
+    def read_only_open(path, mode="r", *args, **kwargs):  # as on a read-only volume (root ignores chmod)
+        if Path(path).is_relative_to(tmp_path / "cache") and mode != "r":
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(cache_module, "open", read_only_open, raising=False)
+    with pytest.raises(
+        DataError, match=r"data\.cache_dir: cannot write the cache in .*Read-only file system"
+    ) as refused:
+        build_caches(
+            data_config(tmp_path, format="synthetic", synthetic={"n_train": 8, "n_val": 8, "n_test": 8})
+        )
+    assert isinstance(refused.value, USER_ERRORS)
 
 
 def test_verification_and_size_checks_catch_a_damaged_cache(tmp_path):

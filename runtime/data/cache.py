@@ -3,11 +3,13 @@
 A cache folder ``<cache_dir>/<split>-<fingerprint>/`` holds ``windows.f32`` (n, C, T) float32, ``labels.bin``
 (int64 per window, or uint8 per timestep) and ``meta.json``. The fingerprint covers the format, the source
 files (path, size, modification time), the synthetic generator's settings and the NaN/Inf policy, so a changed
-source builds a new cache and an unchanged one is reused. A build happens in ``<name>.partial/``, records each
-source chunk's offset and SHA-256 in ``progress.json`` as it goes (a killed build resumes after the last whole
-chunk), and is renamed into place only when complete. Builders of one folder take turns under an flock on
-``<name>.lock``, so a second one reuses what the first built. ``verify`` re-reads what was written and checks
-every digest.
+source builds a new cache and an unchanged one is reused. A build happens in ``<name>.partial/`` and appends
+each source chunk's offset and SHA-256 to ``progress.jsonl`` in batches (every ``PROGRESS_EVERY_FILES``
+chunks or ``PROGRESS_EVERY_SECONDS``, after the data is fsynced), so a killed build resumes after the last
+recorded chunk; the folder is renamed into place only when complete. Builders of one folder take turns under
+an flock on ``<name>.lock``, so a second one reuses what the first built; the lock file goes when the build
+ends, and :func:`remove_stale_builds` removes what killed builds left (partial folders, lock files) once no
+process holds their lock. ``verify`` re-reads what was written and checks every digest.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.checkpoint import fsync_dir, write_atomic
+from runtime.checkpoint import fsync_dir, remove_stale_temporaries, write_atomic
 from runtime.data.formats import Chunk, DataError, SplitSource
 
 CACHE_VERSION = 1
@@ -32,8 +35,10 @@ WINDOWS_FILE, LABELS_FILE, META_FILE, PROGRESS_FILE = (
     "windows.f32",
     "labels.bin",
     "meta.json",
-    "progress.json",
+    "progress.jsonl",
 )
+PARTIAL, LOCK = ".partial", ".lock"
+PROGRESS_EVERY_FILES, PROGRESS_EVERY_SECONDS = 256, 1.0
 
 
 @dataclass
@@ -113,10 +118,13 @@ def load_or_build(
     final = cache_dir / f"{source.split}-{digest}"
     reused = (final / META_FILE).is_file()
     if not reused:
-        with _build_lock(final):  # a second builder (populate_cache, another rank) waits, then reuses
-            reused = (final / META_FILE).is_file()
-            if not reused:
-                _build(final, digest, chunks, nonfinite, progress)
+        try:
+            with _build_lock(final):  # a second builder (populate_cache, another rank) waits, then reuses
+                reused = (final / META_FILE).is_file()
+                if not reused:
+                    _build(final, digest, chunks, nonfinite, progress)
+        except OSError as exc:
+            raise _cache_error(exc, cache_dir) from None
     split = open_cache(final)
     split.reused = reused
     if verify:
@@ -124,14 +132,86 @@ def load_or_build(
     return split
 
 
+def _cache_error(exc: OSError, cache_dir: Path) -> DataError:
+    """A failed read of a source file names that file; anything else is the cache folder's problem."""
+    name = Path(exc.filename) if exc.filename else None
+    if name and not name.is_relative_to(cache_dir):
+        return DataError(f"{name}: cannot read ({exc.strerror or exc})")
+    return DataError(
+        f"data.cache_dir: cannot write the cache in {cache_dir} ({exc.strerror or exc}); point "
+        "data.cache_dir at a writable folder with room for the cache"
+    )
+
+
+class _NoLocks(Exception):
+    """The file system refuses flock."""
+
+
 @contextmanager
 def _build_lock(final: Path) -> Iterator[None]:
-    with open(final.with_name(final.name + ".lock"), "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        except OSError:
-            pass  # a file system without locks: concurrent builders are then the user's to avoid
+    path = final.with_name(final.name + LOCK)
+    try:
+        handle = _lock(path, wait=True)
+    except _NoLocks:
+        handle = None  # concurrent builders are then the user's to avoid
+    try:
         yield
+    finally:
+        path.unlink(missing_ok=True)  # still held: a builder waiting on this file finds it gone and retries
+        if handle:
+            handle.close()
+
+
+def _lock(path: Path, *, wait: bool):
+    """An open handle holding the flock of ``path``; None when ``wait`` is False and another process holds
+    it. A file removed or replaced while this one waited is opened again, so removing a held lock file is
+    safe."""
+    while True:
+        handle = open(path, "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            handle.close()
+            return None
+        except OSError:
+            handle.close()
+            raise _NoLocks from None
+        if _same_file(handle, path):
+            return handle
+        handle.close()
+
+
+def _same_file(handle, path: Path) -> bool:
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(handle.fileno())
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+
+def remove_stale_builds(cache_dir: Path) -> list[Path]:
+    """Remove the partial folders and lock files of builds that were killed (whose lock no one holds).
+
+    Called once every split is ready, so none of them is the caller's own. Returns what was removed."""
+    names = {p.name.removesuffix(PARTIAL) for p in cache_dir.glob(f"*{PARTIAL}")}
+    names |= {p.name.removesuffix(LOCK) for p in cache_dir.glob(f"*{LOCK}")}
+    removed = []
+    for name in sorted(names):
+        lock_path = cache_dir / (name + LOCK)
+        try:
+            handle = _lock(lock_path, wait=False)
+        except (OSError, _NoLocks):
+            return removed  # a read-only folder, or one without locks: whose build is dead is unknowable
+        if handle is None:
+            continue  # a live builder
+        with handle:
+            partial = cache_dir / (name + PARTIAL)
+            if partial.exists():
+                shutil.rmtree(partial, ignore_errors=True)
+                removed.append(partial)
+            lock_path.unlink(missing_ok=True)
+    return removed
 
 
 def open_cache(path: Path) -> CachedSplit:
@@ -180,47 +260,121 @@ def verify_cache(split: CachedSplit) -> None:
 
 
 def _build(final: Path, digest: str, chunks: list[Callable[[], Chunk]], nonfinite: str, progress) -> None:
-    partial = final.with_name(final.name + ".partial")
+    partial = final.with_name(final.name + PARTIAL)
     state = _resume_state(partial, digest)
-    windows_out = open(partial / WINDOWS_FILE, "r+b" if state["chunks"] else "wb")
-    labels_out = open(partial / LABELS_FILE, "r+b" if state["chunks"] else "wb")
-    with windows_out, labels_out:
+    mode = "r+b" if state["chunks"] else "wb"
+    with (
+        open(partial / WINDOWS_FILE, mode) as windows_out,
+        open(partial / LABELS_FILE, mode) as labels_out,
+        open(partial / PROGRESS_FILE, "a", encoding="utf-8") as log,
+    ):
         _truncate_to(windows_out, labels_out, state)
-        for load in chunks[len(state["chunks"]) :]:  # the first ones were written by an interrupted build
-            name, windows, labels = load()
-            windows, labels, bad = _apply_nonfinite(name, windows, labels, nonfinite)
-            _check_consistent(state, name, windows, labels)
-            state["chunks"].append(_append(windows_out, labels_out, name, windows, labels, bad))
-            _update_counts(state, windows, labels)
-            _sync(windows_out, labels_out)
-            _write_json(partial / PROGRESS_FILE, state)
-            if progress:
-                progress()
+        recorder = _ProgressRecorder(log, (windows_out, labels_out))
+        try:
+            for load in chunks[len(state["chunks"]) :]:  # the first ones were written by an interrupted build
+                name, windows, labels = load()
+                windows, labels, bad = _apply_nonfinite(name, windows, labels, nonfinite)
+                _check_consistent(state, name, windows, labels)
+                record = _append(windows_out, labels_out, name, windows, labels, bad)
+                _add_chunk(state, record)
+                recorder.add(_progress_line(state, record))
+                if progress:
+                    progress()
+        except BaseException:
+            recorder.flush_quietly()  # an exception is not a kill: keep every chunk written whole
+            raise
+        recorder.flush()
     if state["window_shape"] is None:
         raise DataError(f"{final.name}: the source holds no windows")
-    meta = _meta(state)
-    _write_json(partial / META_FILE, meta)
+    _write_json(partial / META_FILE, _meta(state))
     (partial / PROGRESS_FILE).unlink()
     os.replace(partial, final)
     fsync_dir(final.parent)
 
 
+class _ProgressRecorder:
+    """Appends progress lines in batches: every PROGRESS_EVERY_FILES chunks or PROGRESS_EVERY_SECONDS,
+    whichever comes first, always after fsyncing the data they describe (a line never outruns its bytes)."""
+
+    def __init__(self, log, data_files: tuple):
+        self.log, self.data_files = log, data_files
+        self.pending: list[str] = []
+        self.last_flush = time.monotonic()
+
+    def add(self, line: dict) -> None:
+        self.pending.append(json.dumps(line) + "\n")
+        due = time.monotonic() - self.last_flush >= PROGRESS_EVERY_SECONDS
+        if due or len(self.pending) >= PROGRESS_EVERY_FILES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            _sync(*self.data_files)
+            self.log.write("".join(self.pending))
+            _sync(self.log)
+            self.pending = []
+        self.last_flush = time.monotonic()
+
+    def flush_quietly(self) -> None:
+        try:
+            self.flush()
+        except OSError:
+            pass  # the exception being raised says more than this one
+
+
+def _progress_line(state: dict, record: dict) -> dict:
+    return {"chunk": record, "window_shape": state["window_shape"], "per_timestep": state["per_timestep"]}
+
+
 def _resume_state(partial: Path, digest: str) -> dict:
-    try:
-        state = json.loads((partial / PROGRESS_FILE).read_text(encoding="utf-8"))
-        if state.get("fingerprint") == digest:
-            return state
-    except (OSError, ValueError):
-        pass
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    return {
+    """The chunks a killed build recorded (a torn last line is dropped), or a fresh partial folder."""
+    state = {
         "fingerprint": digest,
         "chunks": [],
         "window_shape": None,
         "per_timestep": None,
         "label_counts": [],
     }
+    lines = _progress_lines(partial / PROGRESS_FILE)
+    if lines and lines[0].get("fingerprint") == digest:
+        for line in lines[1:]:
+            state["window_shape"], state["per_timestep"] = line["window_shape"], line["per_timestep"]
+            _add_chunk(state, line["chunk"])
+        remove_stale_temporaries(partial)
+        write_atomic(partial / PROGRESS_FILE, "".join(json.dumps(line) + "\n" for line in lines).encode())
+        return state
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    write_atomic(partial / PROGRESS_FILE, (json.dumps({"fingerprint": digest}) + "\n").encode())
+    return state
+
+
+def _progress_lines(path: Path) -> list[dict]:
+    """The whole lines of a progress log, up to the first torn or foreign one."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    lines = []
+    for raw in text.splitlines(keepends=True):
+        try:
+            line = json.loads(raw) if raw.endswith("\n") else None
+        except ValueError:
+            line = None
+        if not isinstance(line, dict) or (
+            lines and not {"chunk", "window_shape", "per_timestep"} <= line.keys()
+        ):
+            break
+        lines.append(line)
+    return lines
+
+
+def _add_chunk(state: dict, record: dict) -> None:
+    state["chunks"].append(record)
+    totals, counts = state["label_counts"], record["label_counts"]
+    totals.extend([0] * (len(counts) - len(totals)))
+    for label, count in enumerate(counts):
+        totals[label] += count
 
 
 def _truncate_to(windows_out, labels_out, state: dict) -> None:
@@ -268,26 +422,21 @@ def _check_consistent(state: dict, name: str, windows: np.ndarray, labels: np.nd
 
 
 def _append(windows_out, labels_out, name: str, windows: np.ndarray, labels: np.ndarray, bad: int) -> dict:
-    if labels.ndim == 2 and labels.size and labels.max() > 255:
-        raise DataError(
-            f"{name}: per-timestep labels go up to {labels.max()}; at most 256 classes are supported"
-        )
+    """Write one chunk (labels are already checked to be class indices below 256 by the format readers)."""
     label_bytes = (labels.astype(np.uint8) if labels.ndim == 2 else labels.astype(np.int64)).tobytes()
     window_bytes = np.ascontiguousarray(windows, dtype=np.float32).tobytes()
-    record = {"name": name, "count": len(windows), "nonfinite": bad}
+    record = {
+        "name": name,
+        "count": len(windows),
+        "nonfinite": bad,
+        "label_counts": np.bincount(labels.reshape(-1)).tolist(),
+    }
     for key, handle, data in (("windows", windows_out, window_bytes), ("labels", labels_out, label_bytes)):
         record[f"{key}_offset"] = handle.tell()
         record[f"{key}_bytes"] = len(data)
         record[f"{key}_sha256"] = hashlib.sha256(data).hexdigest()
         handle.write(data)
     return record
-
-
-def _update_counts(state: dict, windows: np.ndarray, labels: np.ndarray) -> None:
-    counts = np.bincount(labels.reshape(-1), minlength=len(state["label_counts"]))
-    previous = np.zeros(len(counts), dtype=np.int64)
-    previous[: len(state["label_counts"])] = state["label_counts"]
-    state["label_counts"] = (previous + counts).tolist()
 
 
 def _meta(state: dict) -> dict:

@@ -8,7 +8,9 @@ message. Malformed input raises :class:`DataError` naming the file and what is w
 from __future__ import annotations
 
 import json
+import math
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -16,9 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.memory import available_memory, format_bytes
+
 Chunk = tuple[str, np.ndarray, np.ndarray]
 SPLITS = ("train", "val", "test")
 SYNTHETIC_CHUNK = 512
+MAX_CLASSES = 256  # per-timestep labels are cached as uint8
+MEMORY_CHECK_BYTES = 2**26  # smaller arrays are read without asking how much memory is free (it costs more)
 
 
 class DataError(ValueError):
@@ -80,23 +86,83 @@ def _manifest_files(manifest: Path, shown: str, split: str) -> list[str] | None:
 
 
 def read_npz(path: Path, shown: str) -> Chunk:
+    """The windows and labels of one npz file, each array's header checked before anything is allocated."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            keys = set(archive.files)
-            if not {"windows", "labels"} <= keys:
-                found = ", ".join(sorted(keys)) or "nothing"
+        with zipfile.ZipFile(path) as archive:
+            members = {name.removesuffix(".npy"): name for name in archive.namelist()}
+            if not {"windows", "labels"} <= members.keys():
+                found = ", ".join(sorted(members)) or "nothing"
                 raise DataError(f"{shown}: expected arrays 'windows' and 'labels', found {found}")
-            windows, labels = archive["windows"], archive["labels"]
+            windows, labels = (
+                _read_member(archive, members[key], shown, key) for key in ("windows", "labels")
+            )
     except DataError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise DataError(f"{shown}: not a readable .npz file ({exc})") from None
+    except zipfile.BadZipFile:
+        raise DataError(
+            f"{shown}: not a valid .npz file (not a zip archive); expected the output of numpy.savez"
+        ) from None
+    except (OSError, ValueError, EOFError, NotImplementedError, zlib.error) as exc:
+        raise DataError(f"{shown}: not a readable .npz file ({_first_line(exc)})") from None
     return shown, _check_windows(windows, shown), _check_labels(labels, windows, shown)
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, shown: str, key: str) -> np.ndarray:
+    """One array of an npz, refused when its header declares more bytes than the member holds (a damaged
+    or hostile header would otherwise allocate what it declares) or than this machine has free."""
+    info = archive.getinfo(name)
+    with archive.open(info) as member:
+        shape, fortran_order, dtype = _array_header(member, shown, key)
+        held = info.file_size - member.tell()
+        declared = math.prod(shape) * dtype.itemsize
+        if declared > held:
+            raise DataError(
+                f"{shown}: '{key}' declares shape {shape} of {dtype} ({format_bytes(declared)}), but the "
+                f"file holds only {format_bytes(held)} of it; the file is damaged or truncated"
+            )
+        if declared > MEMORY_CHECK_BYTES and declared > (room := available_memory()):
+            raise DataError(
+                f"{shown}: '{key}' is {format_bytes(declared)} ({shape} of {dtype}), more than the "
+                f"{format_bytes(room)} of memory available; split it into smaller files"
+            )
+        data = member.read(declared)
+    if len(data) < declared:
+        raise DataError(
+            f"{shown}: '{key}' ends after {len(data)} of its {declared} bytes; the file is truncated"
+        )
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
+
+
+def _array_header(member, shown: str, key: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran_order, dtype) from an .npy header (format 3.0 differs from 2.0 only in encoding)."""
+    try:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(member)
+        else:
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(member)
+    except (ValueError, EOFError) as exc:
+        raise DataError(f"{shown}: '{key}' is not a valid .npy array ({_first_line(exc)})") from None
+    if dtype.hasobject:
+        raise DataError(
+            f"{shown}: '{key}' holds Python objects (dtype {dtype}); expected an array of numbers"
+        )
+    return shape, fortran_order, dtype
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 def _check_windows(windows: np.ndarray, shown: str) -> np.ndarray:
     if windows.ndim != 3:
         raise DataError(f"{shown}: 'windows' has shape {windows.shape}; expected (n, channels, timesteps)")
+    if 0 in windows.shape[1:]:
+        raise DataError(
+            f"{shown}: 'windows' has shape {windows.shape}: windows of {windows.shape[1]} channel(s) x "
+            f"{windows.shape[2]} timestep(s); expected at least 1 channel and 1 timestep"
+        )
     if not (np.issubdtype(windows.dtype, np.floating) or np.issubdtype(windows.dtype, np.integer)):
         raise DataError(
             f"{shown}: 'windows' has dtype {windows.dtype}; expected float32 (or another number type)"
@@ -116,12 +182,16 @@ def _check_labels(labels: np.ndarray, windows: np.ndarray, shown: str) -> np.nda
             raise DataError(f"{shown}: 'labels' holds non-integer values; expected class indices 0, 1, ...")
     elif not np.issubdtype(labels.dtype, np.integer) and labels.dtype != np.bool_:
         raise DataError(f"{shown}: 'labels' has dtype {labels.dtype}; expected integer class indices")
-    labels = labels.astype(np.int64)
     if labels.size and labels.min() < 0:
         raise DataError(
             f"{shown}: 'labels' holds negative values (min {labels.min()}); expected class indices 0, 1, ..."
         )
-    return labels
+    if labels.size and labels.max() >= MAX_CLASSES:
+        raise DataError(
+            f"{shown}: 'labels' holds the class index {labels.max():.0f}; class indices must lie in "
+            f"0..{MAX_CLASSES - 1} (at most {MAX_CLASSES} classes)"
+        )
+    return labels.astype(np.int64)
 
 
 # -------------------------------------------------------------------------------------------------- ts
@@ -149,10 +219,14 @@ def ts_classes(path: Path, shown: str) -> tuple[str, ...]:
             f"{shown}: '@classLabel true <labels>' missing; only classification problems are supported"
         )
     if len(declared) > 1:
-        return tuple(declared[1:])
-    labels = {row[-1] for _, row in _ts_rows(path, shown)}
-    numeric = all(_is_number(label) for label in labels)
-    return tuple(sorted(labels, key=float if numeric else str))
+        classes = tuple(declared[1:])
+    else:
+        labels = {row[-1] for _, row in _ts_rows(path, shown)}
+        numeric = all(_is_number(label) for label in labels)
+        classes = tuple(sorted(labels, key=float if numeric else str))
+    if len(classes) > MAX_CLASSES:
+        raise DataError(f"{shown}: {len(classes)} classes; at most {MAX_CLASSES} are supported")
+    return classes
 
 
 def read_ts(path: Path, shown: str, classes: Sequence[str]) -> Chunk:

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from runtime.config import make_dir
-from runtime.data.cache import CachedSplit, load_or_build
+from runtime.data.cache import CachedSplit, load_or_build, remove_stale_builds
 from runtime.data.formats import (
     SPLITS,
     DataError,
@@ -146,6 +146,8 @@ def build_caches(data, *, verify: bool = False, log: Callable[[str], None] = pri
             progress.close()
         if not out[split].reused:
             log(f"cache: built {split} ({out[split].count} windows) in {time.perf_counter() - started:.1f}s")
+    for removed in remove_stale_builds(cache_dir):
+        log(f"cache: removed {removed}, left by a build that was killed")
     return out
 
 
@@ -183,14 +185,14 @@ def prepare_data(data, *, seed: int, verify: bool = False, log: Callable[[str], 
                 f"the {split} split has windows {cache.shape} with {_kind(cache)} labels, but train has "
                 f"{train.shape} with {_kind(train)} labels; the splits must match"
             )
+    for split, cache in caches.items():
+        _check_not_empty(split, cache)
     splits = {split: SplitView(cache, np.arange(cache.count)) for split, cache in caches.items()}
     if "val" not in splits:
-        splits["train"], splits["val"] = _hold_out(train, data.val_fraction, seed)
+        splits["train"], splits["val"] = _hold_out(train, data.val_fraction, seed, data.nonfinite)
     for split, view in splits.items():
         if data.in_memory is True or split in (data.in_memory or ()):
             view.cache.load_into_memory()
-    if len(splits["train"]) == 0:
-        raise DataError("the train split holds no windows (after dropping windows with NaN/Inf values)")
     names = _class_names(data, caches)
     return DataBundle(
         splits={name: splits[name] for name in SPLITS if name in splits},
@@ -214,15 +216,33 @@ def _class_names(data, caches: dict[str, CachedSplit]) -> list[str]:
     return [str(i) for i in range(count)]
 
 
+def _check_not_empty(split: str, cache: CachedSplit) -> None:
+    if cache.count:
+        return
+    dropped = cache.meta["nonfinite"]
+    if dropped:
+        raise DataError(
+            f"the {split} split has no windows left: all {dropped} of them hold NaN/Inf values and were "
+            "dropped (data.nonfinite: drop); fix the data, or set data.nonfinite to 'zero' to keep them with "
+            "those values set to 0"
+        )
+    raise DataError(f"the {split} split holds no windows: its files contain 0 windows")
+
+
 def _kind(cache: CachedSplit) -> str:
     return "per-timestep" if cache.per_timestep else "per-window"
 
 
-def _hold_out(train: CachedSplit, fraction: float, seed: int) -> tuple[SplitView, SplitView]:
+def _hold_out(train: CachedSplit, fraction: float, seed: int, nonfinite: str) -> tuple[SplitView, SplitView]:
     order = np.random.default_rng([seed, HOLDOUT_STREAM]).permutation(train.count)
     n_val = max(1, round(fraction * train.count))
     if n_val >= train.count:
-        raise DataError(f"the train split has only {train.count} window(s): too few to hold out a val split")
+        dropped = train.meta["nonfinite"] if nonfinite == "drop" else 0
+        why = f" ({dropped} more held NaN/Inf values and were dropped: data.nonfinite)" if dropped else ""
+        raise DataError(
+            f"the train split has only {train.count} window(s){why}: too few to hold out a val split; "
+            "give a val split (data.val) or more training data"
+        )
     note = f" (held out {fraction:.0%} of train)"
     return SplitView(train, np.sort(order[n_val:])), SplitView(train, np.sort(order[:n_val]), note)
 
