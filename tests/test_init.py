@@ -41,6 +41,14 @@ def write_marker(path="outputs/marker.txt", text="hello", repeat=2, tags=("a", "
 
 def needs_input(scratch, /, data_dir, limit=None, on_checkpoint=None, *, main="x"):
     return data_dir
+
+
+def stream():
+    yield 1
+
+
+class Trainer:
+    pass
 '''
 
 
@@ -148,7 +156,7 @@ def test_a_target_without_defaults_is_commented_and_named(team_repo):
     assert "# data_dir: not set here, REQUIRED" in text
     assert "# scratch: not set here, positional-only" in text
     assert "# main: not set here, its name is one the generated module uses" in text
-    assert "# limit: not set here, its default None is not" in text
+    assert "# limit: not set here, its default is not a string" in text
     assert "on_checkpoint" not in text  # the generated module passes it
     function = load(team_repo / SPEC)["functions"]["prepare"]
     assert function["run"] == "mypkg.jobs:needs_input" and "args" not in function
@@ -234,7 +242,9 @@ def test_creating_a_file_never_replaces_one(tmp_path):
         (["my-job=mypkg.jobs:write_marker"], "'my-job' is not a Python identifier"),
         (["mypkg.jobs:write_marker", "mypkg.jobs:write_marker"], "both make a function named 'write_marker'"),
         (["nosuchpkg.jobs:fit"], "module nosuchpkg.jobs is neither in"),
-        (["mypkg.jobs:fit"], "defines no function 'fit' (functions there: write_marker, needs_input)"),
+        (["mypkg.jobs:fit"], "defines no function 'fit' (it has: write_marker, needs_input, stream)"),
+        (["mypkg.jobs:Trainer"], "is a class"),
+        (["mypkg.jobs:stream"], "is a generator"),
     ],
 )
 def test_a_bad_target_is_exit_1_and_nothing_is_written(team_repo, targets, message):

@@ -14,7 +14,6 @@ package data (``compiler/templates/init_*``) and the team's code is read, never 
 
 from __future__ import annotations
 
-import ast
 import json
 import keyword
 import math
@@ -30,7 +29,6 @@ from typing import Any
 import click
 
 from compiler.cli import EXIT_INVALID, EXIT_OK
-from compiler.targets import module_file, parse_module
 
 APP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # the schema's pattern for app.name
 MODAL_NAME_MAX = 64
@@ -192,111 +190,66 @@ def function_name_problem(name: str) -> str | None:
 
 
 def with_signature(target: Target, root: Path) -> Target:
-    """``target`` with args from its signature's defaults; InitError when its code cannot be found."""
-    where = source_folder(target.module, root)
+    """``target`` with args from its signature's defaults, read as the lint reads it (never imported)."""
+    from compiler import targets as sources
+    from compiler.lint_targets import SHAPES
+
     shown = f"--target {target.module}:{target.entry}"
-    if where is None:
+    lookup = sources.read_target(target.module, target.entry, root)
+    if lookup.module is None:
         relative = target.module.replace(".", "/")
         raise InitError(
             f"{shown}: module {target.module} is neither in {root} ({relative}.py or {relative}/__init__.py) "
-            "nor installed here; check the spelling, or run mtc init from the folder that holds it"
+            "nor installed here; check the spelling, or give the repository that holds it as DIR"
         )
-    path = module_file(target.module, where)
-    tree = parse_module(path) if path else None
-    if tree is None:
-        unreadable = "its source cannot be read here" if path is None else f"{path} does not parse"
-        return replace(target, unset=(("(all)", f"{unreadable}: add args for the parameters it needs"),))
-    definition = _defined_function(tree, target.entry)
-    if definition is not None:
-        return replace(target, **signature_args(definition))
-    if target.entry in _bound_names(tree):
-        reason = f"{target.entry} is imported or assigned in {path}: add args for the parameters it needs"
+    if lookup.target is None:
+        listed = ", ".join(sources.function_names(lookup.module)) or "none"
+        raise InitError(
+            f"{shown}: {lookup.module.source} defines no function '{target.entry}' (it has: {listed})"
+        )
+    if lookup.target.shape in SHAPES:
+        raise InitError(f"{shown} is {SHAPES[lookup.target.shape]}")
+    if lookup.target.parameters is None:
+        reason = "its signature cannot be read (decorated, or not a plain definition): add the args it needs"
         return replace(target, unset=(("(all)", reason),))
-    functions = [n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
-    listed = ", ".join(functions) or "none"
-    raise InitError(f"{shown}: {path} defines no function '{target.entry}' (functions there: {listed})")
+    return replace(target, **signature_args(lookup.target.parameters))
 
 
-def source_folder(module: str, root: Path) -> Path | None:
-    """The folder under which ``module``'s source lies: ``root``, else where this Python has it installed."""
-    if module_file(module, root) is not None:
-        return root
-    import importlib.util
-
-    try:
-        spec = importlib.util.find_spec(module.split(".")[0])  # the top level only: nothing is executed
-    except (ImportError, ValueError):
-        return None
-    if spec is None:
-        return None
-    if spec.submodule_search_locations:
-        return Path(next(iter(spec.submodule_search_locations))).parent
-    return Path(spec.origin).parent if spec.origin else None
-
-
-def _defined_function(tree: ast.Module, name: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
-    definitions = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
-    return next((n for n in reversed(definitions) if n.name == name), None)  # the last definition wins
-
-
-def _bound_names(tree: ast.Module) -> set[str]:
-    names: set[str] = set()
-    for node in tree.body:
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.Assign):
-            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
-    return names
-
-
-def signature_args(definition: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, tuple]:
-    """``args``, ``unset`` and ``required`` for a Target, from the parameters and their literal defaults."""
+def signature_args(parameters: Iterable[Any]) -> dict[str, tuple]:
+    """``args``, ``unset`` and ``required`` for a Target, from its parameters (compiler.targets.Parameter)."""
     from compiler.render import ENTRYPOINT_FLAGS, MODULE_NAMES
 
-    arguments = definition.args
-    positional = [*arguments.posonlyargs, *arguments.args]
-    defaults = [None] * (len(positional) - len(arguments.defaults)) + list(arguments.defaults)
-    keyword_only = zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True)
-    pairs = [*zip(positional, defaults, strict=True), *keyword_only]
-    by_position_only = {a.arg for a in arguments.posonlyargs}
     args: list[tuple[str, Any]] = []
     unset: list[tuple[str, str]] = []
     required: list[str] = []
-    for parameter, default in pairs:
-        name = parameter.arg
+    for parameter in parameters:
+        name = parameter.name
         if name == CALLBACK_PARAMETER:
             continue
-        if name in by_position_only:
+        if parameter.required:
+            required.append(name)
+        if not parameter.keyword:
             unset.append((name, "positional-only: mtc passes arguments by name; make it a normal parameter"))
-            required += [name] if default is None else []
         elif name in MODULE_NAMES | ENTRYPOINT_FLAGS or not name.isascii():
             unset.append((name, "its name is one the generated module uses: rename the parameter"))
-        elif default is None:
-            required.append(name)
-            unset.append((name, f"REQUIRED: it has no default in {definition.name}'s signature; set a value"))
+        elif parameter.required:
+            unset.append((name, "REQUIRED: it has no default in the signature; set a value"))
+        elif (value := spec_value(parameter.default)) is None:
+            unset.append((name, "its default is not a string, number, boolean or list of those"))
         else:
-            value = literal_default(default)
-            if value is None:
-                shown = ast.unparse(default)
-                unset.append((name, f"its default {shown} is not a string, number, boolean or list of those"))
-            else:
-                args.append((name, value))
+            args.append((name, value))
     return {"args": tuple(args), "unset": tuple(unset), "required": tuple(required)}
 
 
-def literal_default(node: ast.expr) -> Any:
-    """The default as a spec value (string, finite number, boolean or a list of those), else None."""
-    try:
-        value = ast.literal_eval(node)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return None
+def spec_value(value: Any) -> Any:
+    """A literal default as a spec value (string, finite number, boolean or a list of those), else None."""
     if isinstance(value, list | tuple):
-        items = [literal_scalar(item) for item in value]
+        items = [_spec_scalar(item) for item in value]
         return None if any(item is None for item in items) else items
-    return literal_scalar(value)
+    return _spec_scalar(value)
 
 
-def literal_scalar(value: Any) -> Any:
+def _spec_scalar(value: Any) -> Any:
     if isinstance(value, str | bool | int) or (isinstance(value, float) and math.isfinite(value)):
         return value
     return None
@@ -508,7 +461,10 @@ def report(
                 f"under functions.{target.function}.args in {SPEC}, or `mtc run` fails"
             )
     if not _in_git_repository(root):
-        say(f"  note: {directory} is not in a git repository; the pre-commit and CI files expect one")
+        say(
+            f"  note: {directory} is not in a git repository: `git init` it. The pre-commit and CI files"
+            " expect one, and mtc finds your code from specs/ up to the project root (the folder with .git)"
+        )
     say("next:")
     if directory not in (".", "./"):
         say(f"  cd {directory}")
