@@ -202,7 +202,10 @@ def convert(value: Any, expected: ArgType) -> Any:
         return None
     kind = expected.kind
     if kind == "list" and isinstance(value, list | tuple):
-        return [convert(item, expected.item) for item in value] if expected.item else list(value)
+        try:
+            return [convert(item, expected.item) for item in value] if expected.item else list(value)
+        except ArgTypeError:
+            raise ArgTypeError(expected.label) from None  # the list's type says more than the item's
     if kind == "dict" and isinstance(value, dict):
         return dict(value)
     if kind == "bool" and isinstance(value, bool):

@@ -133,7 +133,7 @@ def prepare(app: App, fn: Function, kwargs: dict[str, Any], volumes_root: Path, 
     )
     image = app.images.get(fn.image) if fn.image else None
     path_map = {
-        remote: str((workdir / local).resolve()) for local, remote in (image.local_dirs if image else ())
+        remote: str(app.local_source(local)) for local, remote in (image.local_dirs if image else ())
     }
     path_map.update({m.path: str(m.local) for m in mounts})
     declared_cpu = fn.resources.cpu if fn.resources.cpu is not None else MODAL_DEFAULT_CPU

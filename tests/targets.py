@@ -97,3 +97,19 @@ def train_with_a_bad_config(config: str = "/results/bad.yaml", counter: str = "/
 def run(**kwargs: object) -> dict:
     """Return the keyword arguments it was called with (the options spec's target: an arg shadows it)."""
     return kwargs
+
+
+def record_args(
+    out: str = "/results/args.json",
+    xs: list[int] | None = None,
+    n: int = 1,
+    ratio: float = 0.5,
+    tag: str = "",
+) -> None:
+    """Write each argument as the target received it, with its type's name, to ``out`` (via volumes)."""
+    from runtime.paths import resolve
+
+    received = {"xs": xs, "n": n, "ratio": ratio, "tag": tag}
+    resolve(out).write_text(
+        json.dumps({name: [value, type(value).__name__] for name, value in received.items()})
+    )

@@ -21,8 +21,6 @@ import click
 from compiler.cli import EXIT_INVALID, require_extra
 
 DEFAULT_SPEC = "specs/deployment.yaml"
-TRUE_WORDS = {"true", "yes", "on", "1"}
-FALSE_WORDS = {"false", "no", "off", "0"}
 
 
 class ArgError(Exception):
@@ -97,7 +95,7 @@ def run(
         _unknown_function(function, app)
         return EXIT_INVALID
     try:
-        overrides = typed_args(fn.arg_dict, arg_pairs, function)
+        overrides = typed_args(fn, arg_pairs, app.spec_dir)
     except ArgError as exc:
         click.echo(f"error: {exc}", err=True)
         return EXIT_INVALID
@@ -109,7 +107,7 @@ def run(
         return _run_on_modal(result, profile, function, overrides, detach, sweep)
     from compiler import localrun
 
-    workdir = Path.cwd()
+    workdir = workdir_stand_in(app, fn)
     kwargs = {**fn.arg_dict, **overrides}
     if sweep:
         return _sweep_locally(app, fn, kwargs, localrun.volumes_dir(volumes_dir), parallel or 1)
@@ -121,12 +119,41 @@ def run(
     return localrun.execute(plan, say)
 
 
+def workdir_stand_in(app: Any, fn: Any) -> Path:
+    """Where the local child starts, standing in for the image's workdir: relative paths in args are
+    container paths relative to it (``specs/train.yaml`` is ``/root/specs/train.yaml``).
+
+    It is the folder whose sub-folders the image ships under its workdir (the repository for the example:
+    the spec's folder ``specs/`` ships to ``/root/specs``); else the folder the target's package was found
+    in; else the current folder.
+    """
+    import posixpath
+    from pathlib import PurePosixPath
+
+    from compiler.targets import locate
+
+    image = app.images.get(fn.image) if fn.image else None
+    workdir = "/"
+    for step in image.steps if image else ():
+        workdir = str(step.value) if step.kind == "workdir" else workdir
+    for local, remote in image.local_dirs if image else ():
+        inside = posixpath.relpath(posixpath.normpath(remote), workdir)
+        if inside.startswith(".."):
+            continue  # shipped outside the workdir
+        source = app.local_source(local)
+        parts = PurePosixPath(inside).parts if inside != "." else ()
+        if not parts or source.parts[-len(parts) :] == parts:
+            return Path(*source.parts[: len(source.parts) - len(parts)])
+    located = locate(fn.module, app.spec_dir)
+    return located.project if located and located.project else Path.cwd()
+
+
 def _sweep_locally(app: Any, fn: Any, kwargs: dict[str, Any], volumes: Path, requested: int) -> int:
     """Every trial, then the summary table on stdout; exit 1 when a trial failed."""
     from compiler import localrun, sweep
 
     parallel = localrun.sweep_parallel(requested, len(sweep.function_trials(fn)), fn, say)
-    outcomes = localrun.execute_sweep(app, fn, kwargs, volumes, Path.cwd(), parallel, say)
+    outcomes = localrun.execute_sweep(app, fn, kwargs, volumes, workdir_stand_in(app, fn), parallel, say)
     click.echo(localrun.sweep_table(outcomes), nl=False)
     failed = [o for o in outcomes if o.exit_code != 0]
     if failed:
@@ -162,10 +189,15 @@ def _unknown_function(name: str, app: Any) -> None:
     )
 
 
-def typed_args(defaults: dict[str, Any], pairs: tuple[str, ...], function: str) -> dict[str, Any]:
-    """``NAME=VALUE`` pairs typed like the spec's defaults, as the generated signature declares them."""
+def typed_args(fn: Any, pairs: tuple[str, ...], root: Path) -> dict[str, Any]:
+    """``NAME=VALUE`` pairs parsed as the target's parameters declare them (read from its source under
+    ``root``), else as the spec's defaults: the same types the generated module's signature has."""
+    from compiler import argtypes
+    from compiler.targets import read_target
     from runtime.specfile import did_you_mean
 
+    defaults = fn.arg_dict
+    target = read_target(fn.module, fn.entry, root).target
     out: dict[str, Any] = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
@@ -174,44 +206,22 @@ def typed_args(defaults: dict[str, Any], pairs: tuple[str, ...], function: str) 
         if name not in defaults:
             valid = ", ".join(defaults) or "none"
             raise ArgError(
-                f"--arg {name}: {function} takes no arg '{name}' (its args: {valid})"
+                f"--arg {name}: {fn.name} takes no arg '{name}' (its args: {valid})"
                 + did_you_mean(name, defaults)
             )
-        out[name] = _convert(name, text, defaults[name])
+        parameter = target.parameter(name) if target else None
+        expected = argtypes.for_parameter(parameter, defaults[name])
+        try:
+            out[name] = argtypes.parse(text, expected) if expected else text
+        except argtypes.ArgTypeError as exc:
+            declared = argtypes.from_annotation(parameter.annotation) if parameter else None
+            why = (
+                f"{fn.run} declares {name}: {parameter.annotation}"
+                if declared
+                else f"the spec's default is {json.dumps(defaults[name], default=list)}"
+            )
+            raise ArgError(f"--arg {name}={text}: {name} expects {exc} ({why})") from None
     return out
-
-
-def _convert(name: str, text: str, default: Any) -> Any:
-    if isinstance(default, bool):
-        word = text.strip().lower()
-        if word in TRUE_WORDS | FALSE_WORDS:
-            return word in TRUE_WORDS
-        raise ArgError(
-            f"--arg {name}={text}: expected true or false (the spec's default is {str(default).lower()})"
-        )
-    if isinstance(default, list):
-        return _json_list(name, text)
-    for kind, label in ((int, "an integer"), (float, "a number")):
-        if isinstance(default, kind):
-            try:
-                return kind(text)
-            except ValueError:
-                raise ArgError(
-                    f"--arg {name}={text}: expected {label} (the spec's default is {default})"
-                ) from None
-    return text
-
-
-def _json_list(name: str, text: str) -> list:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        value = None
-    if not isinstance(value, list):
-        raise ArgError(
-            f'--arg {name}={text}: expected a JSON list such as ["a", "b"] (the default is a list)'
-        )
-    return value
 
 
 # ------------------------------------------------------------------------------------------------ Modal
@@ -250,8 +260,8 @@ def modal_flags(overrides: dict[str, Any]) -> list[str]:
         option = name.replace("_", "-")
         if isinstance(value, bool):
             flags.append(f"--{option}" if value else f"--no-{option}")
-        elif isinstance(value, list):
-            flags += [f"--{option}", json.dumps(value)]  # the generated signature takes lists as JSON text
+        elif isinstance(value, list | dict):
+            flags += [f"--{option}", json.dumps(value)]  # the generated signature takes them as JSON text
         else:
             flags += [f"--{option}", str(value)]
     return flags
