@@ -83,7 +83,7 @@ def _run_not_shipped(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
         or _may_install(image, top, in_project=located.project is not None)
     ):
         return
-    how = f"add_local.python: [{top}]" if located.project is not None else f"a pip step that installs {top}"
+    how = f"add_local.python: [{top}]" + ("" if located.project else ", or a pip step that installs it")
     message = (
         f"image '{image.name}' does not ship '{top}', the run target's package "
         f"(found in {located.project or 'the installed packages'}); add {how}"

@@ -13,7 +13,7 @@ SPEC = """\
 version: 1
 app: {name: modal-backend-test}
 images:
-  base: {from: debian_slim, python: "3.11"}
+  base: {from: debian_slim, python: "3.11", add_local: {python: [tests]}}
 defaults: {image: base, cpu: 1, memory: 512, timeout: 10m}
 functions:
   hello:

@@ -278,10 +278,10 @@ def test_a_list_arg_accepts_yaml_flow_syntax(capfd, tmp_path):
 @pytest.mark.parametrize(
     ("pair", "words"),
     [
-        ("n=abc", "--arg n=abc: n expects an integer (tests.targets:record_args declares n: int)"),
-        ("xs=[a]", "xs expects a list of integers"),
-        ("xs=5", "xs expects a list of integers"),
-        ("ratio=nan", "ratio expects a number"),
+        ("n=abc", "--arg n=abc: expected an integer for n (tests.targets:record_args declares n: int)"),
+        ("xs=[a]", "expected a list of integers"),
+        ("xs=5", "expected a list of integers"),
+        ("ratio=nan", "expected a number"),
     ],
 )
 def test_a_value_of_the_wrong_type_exits_1_naming_the_parameter_type_and_value(capfd, tmp_path, pair, words):

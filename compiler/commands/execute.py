@@ -220,7 +220,7 @@ def typed_args(fn: Any, pairs: tuple[str, ...], root: Path) -> dict[str, Any]:
                 if declared
                 else f"the spec's default is {json.dumps(defaults[name], default=list)}"
             )
-            raise ArgError(f"--arg {name}={text}: {name} expects {exc} ({why})") from None
+            raise ArgError(f"--arg {name}={text}: expected {exc} for {name} ({why})") from None
     return out
 
 
