@@ -9,7 +9,6 @@ shows up before someone selects it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from dataclasses import dataclass, field
 from functools import cache
@@ -51,7 +50,7 @@ def check(spec_path: str | Path, profile: str | None = None) -> CheckResult:
     problems = schema_diagnostics(doc, deployment_schema())
     if any(d.severity == "error" for d in problems):
         return CheckResult(doc, None, sorted(problems))
-    sha256 = hashlib.sha256(Path(spec_path).read_bytes()).hexdigest()
+    sha256 = doc.sha256  # of the bytes the loader read: a FIFO or /dev/stdin cannot be read twice
     app, diagnostics = _resolve_and_lint(doc, profile, sha256)
     if profile is None and app is not None:
         diagnostics = _with_every_profile(doc, sha256, diagnostics)

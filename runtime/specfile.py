@@ -9,15 +9,28 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import hashlib
 import json
-from collections.abc import Iterable, Mapping
+import math
+import os
+import re
+import select
+import stat
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 100_000  # after alias expansion; bounds "billion laughs" documents
+READ_TIMEOUT_ENV = "MTC_READ_TIMEOUT"  # seconds a FIFO or stream may stay silent before a read gives up
+READ_TIMEOUT_S = 10.0
 JsonPath = tuple[str | int, ...]
+# control characters: none in a key (a name or a mount path); tab and newlines are allowed in values,
+# which block scalars (run commands, env values) legitimately hold
+CONTROL_IN_KEY = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_IN_VALUE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_NO_CONTROL = "remove it (it comes from an escape such as \\0 or \\x01 in a double-quoted string)"
 
 
 @dataclass(frozen=True, order=True)
@@ -62,6 +75,7 @@ class SourceDoc:
     data: Any
     key_positions: dict[JsonPath, tuple[int, int]] = field(default_factory=dict)
     value_positions: dict[JsonPath, tuple[int, int]] = field(default_factory=dict)
+    sha256: str = ""  # of the bytes read, so nobody reads the file a second time to hash it
 
     def position(self, path: Iterable[str | int], *, key: bool = False) -> tuple[int, int]:
         """1-based (line, col) of the node at ``path``, or of its nearest ancestor that exists in the file."""
@@ -106,6 +120,96 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f"; did you mean '{lowered[match[0]]}'?" if match else ""
 
 
+# ------------------------------------------------------------------------------------- bounded reads
+
+
+class UnreadableFile(Exception):
+    """A user's file that cannot be read within the limits; ``rule`` names the problem (``load/...``)."""
+
+    def __init__(self, message: str, rule: str):
+        super().__init__(message)
+        self.rule = rule
+
+
+def read_limited(path: str | Path, *, limit: int = MAX_FILE_BYTES, kind: str = "YAML file") -> bytes:
+    """The bytes of the file at ``path``, refused beyond ``limit`` bytes, from any kind of file.
+
+    The limit is counted while reading (at most ``limit + 1`` bytes are read), never taken from ``stat``,
+    so ``/dev/stdin``, ``/dev/zero`` and a pipe are bounded like a regular file. A FIFO or stream that stays
+    silent for ``$MTC_READ_TIMEOUT`` seconds (default 10) is given up on, so a FIFO with no writer cannot
+    hang the caller. Raises :class:`UnreadableFile` with a message that names the problem.
+    """
+    try:
+        # O_NONBLOCK: opening a FIFO with no writer returns at once instead of waiting for one
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise UnreadableFile("no such file", "load/not-found") from None
+    except IsADirectoryError:
+        raise UnreadableFile(f"is a directory; expected a {kind}", "load/not-a-file") from None
+    except PermissionError:
+        raise UnreadableFile("cannot read the file: permission denied", "load/unreadable") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise UnreadableFile(f"cannot read the file: {_os_reason(exc)}", "load/unreadable") from None
+    try:
+        raw = _read_descriptor(descriptor, limit + 1, kind)
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read the file: {_os_reason(exc)}", "load/unreadable") from None
+    finally:
+        os.close(descriptor)
+    if len(raw) > limit:
+        message = f"the file holds more than {limit} bytes; a {kind} is limited to {_size(limit)}"
+        raise UnreadableFile(message, "load/too-large")
+    return raw
+
+
+def _read_descriptor(descriptor: int, wanted: int, kind: str) -> bytes:
+    mode = os.fstat(descriptor).st_mode
+    if stat.S_ISDIR(mode):
+        raise UnreadableFile(f"is a directory; expected a {kind}", "load/not-a-file")
+    stream = not (stat.S_ISREG(mode) or stat.S_ISBLK(mode))  # a FIFO, a terminal, a character device
+    timeout = _read_timeout() if stream else None
+    chunks: list[bytes] = []
+    size = 0
+    while size < wanted:
+        if timeout is not None and not _readable_within(descriptor, timeout):
+            message = (
+                f"nothing to read for {timeout:g} s: a FIFO or pipe with no writer? Give a regular file, or "
+                f"set {READ_TIMEOUT_ENV} to wait longer"
+            )
+            raise UnreadableFile(message, "load/timeout")
+        try:
+            chunk = os.read(descriptor, min(1 << 16, wanted - size))
+        except BlockingIOError:  # woken without data (a terminal, a racing reader): wait again
+            continue
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _readable_within(descriptor: int, timeout: float) -> bool:
+    poller = select.poll()
+    poller.register(descriptor, select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(timeout * 1000))
+
+
+def _read_timeout() -> float:
+    try:
+        value = float(os.environ.get(READ_TIMEOUT_ENV, READ_TIMEOUT_S))
+    except ValueError:
+        return READ_TIMEOUT_S
+    return value if math.isfinite(value) and value > 0 else READ_TIMEOUT_S
+
+
+def _os_reason(exc: Exception) -> str:
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+
+
+def _size(limit: int) -> str:
+    return f"{limit // 2**20} MiB" if limit % 2**20 == 0 else f"{limit} bytes"
+
+
 # --------------------------------------------------------------------------------------------- loading
 
 
@@ -120,7 +224,7 @@ def load_yaml(path: str | Path, *, display_path: str | None = None) -> SourceDoc
         raise SpecError(
             [Diagnostic(shown, 1, 1, "error", "the file is empty; expected a YAML mapping", "load/empty")]
         )
-    doc = SourceDoc(shown, text, None)
+    doc = SourceDoc(shown, text, None, sha256=hashlib.sha256(raw).hexdigest())
     doc.data = _Converter(doc).convert(node, ())
     if not isinstance(doc.data, dict):
         line, col = _root_position(node, text)
@@ -135,27 +239,13 @@ def load_yaml(path: str | Path, *, display_path: str | None = None) -> SourceDoc
 
 
 def _read_bytes(path: Path, shown: str) -> bytes:
-    def fail(message: str, rule: str) -> SpecError:
-        return SpecError([Diagnostic(shown, 1, 1, "error", message, rule)])
-
     try:
-        if path.is_dir():
-            raise fail("is a directory; expected a YAML file", "load/not-a-file")
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise fail(
-                f"the file is {size} bytes; specs are limited to {MAX_FILE_BYTES} bytes (1 MiB)",
-                "load/too-large",
-            )
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise fail("no such file", "load/not-found") from None
-    except PermissionError:
-        raise fail("cannot read the file: permission denied", "load/unreadable") from None
-    except OSError as exc:
-        raise fail(f"cannot read the file: {exc.strerror or exc}", "load/unreadable") from None
+        raw = read_limited(path, kind="YAML file")
+    except UnreadableFile as exc:
+        raise SpecError([Diagnostic(shown, 1, 1, "error", str(exc), exc.rule)]) from None
     if b"\0" in raw:
-        raise fail("the file contains NUL bytes: it looks binary, not YAML", "load/binary")
+        message = "the file contains NUL bytes: it looks binary, not YAML"
+        raise SpecError([Diagnostic(shown, 1, 1, "error", message, "load/binary")])
     return raw
 
 
@@ -340,10 +430,32 @@ def schema_diagnostics(doc: SourceDoc, schema: Mapping) -> list[Diagnostic]:
     from jsonschema import Draft202012Validator
 
     validator = Draft202012Validator(schema)
-    diagnostics: set[Diagnostic] = set()
+    diagnostics: set[Diagnostic] = set(_value_problems(doc, doc.data, ()))
     for error in validator.iter_errors(doc.data):
         diagnostics.update(_describe(doc, error))
     return sorted(diagnostics)
+
+
+def _value_problems(doc: SourceDoc, node: Any, path: JsonPath) -> Iterator[Diagnostic]:
+    """What no schema keyword catches: NaN and infinities (``.nan`` passes ``minimum``), and control
+    characters (a NUL in a mount path or a name) in keys and string values, wherever they are."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            child = (*path, key)
+            if CONTROL_IN_KEY.search(key):
+                message = f"{dotted(path)}: the key {_short(key)} holds a control character; {_NO_CONTROL}"
+                yield doc.diagnostic(child, message, "schema/control-character", key=True)
+            yield from _value_problems(doc, value, child)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _value_problems(doc, value, (*path, index))
+    elif isinstance(node, float) and not math.isfinite(node):
+        spelling = ".nan" if math.isnan(node) else ("-.inf" if node < 0 else ".inf")
+        message = f"{dotted(path)}: expected a finite number, got {spelling}"
+        yield doc.diagnostic(path, message, "schema/not-finite")
+    elif isinstance(node, str) and CONTROL_IN_VALUE.search(node):
+        message = f"{dotted(path)}: {_short(node)} holds a control character; {_NO_CONTROL}"
+        yield doc.diagnostic(path, message, "schema/control-character")
 
 
 def _describe(doc: SourceDoc, error: Any) -> list[Diagnostic]:
@@ -444,8 +556,6 @@ def _unknown_keys(doc: SourceDoc, error: Any, path: JsonPath) -> list[Diagnostic
     schema = error.schema
     known = list(schema.get("properties", {}))
     patterns = list(schema.get("patternProperties", {}))
-    import re
-
     out = []
     for key in error.instance:
         if key in known or any(re.search(p, key) for p in patterns):
