@@ -33,7 +33,7 @@ images:
   a-b: {from: debian_slim}
   a_b: {from: debian_slim}
 functions:
-  job: {run: runtime.jobs:job, image: a-b, timeout: 60}
+  job: {run: platform:platform, image: a-b, timeout: 60}
 """
 
 
@@ -223,7 +223,7 @@ def test_github_annotations_escape_what_would_end_the_command():
 
 
 def test_compile_shows_warnings_and_still_writes(project, capsys):
-    write(project, "version: 1\napp: {name: demo}\nfunctions:\n  job: {run: runtime.jobs:job}\n")
+    write(project, "version: 1\napp: {name: demo}\nfunctions:\n  job: {run: platform:platform}\n")
     assert mtc("compile") == 0
     err = capsys.readouterr().err
     assert ": warning: " in err and "timeout" in err

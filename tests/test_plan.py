@@ -26,7 +26,7 @@ volumes:
 defaults: {image: base}
 functions:
   train:
-    run: runtime.train:main
+    run: platform:platform
     gpu: A100-80GB
     cpu: 32
     memory: 128GiB
@@ -34,13 +34,13 @@ functions:
     retries: 2
     volumes: {/results: results}
   sweep:
-    run: runtime.train:main
+    run: platform:platform
     gpu: [T4, "H100:2"]
     cpu: 4
     memory: 16GiB
     timeout: 1h
   tidy:
-    run: runtime.train:main
+    run: platform:platform
     cpu: 1
     memory: 1024
 """

@@ -20,7 +20,7 @@ RETRY_SPEC = """\
 version: 1
 app: {{name: e2e-retry}}
 images:
-  base: {{from: debian_slim, python: "3.11", add_local: {{dirs: {{{config_dir}: /cfg}}}}}}
+  base: {{from: debian_slim, python: "3.11", add_local: {{dirs: {{{config_dir}: /cfg}}, python: [tests]}}}}
 volumes:
   results: {{volume: e2e-results}}
 functions:
