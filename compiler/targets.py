@@ -42,6 +42,7 @@ def project_folders(spec_dir: Path) -> tuple[Path, ...]:
     return chain
 
 
+@cache
 def module_file(module: str, root: Path) -> Path | None:
     """The source file of dotted ``module`` in the project folders of ``root`` (not the environment)."""
     for folder in project_folders(root):
@@ -111,6 +112,17 @@ def _is_file(path: Path) -> bool:
 
 
 def parse_module(path: Path) -> ast.Module | None:
+    """The syntax tree of ``path``, None when it cannot be read; parsed once per version of the file (the
+    lint rules and the renderer read the same modules)."""
+    try:
+        stat = path.stat()
+    except (OSError, ValueError):
+        return None
+    return _parsed(path, stat.st_mtime_ns, stat.st_size)
+
+
+@cache
+def _parsed(path: Path, mtime_ns: int, size: int) -> ast.Module | None:
     try:
         return ast.parse(path.read_text(encoding="utf-8"), str(path))
     except (SyntaxError, UnicodeDecodeError, OSError, ValueError):
