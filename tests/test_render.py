@@ -14,6 +14,8 @@ import pytest
 from compiler import render as render_module
 from compiler.model import App, Function, Gpu, Image, ImageStep, Mount, Resources, Retries, Schedule, Volume
 from compiler.render import Group, RenderError, layout, literal, parameters, render
+from compiler.targets import Parameter as TargetParameter
+from compiler.targets import Target
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE_STRINGS = [
@@ -360,3 +362,60 @@ def test_a_target_whose_source_is_not_found_gets_no_callback(tmp_path):
 def test_a_read_only_modal_volume_is_mounted_read_only(tmp_path):
     app = app_with_volumes(Volume("reference", "volume", volume="reference", read_only=True))
     assert '"/reference": reference_volume.read_only()' in render(app, root=tmp_path)
+
+
+def test_parameters_take_the_type_the_target_declares_when_the_default_fits():
+    target = Target(
+        "function",
+        tuple(
+            TargetParameter(name, annotation, None, required=True, keyword=True)
+            for name, annotation in (("rate", "float"), ("xs", "list[int]"), ("where", "Path"), ("n", "int"))
+        ),
+    )
+    function = Function(
+        name="f", module="m", entry="e", args=(("rate", 1), ("xs", (1, 2)), ("where", "a"), ("n", "many"))
+    )
+    params = {p.name: p for p in parameters(function, target)}
+    assert params["rate"].source == "rate: float = 1.0"  # Modal's CLI then parses --rate 0.5 as a float
+    assert params["xs"].source == 'xs: str = "[1, 2]"' and params["xs"].is_json
+    assert params["where"].source == 'where: str = "a"'
+    assert params["n"].source == 'n: str = "many"'  # does not fit int: the lint's run-arg-type says so
+
+
+def test_an_async_target_is_awaited_by_an_async_function(tmp_path):
+    package = tmp_path / "runtime"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "jobs.py").write_text("async def run(n: int = 1):\n    return n\n")
+    source = render(app_with(args=(("n", 2),)), root=tmp_path)
+    assert "\nasync def job(n: int = 2):\n" in source
+    assert "    return await run(n=n)\n" in source
+
+
+@pytest.mark.parametrize(
+    ("local", "expected"),
+    [
+        (".", "SPEC_DIR"),
+        ("data", 'SPEC_DIR / "data"'),
+        ("./data/raw/", 'SPEC_DIR / "data/raw"'),
+        ("../shared", 'SPEC_DIR.parent / "shared"'),
+        ("/srv/abs", '"/srv/abs"'),
+    ],
+)
+def test_local_dirs_are_computed_from_the_spec_folder_the_module_finds_from_its_own(local, expected):
+    image = Image("gpu", "debian_slim", "3.11", local_dirs=((local, "/app/x"),))
+    app = dataclasses.replace(app_with(image="gpu"), images={"gpu": image})
+    source = render(app, module_dir=Path.cwd() / "generated")
+    assert f".add_local_dir({expected}, " in source
+    relative = not local.startswith("/")
+    assert ('SPEC_DIR = Path(__file__).parent.parent / "specs"\n' in source) == relative
+    assert ("\nfrom pathlib import Path\n" in source) == relative
+
+
+def test_the_spec_folder_is_found_from_wherever_the_module_is_written(tmp_path):
+    image = Image("gpu", "debian_slim", "3.11", local_dirs=((".", "/app/x"),))
+    app = dataclasses.replace(app_with(image="gpu"), images={"gpu": image})
+    beside = render(app, module_dir=Path.cwd() / "specs")
+    deeper = render(app, module_dir=Path.cwd() / "build" / "modal" / "apps")
+    assert "SPEC_DIR = Path(__file__).parent\n" in beside
+    assert 'SPEC_DIR = Path(__file__).parent.parent.parent.parent / "specs"\n' in deeper

@@ -11,6 +11,9 @@ import ast
 import asyncio
 import inspect
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -310,3 +313,18 @@ def test_the_example_train_finds_its_config_from_another_folder(tmp_path, monkey
     workdir = workdir_stand_in(app, app.functions["train"])
     assert (workdir / app.functions["train"].arg_dict["config"]).is_file()
     assert workdir == REPO
+
+
+def test_modal_cli_takes_a_list_parameter_as_text_offline(project, tmp_path):
+    """Modal 1.6's CLI refuses a ``list[int]`` annotation; the generated ``str`` parameter is accepted."""
+    compiled(project)
+    done = subprocess.run(
+        [sys.executable, "-m", "modal", "run", "generated/targets_test.py::train", "--help"],
+        cwd=project,
+        env={**os.environ, "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--xs TEXT" in done.stdout and "--epochs INTEGER" in done.stdout
