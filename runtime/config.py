@@ -18,6 +18,8 @@ from runtime.config_schema import SCHEMA
 from runtime.paths import resolve
 from runtime.specfile import Diagnostic, SourceDoc, SpecError, load_yaml, schema_diagnostics
 
+MAX_UNKNOWN_TOP_LEVEL_KEYS = 3  # more, and the file is reported as not a training config, its keys unechoed
+
 
 @dataclass(frozen=True)
 class SyntheticConfig:
@@ -141,6 +143,7 @@ def make_dir(path: Path, key: str, error: type[Exception]) -> Path:
 def load_config(path: str, overrides: Mapping[str, Any] | None = None) -> Config:
     """Read ``path`` (through the volume map), apply dotted ``overrides``, validate, and fill in defaults."""
     doc = load_yaml(resolve(path), display_path=path)
+    _check_looks_like_a_config(doc)
     overrides = normalise_overrides(overrides or {})
     for key, value in overrides.items():
         _set_dotted(doc.data, key, value)
@@ -152,6 +155,19 @@ def load_config(path: str, overrides: Mapping[str, Any] | None = None) -> Config
         raise SpecError(diagnostics)
     data = fill_defaults(copy.deepcopy(doc.data), schema, schema)
     return _build(path, data)
+
+
+def _check_looks_like_a_config(doc: SourceDoc) -> None:
+    """Refuse, without echoing any of it, a file that is plainly something else (a path pointing at a
+    credentials file would otherwise have every key listed back as an unknown key)."""
+    known = SCHEMA["properties"].keys()
+    unknown = sum(key not in known for key in doc.data)
+    if unknown > MAX_UNKNOWN_TOP_LEVEL_KEYS or (unknown > 1 and unknown == len(doc.data)):
+        message = (
+            f"this does not look like a training config: {unknown} of its {len(doc.data)} top-level keys are "
+            f"not training-config keys ({', '.join(known)}); check the path (the file's content is not shown)"
+        )
+        raise SpecError([Diagnostic(doc.path, 1, 1, "error", message, "config/not-a-config")])
 
 
 def normalise_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:

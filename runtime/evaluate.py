@@ -67,12 +67,11 @@ def evaluate_run(
 ) -> dict:
     """Evaluate one checkpoint on the configured split; write report.json and plots next to the run."""
     from runtime.plots import write_plots
-    from runtime.train import build, make_loss
+    from runtime.train import make_loss
 
     state = checkpoint.load(checkpoint_path, map_location=placement.device)
     _check_compatible(state, bundle, checkpoint_path)
-    model = build(state["model_config"], bundle).to(placement.device)
-    model.load_state_dict(state["model"])
+    model = _model_from(state, bundle, placement, checkpoint_path)
     split = _split(cfg, bundle)
     loader = make_loader(
         bundle.splits[split],
@@ -122,6 +121,25 @@ def _split(cfg: Config, bundle: DataBundle) -> str:
     if wanted not in bundle.splits:
         raise DataError(f"evaluate.split is '{wanted}', but the data config names no {wanted} split")
     return wanted
+
+
+def _model_from(state: dict, bundle: DataBundle, placement, path: Path) -> torch.nn.Module:
+    """The checkpoint's model, checked to fit in memory before it is built; a model_config or weights that
+    make no model are the file's fault, not a bug."""
+    from runtime.train import TrainingError, build, check_model_fits
+
+    try:
+        check_model_fits(state["model_config"], bundle, placement)
+        model = build(state["model_config"], bundle).to(placement.device)
+        model.load_state_dict(state["model"])
+    except TrainingError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, RuntimeError) as exc:
+        raise checkpoint.CheckpointError(
+            f"{path}: its model_config and weights do not make a model ({type(exc).__name__}); the file is "
+            "damaged or not an mtc checkpoint"
+        ) from None
+    return model
 
 
 def _check_compatible(state: dict, bundle: DataBundle, path: Path) -> None:

@@ -14,6 +14,7 @@ head gives one prediction per window or one per input time step.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 
@@ -368,3 +369,36 @@ def build_model(model_cfg: dict, in_channels: int, num_classes: int) -> SignalMa
         hints = "".join(f"\n  {key}{did_you_mean(key, MODEL_KEYS)}" for key in unknown)
         raise ValueError(f"unknown key(s) in model config (expected some of {', '.join(MODEL_KEYS)}):{hints}")
     return SignalMamba(in_channels, num_classes, **model_cfg)
+
+
+def parameter_count(model_cfg: dict, in_channels: int, num_classes: int) -> int:
+    """How many parameters ``build_model(model_cfg, in_channels, num_classes)`` has, from the layer shapes
+    alone (nothing is allocated, so a size far beyond the machine's memory can be refused with a message)."""
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(SignalMamba.__init__).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
+    options = {**defaults, **model_cfg}
+    for key in ("d_model", "n_layers", "d_state", "d_conv", "expand", "downsample"):
+        if not isinstance(options[key], int) or isinstance(options[key], bool) or options[key] < 1:
+            raise ValueError(f"{key} must be a positive integer, got {options[key]!r}")
+    d_model, downsample = options["d_model"], options["downsample"]
+    mixers = 2 if options["bidirectional"] else 1
+    mixer = mamba_parameter_count(d_model, options["d_state"], options["d_conv"], options["expand"])
+    stem = in_channels * d_model * (2 * downsample + 1) + d_model
+    block = d_model + mixers * mixer  # RMSNorm + Mamba (x2 when bidirectional)
+    head = d_model + d_model * num_classes + num_classes  # final RMSNorm + Linear
+    return stem + options["n_layers"] * block + head
+
+
+def mamba_parameter_count(d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2) -> int:
+    """Parameters of one :class:`Mamba` mixer with its default options (biases on conv1d and dt_proj only)."""
+    d_inner = int(expand * d_model)
+    dt_rank = math.ceil(d_model / 16)
+    in_proj, out_proj = d_model * 2 * d_inner, d_inner * d_model
+    conv1d = d_inner * d_conv + d_inner
+    x_proj = d_inner * (dt_rank + 2 * d_state)
+    dt_proj = dt_rank * d_inner + d_inner
+    a_log_and_d = d_inner * d_state + d_inner
+    return in_proj + conv1d + x_proj + dt_proj + a_log_and_d + out_proj

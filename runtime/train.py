@@ -34,14 +34,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from runtime import checkpoint, distributed
+from runtime import checkpoint, distributed, runlock
 from runtime.config import Config, load_config, make_dir
 from runtime.data import DataBundle, DataError, make_loader, prepare_data
 from runtime.distributed import SINGLE, World
+from runtime.memory import available_memory, format_bytes
 from runtime.specfile import SpecError
 from runtime.ssm import FusedKernelsUnavailable
 
 METRICS_FILE = "metrics.jsonl"
+TRAINING_BYTES_PER_PARAMETER = 16  # fp32 weights, gradients and AdamW's two moments
+MODEL_SIZE_KEYS = ("d_model", "n_layers", "expand", "d_state", "d_conv", "downsample", "bidirectional")
 VAL_METRICS = ("loss", "accuracy", "balanced_accuracy", "macro_f1", "auroc", "auprc")
 CONFIG_COPY = "config.json"
 
@@ -58,6 +61,7 @@ USER_ERRORS = (
     checkpoint.CheckpointError,
     FusedKernelsUnavailable,
     distributed.WorldError,
+    runlock.RunDirInUse,
 )
 
 
@@ -148,6 +152,27 @@ def build(model_cfg: dict, bundle: DataBundle) -> torch.nn.Module:
     from runtime.model import build_model
 
     return build_model(model_cfg, bundle.in_channels, bundle.num_classes)
+
+
+def check_model_fits(model_cfg: dict, bundle: DataBundle, placement: Placement) -> None:
+    """Refuse, before building it, a model whose weights, gradients and AdamW states alone (activations come
+    on top) need more memory than the device has available; CPU ranks of one machine share its RAM."""
+    from runtime.model import parameter_count
+
+    parameters = parameter_count(model_cfg, bundle.in_channels, bundle.num_classes)
+    copies = placement.world.size if placement.device.type == "cpu" else 1
+    needed = parameters * TRAINING_BYTES_PER_PARAMETER * copies
+    available = available_memory(placement.device)
+    if needed <= available:
+        return
+    sizes = ", ".join(f"model.{key} {model_cfg[key]}" for key in MODEL_SIZE_KEYS if key in model_cfg)
+    ranks = f" for {copies} processes" if copies > 1 else ""
+    raise TrainingError(
+        f"the model does not fit in memory: {sizes} make {parameters:,} parameters, whose weights, gradients "
+        f"and AdamW states need {format_bytes(needed)}{ranks}, more than the {format_bytes(available)} "
+        f"available on {placement.device}; lower model.d_model (the count grows with its square), "
+        "model.n_layers or model.expand"
+    )
 
 
 class ClassificationLoss(torch.nn.Module):
@@ -247,12 +272,8 @@ class MetricsLog:
         """Drop lines logged after ``keep_until_step`` (a killed run wrote them after its last checkpoint)."""
         if not self.enabled or not self.path.exists():
             return
-        kept = [
-            line
-            for line in self.path.read_text(encoding="utf-8").splitlines()
-            if _line_step(line) is not None and _line_step(line) <= keep_until_step
-        ]
-        checkpoint.write_atomic(self.path, "".join(line + "\n" for line in kept).encode())
+        kept = [record for record in read_metrics(self.path.parent) if record["step"] <= keep_until_step]
+        checkpoint.write_atomic(self.path, "".join(json.dumps(record) + "\n" for record in kept).encode())
 
     def write(self, record: dict) -> None:
         if not self.enabled:
@@ -277,18 +298,22 @@ def _tensorboard_writer(run_dir: Path):
     return SummaryWriter(str(run_dir / "tensorboard"))
 
 
-def _line_step(line: str) -> int | None:
-    try:
-        return int(json.loads(line)["step"])
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
 def read_metrics(run_dir: Path) -> list[dict]:
+    """The records of the run's metrics.jsonl; a line that is not a whole record (the last one, cut short when
+    a run was killed mid-write) is skipped."""
     path = run_dir / METRICS_FILE
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [record for line in path.read_text(encoding="utf-8").splitlines() if (record := _record(line))]
+
+
+def _record(line: str) -> dict | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    valid = isinstance(record, dict) and isinstance(record.get("step"), int)
+    return record if valid else None
 
 
 # ------------------------------------------------------------------------------------------ the loop
@@ -319,6 +344,7 @@ class Trainer:
         if placement.is_main:
             make_dir(self.run_dir, "output_dir", TrainingError)
         self.model_cfg = resolved_model_config(cfg, bundle)
+        check_model_fits(self.model_cfg, bundle, placement)
         self.model = build(self.model_cfg, bundle).to(placement.device)
         self.network = data_parallel(self.model, placement)  # what trains; self.model is what is saved
         self.loss_fn = make_loss(cfg, bundle).to(placement.device)
@@ -527,17 +553,23 @@ class Trainer:
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             first = self.state.step - len(values) + int(bad[0]) + 1
-            last = self.run_dir / checkpoint.LAST
-            kept = "no checkpoint was written"
-            if self.last_checkpoint_step is not None:
-                kept = f"the last good checkpoint ({last}, step {self.last_checkpoint_step}) is kept"
             raise TrainingError(
-                f"the training loss became {values[bad[0]]} at step {first}; training stopped and {kept}. "
-                "Lower optim.lr, keep optim.grad_clip on, try train.precision fp32, and check the data for "
-                "extreme values; then start again (it resumes from that checkpoint)"
+                f"the training loss became {values[bad[0]]} at step {first}; training stopped. "
+                f"{self._what_a_restart_does()} Lower optim.lr, keep optim.grad_clip on, try train.precision "
+                "fp32, and check the data for extreme values"
             )
         self.recent_loss = float(values.mean())
         self.pending_losses = []
+
+    def _what_a_restart_does(self) -> str:
+        if self.last_checkpoint_step is None:
+            return "No checkpoint was written in this run directory, so starting again trains from step 0."
+        return (
+            f"The last good checkpoint is {self.run_dir / checkpoint.LAST} (step "
+            f"{self.last_checkpoint_step}): starting again resumes from it with its optimizer state and "
+            "learning-rate schedule, so a changed optim section only takes effect with resume=False "
+            "(--no-resume) or another run_name."
+        )
 
     def log_train(self, progress) -> None:
         self._check_losses()
@@ -633,6 +665,13 @@ def main(
     the ranks are spawned from here and this process supervises them and calls ``on_checkpoint``.
     """
     cfg = load_config(config, overrides)
+    with runlock.hold(make_dir(cfg.run_dir, "output_dir", TrainingError)):
+        checkpoint.remove_stale_temporaries(cfg.run_dir)
+        return _train(cfg, config, overrides, resume, on_checkpoint)
+
+
+def _train(cfg: Config, config: str, overrides: dict, resume: bool, on_checkpoint: Callable | None) -> dict:
+    """``main`` once the run directory is locked: this process trains, or spawns the ranks that do."""
     processes = distributed.process_count()
     if processes == 1:
         return train_in(cfg, SINGLE, resume, on_checkpoint=on_checkpoint)

@@ -88,3 +88,54 @@ def test_evaluate_refuses_a_checkpoint_trained_on_other_data(timestep_run, tmp_p
     best = Path(trained["output_dir"]) / "tiny" / "best.pt"
     with pytest.raises(evaluate.DataError, match="trained on 2 channels"):
         evaluate.main(other, checkpoint=str(best))
+
+
+def test_evaluate_skips_a_partial_last_line_of_metrics_like_training_does(timestep_run):
+    tmp_path, config = timestep_run
+    metrics = run_dir(tmp_path) / train.METRICS_FILE
+    whole = metrics.read_bytes()
+    metrics.write_bytes(whole + b'{"kind": "val", "step": 9, "val_lo')  # a run killed mid-write
+    try:
+        summary = evaluate.main(config)
+    finally:
+        metrics.write_bytes(whole)
+    assert Path(summary["report"]).is_file() and any(p.endswith("curves.png") for p in summary["plots"])
+
+
+def test_a_checkpoint_without_its_model_config_is_a_message_naming_the_file(timestep_run, tmp_path):
+    import subprocess
+    import sys
+
+    import torch
+
+    _, config = timestep_run
+    source, _ = checkpoint.load_latest(run_dir(timestep_run[0]))
+    del source["model_config"]
+    stripped = tmp_path / "stripped.pt"
+    torch.save(source, stripped)
+    with pytest.raises(
+        checkpoint.CheckpointError, match=r"stripped\.pt: not an mtc checkpoint.*model_config missing"
+    ):
+        evaluate.main(config, checkpoint=str(stripped))
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime.evaluate", config, str(stripped)],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "stripped.pt: not an mtc checkpoint" in done.stderr
+
+
+def test_a_checkpoint_whose_model_config_makes_no_model_is_the_files_fault(timestep_run, tmp_path):
+    import torch
+
+    _, config = timestep_run
+    source, _ = checkpoint.load_latest(run_dir(timestep_run[0]))
+    for bad in ({**source["model_config"], "d_model": "64"}, {**source["model_config"], "wings": 2}):
+        torch.save({**source, "model_config": bad}, tmp_path / "odd.pt")
+        with pytest.raises(
+            checkpoint.CheckpointError, match=r"odd\.pt: its model_config and weights do not make a model"
+        ):
+            evaluate.main(config, checkpoint=str(tmp_path / "odd.pt"))

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from runtime import model as model_module
 from runtime import ssm
-from runtime.model import Mamba, SignalMamba, build_model
+from runtime.model import Mamba, SignalMamba, build_model, parameter_count
 
 
 @pytest.fixture(autouse=True)
@@ -304,3 +304,24 @@ def test_causal_conv_silu_matches_conv1d_and_passes_gradcheck(length, taps, with
     expected = torch.nn.functional.silu(padded[..., :length]).permute(2, 0, 1)
     torch.testing.assert_close(_CausalConvSiLU.apply(x, weight, bias), expected)
     assert torch.autograd.gradcheck(_CausalConvSiLU.apply, (x, weight, bias))
+
+
+@pytest.mark.parametrize(
+    ("config", "in_channels", "num_classes"),
+    [
+        ({"d_model": 8, "n_layers": 1, "d_state": 4, "downsample": 2}, 2, 2),
+        ({"d_model": 64, "n_layers": 2, "bidirectional": True, "head": "timestep"}, 19, 3),
+        ({"d_model": 100, "n_layers": 3, "d_state": 7, "d_conv": 3, "expand": 3, "downsample": 16}, 5, 256),
+        ({"d_model": 17, "n_layers": 1, "d_state": 1, "d_conv": 1, "expand": 1, "downsample": 1}, 1, 2),
+    ],
+)
+def test_the_parameter_count_from_the_config_is_exact(config, in_channels, num_classes):
+    built = build_model({**config, "kernels": "torch"}, in_channels, num_classes)
+    assert parameter_count(config, in_channels, num_classes) == sum(p.numel() for p in built.parameters())
+
+
+def test_the_parameter_count_of_a_huge_config_is_computed_without_allocating():
+    count = parameter_count({"d_model": 100_000, "n_layers": 4}, 19, 2)
+    assert count > 10**11  # about 1.6 TB for weights, gradients and AdamW states
+    with pytest.raises(ValueError, match="d_model must be a positive integer, got '64'"):
+        parameter_count({"d_model": "64"}, 19, 2)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -206,11 +207,102 @@ def test_a_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(
         return loss * float("nan") if step >= 6 else loss  # step index 6 is the 7th step
 
     monkeypatch.setattr(train, "compute_loss", poisoned)
-    with pytest.raises(train.TrainingError, match=r"loss became nan at step 7.*last good checkpoint.*step 4"):
+    with pytest.raises(train.TrainingError) as stopped:
         train.main(write_config(tmp_path), resume=False)
+    message = str(stopped.value)
+    assert "the training loss became nan at step 7; training stopped" in message
+    assert (
+        f"The last good checkpoint is {run_dir(tmp_path) / 'last.pt'} (step 4): starting again resumes"
+        in message
+    )
+    assert "a changed optim section only takes effect with resume=False" in message
+    assert "no checkpoint" not in message.lower()
     kept = checkpoint.load(run_dir(tmp_path) / "last.pt")
     assert kept["step"] == 4
     assert all(torch.isfinite(t).all() for t in kept["model"].values())
+
+
+def test_a_nan_loss_before_any_checkpoint_says_a_restart_begins_at_step_0(tmp_path, monkeypatch):
+    real = train.compute_loss
+    monkeypatch.setattr(train, "compute_loss", lambda *args: real(*args) * float("nan"))
+    with pytest.raises(train.TrainingError) as stopped:
+        train.main(write_config(tmp_path), resume=False)
+    message = str(stopped.value)
+    assert "No checkpoint was written in this run directory, so starting again trains from step 0" in message
+    assert "resumes from" not in message
+    assert not (run_dir(tmp_path) / "last.pt").exists()
+
+
+def test_a_partial_last_line_in_metrics_is_skipped_by_the_one_reader(tmp_path):
+    config = write_config(tmp_path)
+    train.main(config, resume=False, **{"train.max_steps": 4})
+    metrics = run_dir(tmp_path) / train.METRICS_FILE
+    whole = train.read_metrics(run_dir(tmp_path))
+    with open(metrics, "a", encoding="utf-8") as handle:
+        handle.write('{"kind": "train", "step": 5, "lo')  # killed in the middle of a write
+    assert train.read_metrics(run_dir(tmp_path)) == whole
+    summary = train.main(config, **{"train.max_steps": 6})  # resumes, and the final evaluation plots them
+    assert summary["steps"] == 6
+    logged = [r["step"] for r in train.read_metrics(run_dir(tmp_path)) if r["kind"] == "train"]
+    assert logged == [2, 4, 6]  # log_every 2; the torn line is gone
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from runtime import runlock
+with runlock.hold(Path(sys.argv[1])):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_second_training_on_a_run_directory_is_refused_until_the_first_dies(tmp_path):
+    import socket
+
+    config = write_config(tmp_path, train={"epochs": 1})
+    run_dir(tmp_path).mkdir(parents=True)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(run_dir(tmp_path))], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(train.runlock.RunDirInUse) as refused:
+            train.main(config)
+        message = str(refused.value)
+        assert f"in use by another training (PID {holder.pid} on {socket.gethostname()}, started" in message
+        assert "another run_name" in message
+        assert not (run_dir(tmp_path) / "metrics.jsonl").exists()  # refused before writing anything
+    finally:
+        holder.kill()  # SIGKILL: the kernel releases its lock; the file stays behind
+        holder.wait()
+    assert (run_dir(tmp_path) / ".lock").exists()
+    assert train.main(config)["steps"] > 0
+
+
+def test_a_temporary_checkpoint_left_by_a_killed_writer_is_removed_at_the_next_start(tmp_path):
+    config = write_config(tmp_path)
+    run_dir(tmp_path).mkdir(parents=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    litter = run_dir(tmp_path) / f".last.pt.tmp-{int(dead.stdout)}"
+    litter.write_bytes(b"\0" * 4096)
+    train.main(config, **{"train.max_steps": 2})
+    assert not litter.exists()
+    assert not list(run_dir(tmp_path).glob(".*.tmp-*"))
+
+
+def test_a_model_too_large_for_memory_is_refused_before_it_is_built(tmp_path):
+    started = time.perf_counter()
+    with pytest.raises(train.TrainingError) as refused:
+        train.main(write_config(tmp_path), **{"model.d_model": 100000})
+    message = str(refused.value)
+    assert "the model does not fit in memory: model.d_model 100000, model.n_layers 1" in message
+    assert "parameters, whose weights, gradients and AdamW states need" in message
+    assert "lower model.d_model" in message
+    assert time.perf_counter() - started < 30
 
 
 def test_resuming_with_another_model_says_how_to_go_on(tmp_path):
