@@ -104,3 +104,41 @@ def test_the_config_path_goes_through_the_volume_map(tmp_path, monkeypatch):
     assert cfg.run_dir == tmp_path / "vol" / "runs" / "default"
     missing = diagnostics("/results/nope.yaml")
     assert missing == ["/results/nope.yaml:1:1: error: no such file [load/not-found]"]
+
+
+def test_a_file_that_is_not_a_training_config_is_refused_without_echoing_it(tmp_path):
+    secrets = tmp_path / "credentials"
+    secrets.write_text(
+        "aws_access_key_id: AKIAEXAMPLEKEY\naws_secret_access_key: s3cr3t\nregion: eu-west-1\ntoken: abc\n",
+        encoding="utf-8",
+    )
+    found = diagnostics(str(secrets))
+    assert found == [
+        f"{secrets}:1:1: error: this does not look like a training config: 4 of its 4 top-level keys are not "
+        "training-config keys (run_name, output_dir, data, model, optim, train, evaluate); check the path "
+        "(the file's content is not shown) [config/not-a-config]"
+    ]
+    for word in ("aws", "AKIA", "s3cr3t", "region", "token"):
+        assert word not in found[0]
+    two = write(tmp_path, "user: alice\npassword: hunter2\n")
+    assert "does not look like a training config" in diagnostics(two)[0]
+
+
+def test_a_config_with_one_misspelt_key_still_gets_a_suggestion(tmp_path):
+    found = diagnostics(write(tmp_path, MINIMAL + "optimm: {lr: 0.1}\n"))
+    assert any("unknown key 'optimm'" in line for line in found)
+
+
+@pytest.mark.parametrize(
+    ("text", "overrides", "expected"),
+    [
+        (MINIMAL + "optim: {lr: .nan}\n", None, "optim.lr: expected a finite number, got .nan"),
+        (MINIMAL, {"optim.lr": "NaN"}, "got .nan (from the override optim.lr=nan)"),
+        (MINIMAL, {"optim.lr": float("inf")}, "optim.lr: expected a finite number, got .inf"),
+    ],
+)
+def test_numbers_that_are_not_finite_are_refused_in_the_file_and_in_overrides(
+    tmp_path, text, overrides, expected
+):
+    found = diagnostics(write(tmp_path, text), overrides)
+    assert len(found) == 1 and expected in found[0], found
