@@ -119,7 +119,7 @@ def test_bundled_runtime_repo_lints_compiles_plans_and_trains_the_debug_profile(
     reports = list((repo / ".mtc" / "volumes").glob("*/runs/debug/report.json"))
     assert len(reports) == 1, trained.stderr[-3000:]
     accuracy = json.loads(reports[0].read_text())["metrics"]["accuracy"]
-    assert 0.0 <= accuracy <= 1.0
+    assert accuracy >= 0.75  # it learned the bursts (0.87 measured; chance is 0.5)
 
 
 def test_target_repo_runs_the_teams_own_function(team_repo):
@@ -289,10 +289,31 @@ def test_the_app_name_from_the_folder_is_valid(tmp_path, folder, expected):
 
 @pytest.mark.parametrize(
     "value",
-    ["plain/path.yaml", "true", "1.0", "null", "a: b", "#x", "", "it's", "ünï", "0x1F", 3, 1e-05, [1, "no"]],
+    [
+        "plain/path.yaml",
+        "mypkg.train:fit",
+        "a:b",
+        "x:",
+        "http://h/p",
+        "true",
+        "1.0",
+        "null",
+        "a: b",
+        "#x",
+        "",
+        "it's",
+        "ünï",
+        "0x1F",
+        "a,b",
+        "[x]",
+        3,
+        1e-05,
+        [1, "no", "a:b"],
+    ],
 )
 def test_yaml_values_read_back_as_themselves(value):
-    assert YAML(typ="safe").load(f"key: {mtc_init.yaml_value(value)}\n")["key"] == value
+    shown = mtc_init.yaml_value(value)
+    assert YAML(typ="safe").load(f"key: {shown}\nlist: [{shown}]\n") == {"key": value, "list": [value]}
 
 
 def test_the_pre_commit_hooks_are_the_ones_mtc_publishes():

@@ -33,7 +33,7 @@ from compiler.cli import EXIT_INVALID, EXIT_OK
 APP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # the schema's pattern for app.name
 MODAL_NAME_MAX = 64
 TARGET = re.compile(r"(?:(?P<name>[^=:]*)=)?(?P<module>[^:=]*):(?P<entry>[^:=]*)")
-PLAIN_YAML = re.compile(r"[A-Za-z0-9_./][A-Za-z0-9_./-]*")
+PLAIN_YAML = re.compile(r"[A-Za-z0-9_./][A-Za-z0-9_./:-]*")
 CALLBACK_PARAMETER = "on_checkpoint"  # the generated body passes it (the commit of the function's volumes)
 SPEC = "specs/deployment.yaml"
 
@@ -329,7 +329,8 @@ def yaml_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(yaml_value(item) for item in value) + "]"
     text = str(value)
-    return text if PLAIN_YAML.fullmatch(text) and _load_yaml(text) == text else json.dumps(text)
+    plain = PLAIN_YAML.fullmatch(text) and _load_yaml(f"- {text}\n- [{text}]") == [text, [text]]
+    return text if plain else json.dumps(text)
 
 
 def _load_yaml(text: str) -> Any:
