@@ -8,7 +8,6 @@ the last holder's details). On a file system without flock the run goes on unloc
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
@@ -22,8 +21,8 @@ from pathlib import Path
 LOCK_FILE = ".lock"
 
 
-class RunDirInUse(RuntimeError):
-    """Another process trains in this run directory, or it cannot be locked."""
+class RunDirError(RuntimeError):
+    """The run directory cannot be used: another training holds it, or it cannot be written."""
 
 
 @contextmanager
@@ -33,7 +32,7 @@ def hold(run_dir: Path) -> Iterator[None]:
     try:
         handle = open(path, "a+", encoding="utf-8")
     except OSError as exc:
-        raise RunDirInUse(
+        raise RunDirError(
             f"output_dir: cannot write in {run_dir} ({exc.strerror or exc}); point output_dir at a writable "
             "folder"
         ) from None
@@ -47,17 +46,15 @@ def hold(run_dir: Path) -> Iterator[None]:
 
 
 def _lock(handle, path: Path) -> bool:
-    """True when locked; raises RunDirInUse when another process holds the lock."""
+    """True when locked; raises RunDirError when another process holds the lock."""
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        raise RunDirInUse(
+        raise RunDirError(
             f"{path.parent} is in use by another training ({_holder(handle)}); wait for it to end, or train "
             "this config under another run_name"
         ) from None
-    except OSError as exc:
-        if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
-            raise
+    except OSError as exc:  # ENOLCK, EOPNOTSUPP, ENOSYS...: a network or FUSE file system without flock
         print(
             f"notice: {path} cannot be locked on this file system ({exc.strerror}); make sure no other "
             "training uses this run directory",

@@ -61,7 +61,7 @@ USER_ERRORS = (
     checkpoint.CheckpointError,
     FusedKernelsUnavailable,
     distributed.WorldError,
-    runlock.RunDirInUse,
+    runlock.RunDirError,
 )
 
 

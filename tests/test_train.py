@@ -268,7 +268,7 @@ def test_a_second_training_on_a_run_directory_is_refused_until_the_first_dies(tm
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(train.runlock.RunDirInUse) as refused:
+        with pytest.raises(train.runlock.RunDirError) as refused:
             train.main(config)
         message = str(refused.value)
         assert f"in use by another training (PID {holder.pid} on {socket.gethostname()}, started" in message
