@@ -12,9 +12,13 @@ one line when it fits in 88 columns, otherwise one item per line with a trailing
 comma" that keeps ruff from joining them again), and image chains in ruff's fluent style. A line that
 is still too long holds a long spec value; the module then says ``# ruff: noqa: E501``.
 
-Function arguments become typed parameters: ``bool``, ``int``, ``float`` or ``str`` from the default's type.
-A list default becomes a ``str`` parameter holding JSON (``'["a", "b"]'``) that the body decodes with
-``json.loads``, because Modal's CLI options only take scalars and a list default would be mutable.
+Function arguments become typed parameters: ``bool``, ``int``, ``float`` or ``str``, as the target's
+annotation declares (read from its source by :mod:`compiler.targets`) when the default fits it, else from the
+default's type. A list (or dict) becomes a ``str`` parameter holding JSON (``'["a", "b"]'``) that the body
+decodes with ``json.loads``, because Modal's CLI options only take scalars and a list default would be
+mutable. An ``async def`` target gets an ``async def`` function that awaits it. Local folders of the spec
+(``add_local.dirs``) are relative to the spec's folder, which the module computes from its own location
+(``SPEC_DIR``), so ``modal run`` works from any folder.
 
 A function with a ``sweep`` gains ``overrides: str = "{}"``, JSON the body passes on as ``**overrides``; the
 module lists its trials (``SWEEPS``, expanded by :mod:`compiler.sweep`) and the entrypoint's ``--sweep``
@@ -337,11 +341,10 @@ class _Context:
     def variables(self, module_dir: Path) -> dict[str, Any]:
         app = self.app
         uses_json = any(p.is_json or p.spread for params in self.params.values() for p in params)
-        self.spec_dir_doc = _spec_dir_doc(app.spec_dir, module_dir) if self.relative_dirs() else None
         return {
             "header": self.header(),
             "uses_json": uses_json,
-            "spec_dir": self.spec_dir_doc,
+            "spec_dir": _spec_dir_doc(app.spec_dir, module_dir) if self.relative_dirs() else None,
             "app_doc": Entry(
                 "app = ", call("modal.App", literal(app.name), secrets=self.secrets(app.secrets))
             ),

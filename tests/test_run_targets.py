@@ -328,3 +328,14 @@ def test_modal_cli_takes_a_list_parameter_as_text_offline(project, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "--xs TEXT" in done.stdout and "--epochs INTEGER" in done.stdout
+
+
+def test_null_for_an_optional_parameter_is_refused_for_modal(capfd, tmp_path):
+    code, seen, err = recorded(capfd, tmp_path, "--arg", "xs=null", "--backend", "modal")
+    assert code == 1 and "Modal's CLI cannot pass null" in err
+
+
+def test_null_reaches_an_optional_parameter_locally(capfd, tmp_path):
+    code, seen, err = recorded(capfd, tmp_path, "--arg", "xs=null")
+    assert code == 0, err
+    assert seen["xs"] == [None, "NoneType"]

@@ -233,6 +233,14 @@ def _run_on_modal(
     from compiler.commands.build import GENERATED_DIR, render_module
     from compiler.emit import difference
 
+    nulls = [name for name, value in overrides.items() if value is None]
+    if nulls:
+        click.echo(
+            f"error: --arg {nulls[0]}=null: Modal's CLI cannot pass null; leave the arg out to keep the "
+            "spec's value",
+            err=True,
+        )
+        return EXIT_INVALID
     spec = result.app.spec_path
     module = f"{GENERATED_DIR}/{result.app.module_name}.py"
     source, problems = render_module(result)
