@@ -328,6 +328,33 @@ def test_the_pre_commit_hooks_are_the_ones_mtc_publishes():
             assert hook[key] == published[hook_id][key], (hook_id, key)
 
 
+def test_the_pre_commit_config_runs_the_hooks_and_catches_a_stale_module(team_repo, tmp_path):
+    pytest.importorskip("pre_commit")
+    assert mtc(team_repo, "init", "--target", "mypkg.jobs:write_marker").returncode == 0
+    assert mtc(team_repo, "compile").returncode == 0
+    environment = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # where `mtc` is
+        "PYTHONPATH": str(REPO),
+        "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"),
+    }
+
+    def pre_commit() -> subprocess.CompletedProcess:
+        subprocess.run(["git", "add", "-A"], cwd=team_repo, check=True, timeout=30)
+        command = [sys.executable, "-m", "pre_commit", "run", "--all-files"]
+        return subprocess.run(
+            command, cwd=team_repo, env=environment, capture_output=True, text=True, timeout=120
+        )
+
+    passed = pre_commit()
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "mtc lint" in passed.stdout and "mtc compile --check" in passed.stdout
+    spec = team_repo / SPEC
+    spec.write_text(spec.read_text().replace("timeout: 6h", "timeout: 5h"))
+    stale = pre_commit()
+    assert stale.returncode == 1 and "generated/team_repo.py is out of date" in stale.stdout, stale.stdout
+
+
 def test_init_imports_neither_torch_nor_modal(tmp_path):
     program = (
         "import sys\n"
