@@ -2,19 +2,28 @@
 
 The rendered text is parsed and compiled before anything is written, so mtc never writes a module that
 Python cannot compile. Writing goes to a temporary file in the target's folder, fsynced, then renamed over the
-target: a reader sees the old file or the new one, never half of one.
+target: a reader sees the old file or the new one, never half of one, even if mtc is killed (SIGKILL) at any
+moment. The temporary is named ``.<target>.<writer pid>.<random>.tmp``; one left by a writer that was
+killed is removed by the next write of the same target, once its PID is no longer running. Only a regular
+file (or a new path) is ever replaced: a device node, FIFO, socket or directory at the target is refused.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+import re
+import stat
 import tempfile
 from pathlib import Path
 
 
 class InternalError(Exception):
     """mtc produced something it should not have: a bug in mtc, not in the spec."""
+
+
+class UnsafeTarget(OSError):
+    """The output path is something other than a regular file or a new path; nothing was written."""
 
 
 def verify(source: str, filename: str) -> None:
@@ -36,17 +45,23 @@ def verify(source: str, filename: str) -> None:
 
 
 def write_atomic(path: str | Path, text: str) -> None:
-    """Replace ``path`` with ``text`` (UTF-8, newlines as given) in one rename."""
+    """Replace ``path`` with ``text`` (UTF-8, newlines as given) in one rename; UnsafeTarget (an OSError)
+    when ``path`` is not a regular file or a new path."""
     target = Path(path)
+    refuse_unsafe_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target)
     mode = _mode_for(target)
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    descriptor, temporary = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp"
+    )
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(text.encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temporary, mode)
+        refuse_unsafe_target(target)  # again just before the rename: it may have changed meanwhile
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -54,9 +69,63 @@ def write_atomic(path: str | Path, text: str) -> None:
     _fsync_directory(target.parent)
 
 
+def refuse_unsafe_target(target: Path) -> None:
+    """Raise UnsafeTarget unless ``target`` (through any symlink) is a regular file or does not exist.
+
+    A rename over a device node or FIFO would replace it with a regular file (as root, ``-o /dev/full``
+    replaced the device), and a rename over a directory fails halfway through the user's intent.
+    """
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise UnsafeTarget(f"cannot use the output path: {getattr(exc, 'strerror', None) or exc}") from None
+    if stat.S_ISREG(mode):
+        return
+    kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+    via = " (through a symlink)" if target.is_symlink() else ""
+    hint = (
+        "give a file path inside it, e.g. DIR/app.py" if stat.S_ISDIR(mode) else "give a path to a .py file"
+    )
+    raise UnsafeTarget(f"is {kind}{via}; mtc writes only to a regular file or a new path: {hint}")
+
+
+_KINDS = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Remove the temporaries of ``target`` left by writers that no longer run; the removed paths."""
+    name = re.compile(rf"\.{re.escape(target.name)}\.(\d+)\.[^.]+\.tmp")
+    removed = []
+    for candidate in target.parent.iterdir():
+        match = name.fullmatch(candidate.name)
+        if match and not _running(int(match.group(1))) and candidate.is_file():
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # OverflowError: no process has such a number
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def difference(path: str | Path, text: str) -> str | None:
     """A unified diff from the file at ``path`` to ``text``; None when they are identical."""
     target = Path(path)
+    refuse_unsafe_target(target)
     try:
         current = target.read_bytes().decode("utf-8", errors="replace")
         label = str(path)

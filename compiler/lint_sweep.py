@@ -22,8 +22,8 @@ from typing import Any
 
 from compiler import sweep as sweeps
 from compiler.lint import ERROR, WARNING, LintContext, rule
-from compiler.lint_training import TRAINING_SCHEMA, training_config
-from compiler.model import Function, JsonPath
+from compiler.lint_training import TRAINING_SCHEMA, container_path, mount_at, training_config
+from compiler.model import Function, Image, JsonPath
 from compiler.targets import module_file, parse_module
 from runtime.specfile import Diagnostic, did_you_mean
 
@@ -208,7 +208,8 @@ def _override_problem(data: dict, key: str, value: Any) -> str | None:
 @rule(
     "sweep-volume",
     ERROR,
-    "a sweeping function mounts a writable Modal Volume, and its config's output_dir lies on it",
+    "a sweeping function mounts a writable Modal Volume, and its config's output_dir (and every swept "
+    "output_dir) lies on it, '..' resolved",
     "mount a Modal Volume (not read-only) and point output_dir at it, e.g. volumes: {/results: results}",
 )
 def _sweep_volume(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
@@ -220,24 +221,38 @@ def _sweep_volume(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
         for m in fn.mounts
         if m.volume in volumes and volumes[m.volume].kind == "volume" and not volumes[m.volume].read_only
     ]
-    config = training_config(fn, ctx)
-    output_dir = config.get("output_dir") if config and config.doc else None
-    if not writable:
-        problem = "mounts no writable Modal Volume"
-    elif isinstance(output_dir, str) and not any(_inside(output_dir, path) for path in writable):
-        mounted = ", ".join(writable)
-        problem = f"writes its runs to output_dir {output_dir}, on no writable volume ({mounted})"
-    else:
-        return
-    message = (
-        f"the sweep {problem}: each trial's checkpoints, metrics and report would be lost with its "
-        "container, and a retried trial would start over"
+    lost = (
+        "each trial's checkpoints, metrics and report would be lost with its container, and a retried trial "
+        "would start over"
     )
-    yield _at(ctx, "sweep-volume", fn, (), message, key=True)
+    if not writable:
+        yield _at(ctx, "sweep-volume", fn, (), f"the sweep mounts no writable Modal Volume: {lost}", key=True)
+        return
+    image = ctx.app.images.get(fn.image) if fn.image else None
+    config = training_config(fn, ctx)
+    declared = config.get("output_dir") if config and config.doc else None
+    if isinstance(declared, str) and _off_volume(declared, fn, image, writable):
+        problem = f"writes its runs to output_dir {_shown(declared, image)}, on no writable volume"
+        message = f"the sweep {problem} ({', '.join(writable)}): {lost}"
+        yield _at(ctx, "sweep-volume", fn, (), message, key=True)
+    for key, value, where in _values(fn):
+        if key == "output_dir" and isinstance(value, str) and _off_volume(value, fn, image, writable):
+            message = (
+                f"swept output_dir {_shown(value, image)} is on no writable volume ({', '.join(writable)}): "
+                f"{lost}"
+            )
+            yield _at(ctx, "sweep-volume", fn, where, message)
 
 
-def _inside(path: str, mount: str) -> bool:
-    return path == mount or path.startswith(mount.rstrip("/") + "/")
+def _off_volume(path: str, fn: Function, image: Image | None, writable: list[str]) -> bool:
+    mount = mount_at(path, fn, image)
+    return mount is None or mount.path not in writable
+
+
+def _shown(path: str, image: Image | None) -> str:
+    """``path``, followed by what it is in the container when that differs (``..`` or a relative path)."""
+    resolved = container_path(path, image)
+    return path if resolved == path else f"{path} (that is {resolved})"
 
 
 @rule(

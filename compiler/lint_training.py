@@ -17,6 +17,7 @@ import math
 import posixpath
 import re
 import sys
+import zipfile
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler.lint import ERROR, WARNING, LintContext, rule
-from compiler.model import Function, Image
+from compiler.model import Function, Image, Mount
 from compiler.targets import module_file, parse_module, project_folders
 from runtime import config_schema
 from runtime.specfile import Diagnostic, SourceDoc, SpecError
@@ -130,6 +131,19 @@ def _load(local: str, arg: str, stamp: tuple[int, int] | None) -> TrainingConfig
         return TrainingConfig(arg, Path(local), None, tuple(exc.diagnostics))
 
 
+def container_path(path: str, image: Image | None) -> str:
+    """``path`` as the container sees it: relative to the image's workdir, ``..`` and ``//`` resolved."""
+    return "/" + _container_path(path, image).lstrip("/")  # normpath keeps '//x', which Linux reads as '/x'
+
+
+def mount_at(path: str, fn: Function, image: Image | None) -> Mount | None:
+    """The mount of ``fn`` that holds ``path`` (see :func:`container_path`), the innermost one when mounts
+    nest; None when the path is on no mount."""
+    where = container_path(path, image)
+    holding = [m for m in fn.mounts if where == m.path or where.startswith(m.path.rstrip("/") + "/")]
+    return max(holding, key=lambda m: len(m.path), default=None)
+
+
 # ------------------------------------------------------------------------------------------------ rules
 
 
@@ -196,6 +210,36 @@ def _schema_problems(config: TrainingConfig) -> list[Diagnostic]:
     return schema_diagnostics(config.doc, TRAINING_SCHEMA)
 
 
+WRITTEN_DIRS = {("output_dir",): "run directories (checkpoints, metrics)", ("data", "cache_dir"): "cache"}
+
+
+@rule(
+    "config-dir-read-only",
+    ERROR,
+    "the folders a training config writes (output_dir, data.cache_dir) are not on a volume that its function "
+    "mounts read-only",
+    "point them at a writable volume (e.g. /results/cache), or mount the volume without read_only",
+)
+def _config_dir_read_only(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
+    config = training_config(fn, ctx)
+    if config is None or config.doc is None:
+        return
+    image = ctx.app.images.get(fn.image) if fn.image else None
+    for key, written in WRITTEN_DIRS.items():
+        value = config.get(*key)
+        mount = mount_at(value, fn, image) if isinstance(value, str) else None
+        volume = ctx.app.volumes.get(mount.volume) if mount else None
+        if volume is None or not volume.read_only:
+            continue
+        line, _ = config.doc.position(key)
+        name = ".".join(key)
+        message = (
+            f"{name} {value} ({config.arg}:{line}) is on volume '{mount.volume}', mounted read-only at "
+            f"{mount.path}: the run would stop writing its {written}; point {name} at a writable volume"
+        )
+        yield ctx.at_field("config-dir-read-only", fn, f"volumes[{mount.path}]", message)
+
+
 @rule(
     "workers-vs-cpu",
     WARNING,
@@ -229,8 +273,8 @@ def _workers_vs_cpu(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
 )
 def _memory_vs_data(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
     config = training_config(fn, ctx)
-    if config is None or config.doc is None or fn.resources.memory_mib is None:
-        return
+    if config is None or config.doc is None or fn.resources.memory_mib is None or _schema_problems(config):
+        return  # an invalid config is config-invalid's finding; its sizes may not even be numbers
     in_memory = config.get("data", "in_memory", default=False)
     kept = (
         SPLITS
@@ -260,51 +304,60 @@ def _split_mib(config: TrainingConfig, split: str, fn: Function, ctx: LintContex
         value = {key: synthetic.get(key, default) for key, default in defaults.items()}
         windows = value[f"n_{split}"]
         return math.ceil(windows * (value["channels"] * value["length"] * 4 + 8) / 2**20)
-    cached = _cache_bytes(_local(config.get("data", "cache_dir", default=""), fn, ctx), split)
+    cache_dir = config.get("data", "cache_dir")
+    cached = _cache_bytes(_local(cache_dir, fn, ctx), split) if isinstance(cache_dir, str) else None
     if cached is not None:
         return math.ceil(cached / 2**20)
     source = config.get("data", split)
-    if fmt == "npz" and isinstance(source, str):
-        found = _npz_bytes(_local(source, fn, ctx))
-        return None if found is None else math.ceil(found / 2**20)
-    return None
+    local = _local(source, fn, ctx) if fmt == "npz" and isinstance(source, str) else None
+    found = _npz_bytes(local) if local else None
+    return None if found is None else math.ceil(found / 2**20)
 
 
-def _local(path: str, fn: Function, ctx: LintContext) -> Path:
-    """Where a container path lives here: a mount's local backend folder, else the path under the project."""
+def _local(path: str, fn: Function, ctx: LintContext) -> Path | None:
+    """Where a config path lives here: under a mount, the local backend's folder for that volume; else where
+    the image's ``add_local`` dirs ship it from; None when it is neither."""
     from compiler.localrun import volumes_dir
 
-    for mount in sorted(fn.mounts, key=lambda m: len(m.path), reverse=True):
-        if path == mount.path or path.startswith(mount.path.rstrip("/") + "/"):
-            return volumes_dir(None) / mount.volume / posixpath.relpath(path, mount.path)
-    return ctx.root / path
+    image = ctx.app.images.get(fn.image) if fn.image else None
+    mount = mount_at(path, fn, image)
+    if mount is not None:
+        return volumes_dir(None) / mount.volume / posixpath.relpath(container_path(path, image), mount.path)
+    shipped = _shipped_from(container_path(path, image), image)
+    return None if shipped is None else ctx.root / shipped
 
 
 def _cache_bytes(cache_dir: Path, split: str) -> int | None:
+    """Bytes of the newest cached ``split`` from its meta.json; None when there is none or it is unusable."""
     import json
+
+    from runtime.specfile import UnreadableFile, read_limited
 
     metas = (
         sorted(cache_dir.glob(f"{split}-*/meta.json"), key=lambda p: p.stat().st_mtime)
         if cache_dir.is_dir()
         else []
     )
-    if not metas:
-        return None
-    meta = json.loads(metas[-1].read_text())
-    return int(meta.get("windows_bytes", 0)) + int(meta.get("labels_bytes", 0))
+    try:
+        meta = json.loads(read_limited(metas[-1], kind="cache meta.json")) if metas else None
+        return int(meta.get("windows_bytes", 0)) + int(meta.get("labels_bytes", 0)) if meta else None
+    except (UnreadableFile, ValueError, TypeError, AttributeError, RecursionError):
+        return None  # a damaged cache: the runtime rebuilds it, and the size is not known here
 
 
 def _npz_bytes(source: Path) -> int | None:
-    """Bytes of every array in the npz files at ``source``, from their headers, without loading any data."""
+    """Bytes of every array in the npz files at ``source``, from their headers, without loading any data;
+    None when there are none or one cannot be read (the runtime reports that with its name)."""
     files = sorted(source.glob("*.npz")) if source.is_dir() else ([source] if source.suffix == ".npz" else [])
     if not files or not all(f.is_file() for f in files):
         return None
-    return sum(_npz_file_bytes(f) for f in files)
+    try:
+        return sum(_npz_file_bytes(f) for f in files)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError):
+        return None
 
 
 def _npz_file_bytes(path: Path) -> int:
-    import zipfile
-
     from numpy.lib import format as npy
 
     total = 0

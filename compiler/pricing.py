@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from compiler.model import Gpu, Resources
+from runtime.specfile import UnreadableFile, read_limited
 
 DEFAULT_PRICES = Path(__file__).parent / "data" / "pricing.json"
+MAX_PRICE_FILE_BYTES = 1024 * 1024
 _RATE_KEYS = ("cpu_core_per_second", "cpu_min_cores", "memory_gib_per_second", "memory_default_mib")
 
 
@@ -89,13 +91,19 @@ def hourly_cost(resources: Resources, prices: Prices | None = None, *, gpu: Gpu 
 
 def _read_table(path: Path) -> dict[str, Any]:
     try:
-        table = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PricingError(f"{path}: no such price file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PricingError(f"{path}: cannot read the price file: {exc}") from None
+        table = json.loads(read_limited(path, limit=MAX_PRICE_FILE_BYTES, kind="JSON price file"))
+    except UnreadableFile as exc:
+        raise PricingError(
+            f"{path}: {'no such price file' if exc.rule == 'load/not-found' else exc}"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise PricingError(
+            f"{path}: the price file is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
     except json.JSONDecodeError as exc:
         raise PricingError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise PricingError(f"{path}: the JSON is nested too deeply to be a price table") from None
     if not isinstance(table, dict):
         raise PricingError(f"{path}: expected a JSON object with keys such as 'gpu_per_second'")
     return table

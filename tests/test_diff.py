@@ -17,6 +17,7 @@ images:
     python: "3.11"
     steps:
       - pip: [numpy]
+    add_local: {python: [runtime]}
 volumes:
   results: {volume: diff-results}
   raw: {bucket: eeg, key_prefix: tusz/, read_only: true}
@@ -32,6 +33,8 @@ functions:
     volumes: {/results: results, /data: raw}
   old_job:
     run: runtime.train:main
+    args: {config: /results/old.yaml}
+    volumes: {/results: results}
     cpu: 1
     memory: 1024
     timeout: 10m
@@ -50,7 +53,6 @@ NEW = (
 # Per hour: T4 0.5904, A100-80GB 2.4984, a core 0.04716, a GiB 0.007992.
 OLD_TRAIN_HOURLY = 0.5904 + 8 * 0.04716 + 32 * 0.007992
 NEW_TRAIN_HOURLY = 2.4984 + 32 * 0.04716 + 128 * 0.007992
-
 
 
 @pytest.fixture
@@ -170,3 +172,22 @@ def test_sweep_changes_are_listed(capsys, tmp_path):
     assert "~ train.sweep.trials: 2 → 3" in lines, lines
     assert "+ train.sweep.max_parallel: 2" in lines
     assert "~ train.sweep.grid.optim.lr: [0.001, 0.0003] → [0.001, 0.0003, 0.0001]" in lines
+
+
+def test_a_rev_that_looks_like_an_option_is_refused_before_git_runs(capsys, repo, monkeypatch):
+    monkeypatch.chdir(repo / "specs")
+    for rev in ("--output=written-by-git", "-p", "", "HEAD\x01"):
+        code, out, err = mtc(capsys, "diff", f"--rev={rev}", "deployment.yaml")
+        assert code == 3 and "is not a git revision" in err and out == "", rev
+    assert sorted(p.name for p in (repo / "specs").iterdir()) == ["deployment.yaml"]
+
+
+def test_rev_reads_a_blob_only_and_within_the_spec_limit(capsys, repo, monkeypatch):
+    monkeypatch.chdir(repo)
+    code, _, err = mtc(capsys, "diff", "--rev", "HEAD", "specs")  # a folder is not a spec
+    assert code == 1 and "HEAD:specs:" in err and "Traceback" not in err
+    (repo / "specs" / "deployment.yaml").write_text("# padding\n" * 200_000)
+    git(repo, "commit", "-qam", "a 2 MB spec")
+    (repo / "specs" / "deployment.yaml").write_text(OLD)
+    code, _, err = mtc(capsys, "diff", "--rev", "HEAD")
+    assert code == 1 and "HEAD:specs/deployment.yaml:1:1: error:" in err and "[load/too-large]" in err

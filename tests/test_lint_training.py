@@ -18,6 +18,7 @@ CROSS_FILE_RULES = (
     "config-not-shipped",
     "config-missing",
     "config-invalid",
+    "config-dir-read-only",
     "image-missing-package",
 )
 
@@ -33,7 +34,7 @@ images:
       - workdir: /app
     add_local:
       python: [pkg]
-      dirs: {{specs: /app/specs}}
+      dirs: {{.: /app/specs}}
 volumes:
   results: {{volume: cross-results}}
 defaults: {{image: base, timeout: 1h, volumes: {{/results: results}}}}
@@ -190,6 +191,55 @@ def test_image_missing_package_follows_project_imports_and_skips_optional_ones(p
     assert missing == ["requests", "scikit-learn", "tensorboard"]
     tensorboard = next(d for d in found if "'tensorboard'" in d.message)
     assert "pkg/helper.py:2" in tensorboard.message  # the import in a try/except ImportError does not count
+
+
+READ_ONLY_DATA = "    volumes: {/results: results, /data: raw}\n"
+RAW = "  raw: {bucket: raw-data, read_only: true}\n"
+
+
+def lint_with_read_only_data(project, data_extra):
+    lint_of(project, extra=READ_ONLY_DATA)  # writes the spec; the volume `raw` is declared next
+    spec = project / "specs" / "deployment.yaml"
+    spec.write_text(spec.read_text().replace("defaults:", RAW + "defaults:"))
+    config = project / "specs" / "train.yaml"
+    config.write_text(CONFIG.format(workers=0, data_extra=data_extra))
+    return spec.read_text(), check("specs/deployment.yaml").diagnostics
+
+
+def test_cache_dir_on_a_read_only_volume_is_an_error_at_the_mount(project):
+    text, diagnostics = lint_with_read_only_data(project, "  cache_dir: /data/../data/cache\n")
+    (found,) = by_rule(diagnostics, "config-dir-read-only")
+    assert found.severity == "error" and found.path == "specs/deployment.yaml"
+    assert text.splitlines()[found.line - 1][found.col - 1 :].startswith("raw}")
+    assert "data.cache_dir /data/../data/cache (specs/train.yaml:6) is on volume 'raw'" in found.message
+    assert "mounted read-only at /data" in found.message
+    _, diagnostics = lint_with_read_only_data(project, "  cache_dir: /results/cache\n")
+    assert not by_rule(diagnostics, "config-dir-read-only")
+
+
+def test_output_dir_on_a_read_only_volume_is_an_error(project):
+    lint_of(project, extra=READ_ONLY_DATA)
+    spec = project / "specs" / "deployment.yaml"
+    spec.write_text(spec.read_text().replace("defaults:", RAW + "defaults:"))
+    config = project / "specs" / "train.yaml"
+    config.write_text(CONFIG.format(workers=0, data_extra="").replace("/results/runs", "/data/runs"))
+    (found,) = by_rule(check("specs/deployment.yaml").diagnostics, "config-dir-read-only")
+    assert "output_dir /data/runs (specs/train.yaml:1)" in found.message
+
+
+def test_a_damaged_cache_or_npz_leaves_the_size_unknown_without_a_traceback(project, monkeypatch):
+    monkeypatch.setenv("MTC_VOLUMES_DIR", str(project / "volumes"))
+    meta = project / "volumes" / "results" / "cache" / "train-abc" / "meta.json"
+    meta.parent.mkdir(parents=True)
+    meta.write_text('{"windows_bytes": "lots"')
+    (project / "specs" / "eeg").mkdir()
+    (project / "specs" / "eeg" / "a_windows.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    config_text = CONFIG.replace("format: synthetic", "format: npz\n  train: specs/eeg")
+    data_extra = "  in_memory: true\n  cache_dir: /results/cache\n"
+    lint_of(project)
+    (project / "specs" / "train.yaml").write_text(config_text.format(workers=0, data_extra=data_extra))
+    result = check("specs/deployment.yaml")
+    assert result.app is not None and not by_rule(result.diagnostics, "memory-vs-data")
 
 
 def test_every_cross_file_rule_is_in_the_readme_table():

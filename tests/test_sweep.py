@@ -97,7 +97,7 @@ images:
     from: debian_slim
     python: "3.11"
     steps: [{{workdir: /app}}]
-    add_local: {{python: [pkg], dirs: {{specs: /app/specs}}}}
+    add_local: {{python: [pkg], dirs: {{.: /app/specs}}}}
 volumes:
   results: {{volume: sweep-results}}
   raw: {{bucket: raw-data, read_only: true}}
@@ -243,6 +243,26 @@ def test_a_sweep_needs_a_writable_volume_under_its_output_dir(project):
     assert "output_dir /results/runs, on no writable volume (/elsewhere)" in found.message
 
 
+def test_sweep_volume_resolves_dot_dot_and_relative_output_dirs(project):
+    config = project / "specs" / "train.yaml"
+    for output_dir, resolved in (("/results/../scratch", "/scratch"), ("runs", "/app/runs")):
+        config.write_text(f"run_name: base\noutput_dir: {output_dir}\ndata: {{format: synthetic}}\n")
+        (found,) = sweep_findings(lint_spec(project)[1])
+        assert found.rule == "sweep-volume"
+        assert f"output_dir {output_dir} (that is {resolved}), on no writable volume" in found.message
+    config.write_text("run_name: base\noutput_dir: /results/x/../runs\ndata: {format: synthetic}\n")
+    assert not sweep_findings(lint_spec(project)[1])
+
+
+def test_a_swept_output_dir_is_checked_value_by_value(project):
+    sweep = "      grid: {output_dir: [/results/a, /results/../tmp/b]}\n"
+    text, result = lint_spec(project, sweep)
+    (found,) = sweep_findings(result)
+    assert found.rule == "sweep-volume" and found.severity == "error"
+    assert "swept output_dir /results/../tmp/b (that is /tmp/b) is on no writable volume" in found.message
+    assert text.splitlines()[found.line - 1][found.col - 1 :].startswith("/results/../tmp/b]")
+
+
 def test_a_sweep_needs_a_target_that_takes_overrides(project):
     _, result = lint_spec(project, entry="fixed")
     (found,) = sweep_findings(result)
@@ -275,7 +295,6 @@ def test_sweep_rules_are_documented():
 
 
 # ------------------------------------------------------------------------------------------------ plan
-
 
 
 def test_plan_shows_the_sweep_worst_case_and_the_budget_covers_it(project, capsys):

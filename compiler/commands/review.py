@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from compiler.cli import EXIT_DIFFERENT, EXIT_INVALID, EXIT_OK
+from runtime.specfile import MAX_FILE_BYTES
 
 DEFAULT_SPEC = "specs/deployment.yaml"
 
@@ -129,6 +130,11 @@ def diff(
         raise click.UsageError("give two specs (OLD NEW), or --rev REV and at most one spec")
     if rev is not None and len(specs) > 1:
         raise click.UsageError("with --rev, give at most one spec (NEW, default specs/deployment.yaml)")
+    if rev is not None and (not rev or rev.startswith("-") or not rev.isprintable()):
+        raise click.UsageError(
+            f"--rev {rev!r} is not a git revision: it must not be empty, start with '-' or hold control "
+            "characters (e.g. --rev main, --rev HEAD~1, --rev v1.2)"
+        )
     prices = _prices(prices_file)
     if prices is None:
         return EXIT_INVALID
@@ -147,24 +153,32 @@ def diff(
 
 
 def _app_at_revision(rev: str, spec: str, profile: str | None) -> Any:
-    """The app of ``spec`` as committed at ``rev`` (read with ``git show``), shown as ``REV:spec``."""
+    """The app of ``spec`` as committed at ``rev``, shown as ``REV:spec``.
+
+    ``git cat-file blob --end-of-options REV:./NAME`` reads it: ``--end-of-options`` keeps the revision from
+    being taken as an option, and ``blob`` refuses a folder. At most one byte more than a spec may hold is
+    read, so an oversized blob is reported by the loader like an oversized file.
+    """
     path = Path(spec)
     display = f"{rev}:{spec}"
+    command = ["git", "cat-file", "blob", "--end-of-options", f"{rev}:./{path.name}"]
     try:
-        shown = subprocess.run(
-            ["git", "show", f"{rev}:./{path.name}"],
-            cwd=path.parent,
-            capture_output=True,
-            check=False,
-        )
+        with subprocess.Popen(
+            command, cwd=path.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        ) as git:
+            content = git.stdout.read(MAX_FILE_BYTES + 1)
+            oversized = len(content) > MAX_FILE_BYTES
+            if oversized:
+                git.kill()
+            errors = git.communicate()[1]
     except (FileNotFoundError, NotADirectoryError) as exc:
         click.echo(f"error: cannot run git for {display}: {exc}", err=True)
         return None
-    if shown.returncode != 0:
-        message = shown.stderr.decode(errors="replace").strip() or "git show failed"
+    if git.returncode != 0 and not oversized:
+        message = errors.decode(errors="replace").strip() or "git cat-file failed"
         click.echo(f"error: {display}: {message}", err=True)
         return None
     with tempfile.TemporaryDirectory(prefix="mtc-diff-") as folder:
         old = os.path.join(folder, path.name)
-        Path(old).write_bytes(shown.stdout)
+        Path(old).write_bytes(content)
         return _checked_app(old, profile, display=display)
