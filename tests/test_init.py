@@ -147,6 +147,16 @@ def test_target_repo_runs_the_teams_own_function(team_repo):
     }
 
 
+def test_two_targets_of_one_function_under_two_names_lint_clean(team_repo):
+    targets = ("--target", "small=mypkg.jobs:write_marker", "--target", "large=mypkg.jobs:write_marker")
+    done = mtc(team_repo, "init", *targets)
+    assert done.returncode == 0, done.stderr
+    functions = load(team_repo / SPEC)["functions"]
+    assert [functions[name]["run"] for name in ("small", "large")] == ["mypkg.jobs:write_marker"] * 2
+    linted = mtc(team_repo, "lint")
+    assert linted.returncode == 0 and "no problems found" in linted.stderr, linted.stderr
+
+
 def test_a_target_without_defaults_is_commented_and_named(team_repo):
     done = mtc(team_repo, "init", "--target", "prepare=mypkg.jobs:needs_input")
     assert done.returncode == 0, done.stderr
@@ -189,7 +199,9 @@ def test_an_existing_ci_file_is_left_alone_and_its_snippet_printed(tmp_path):
     assert "entry: mtc compile --check" in done.stdout  # the snippet to merge
     assert ".gitignore exists and already has what mtc needs" in done.stderr
     assert (repo / ".gitignore").read_text() == "*.pyc\n.mtc/\n"
-    assert (repo / ".github" / "workflows" / "mtc.yml").is_file()
+    steps = load(repo / ".github" / "workflows" / "mtc.yml")["jobs"]["mtc"]["steps"]
+    commands = [step["run"] for step in steps if "run" in step]
+    assert "mtc lint --format github" in commands and "mtc compile --check" in commands
 
 
 def test_a_file_where_a_folder_is_needed_stops_init(tmp_path):

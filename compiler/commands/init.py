@@ -267,7 +267,7 @@ def planned_files(app: str, targets: list[Target]) -> list[Planned]:
         "data_volume": volume_name(app, "-data"),
         "targets": targets,
         "packages": sorted({t.module.split(".")[0] for t in targets}),
-        "mtc_version": installed_version(),
+        "mtc_requirement": mtc_requirement(),
     }
     if targets:
         files = [Planned(SPEC, render("init_deployment_targets.yaml.j2", context))]
@@ -291,13 +291,14 @@ def volume_name(app: str, suffix: str) -> str:
     return app[: MODAL_NAME_MAX - len(suffix)].rstrip("-_") + suffix
 
 
-def installed_version() -> str:
+def mtc_requirement() -> str:
+    """``mtc==VERSION`` for the version running now, plain ``mtc`` when it runs from a source tree."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version("mtc")
+        return f"mtc=={version('mtc')}"
     except PackageNotFoundError:
-        return "0.1.0"
+        return "mtc"
 
 
 def render(template: str, context: dict[str, Any]) -> str:
