@@ -15,33 +15,17 @@ import sys
 
 import click
 
-EXIT_OK, EXIT_INVALID, EXIT_DIFFERENT, EXIT_USAGE = 0, 1, 2, 3
+from compiler.extras import EXTRAS, missing_extra_message
 
-# extra in pyproject.toml -> the top-level modules of its packages, found without importing them
-EXTRAS = {
-    "train": ("torch", "numpy", "matplotlib", "sklearn", "tqdm", "psutil"),
-    "modal": ("modal",),
-}
+EXIT_OK, EXIT_INVALID, EXIT_DIFFERENT, EXIT_USAGE = 0, 1, 2, 3
 
 
 def require_extra(extra: str, purpose: str) -> None:
-    """Stop with exit 1 and the pip command to run when a module of ``extra`` is not installed."""
+    """Stop with exit 1 and the pip command to run when a module of ``extra`` is not installed (found
+    without importing it)."""
     missing = [name for name in EXTRAS[extra] if importlib.util.find_spec(name) is None]
     if missing:
         raise click.ClickException(missing_extra_message(extra, purpose, missing))
-
-
-def missing_extra_message(extra: str, purpose: str, missing: list[str]) -> str:
-    return (
-        f"{purpose} needs the '{extra}' extra ({', '.join(missing)} not installed); "
-        f"install it with: pip install 'mtc[{extra}]'"
-    )
-
-
-def extra_providing(module: str | None) -> str | None:
-    """The extra whose packages include ``module`` (a dotted name, e.g. from ModuleNotFoundError.name)."""
-    top = (module or "").partition(".")[0]
-    return next((extra for extra, modules in EXTRAS.items() if top in modules), None)
 
 
 # verb -> "module:attribute" of its click command; imported on first use so start-up stays fast

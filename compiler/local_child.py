@@ -30,6 +30,8 @@ import sys
 import time
 from pathlib import Path
 
+from compiler.extras import extra_providing, missing_extra_message
+
 CALL_ENV = "MTC_LOCAL_CALL"
 REJECTED_FILE = "rejected"  # in the side-channel folder: the runtime's message for a user's mistake
 LEFT_BEHIND_FILE = "left_behind.json"  # ["sleep 300 (pid 12)", ...] killed after the function ended
@@ -75,8 +77,8 @@ def call_target(target: str, kwargs: dict, channel: Path) -> int:
     """Import and call ``target`` (awaiting it when it is a coroutine); its exceptions propagate, except a
     user's mistake the runtime reports: that goes to the side channel and exits 1."""
     module_name, entry = target.split(":")
-    function = getattr(importlib.import_module(module_name), entry)
     try:
+        function = getattr(importlib.import_module(module_name), entry)
         result = function(**kwargs)
         if inspect.isawaitable(result):
             asyncio.run(_awaited(result))
@@ -95,7 +97,11 @@ async def _awaited(awaitable):  # asyncio.run takes a coroutine, not any awaitab
 
 
 def _user_message(error: Exception) -> str | None:
-    """The runtime's own message for a user's mistake (bad config, data, checkpoint), else None."""
+    """The runtime's own message for a user's mistake (bad config, data, checkpoint), or the extra to install
+    for a module that is not there, else None."""
+    extra = extra_providing(error.name) if isinstance(error, ModuleNotFoundError) else None
+    if extra is not None:
+        return "mtc run: error: " + missing_extra_message(extra, "this function", [error.name])
     try:
         from runtime.train import USER_ERRORS, user_message
     except ImportError:

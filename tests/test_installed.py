@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler.cli import EXTRAS, extra_providing
+from compiler.extras import EXTRAS, extra_providing
 from tests.cli_runner import mtc
 from tests.worktree import REPO, checked, copy_of_the_project, copy_of_the_tree, run
 
@@ -174,3 +174,30 @@ def test_the_readme_lists_every_dependency_with_its_extra():
         if Requirement(text).name != "mtc"
     }
     assert readme_dependency_rows() == declared
+
+
+@pytest.mark.parametrize(("missing", "extra"), [("modal", "modal"), ("torch.nn", "train")])
+def test_the_local_child_names_the_extra_of_a_module_that_is_not_there(
+    tmp_path, monkeypatch, capsys, missing, extra
+):
+    from compiler import local_child
+
+    # what `import modal` raises where modal is not installed (this venv has it, so the module says it)
+    (tmp_path / "needs_extra.py").write_text(
+        f'raise ModuleNotFoundError("No module named {missing!r}", name={missing!r})\n', "utf-8"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert local_child.call_target("needs_extra:main", {}, tmp_path) == 1
+    err = capsys.readouterr().err
+    assert f"needs the '{extra}' extra ({missing} not installed)" in err
+    assert f"pip install 'mtc[{extra}]'" in err
+    assert (tmp_path / local_child.REJECTED_FILE).read_text("utf-8") == err.strip()
+
+
+def test_the_local_child_keeps_the_traceback_of_another_missing_module(tmp_path, monkeypatch):
+    from compiler import local_child
+
+    (tmp_path / "needs_other.py").write_text("import no_such_module_anywhere\n", "utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModuleNotFoundError):
+        local_child.call_target("needs_other:main", {}, tmp_path)
