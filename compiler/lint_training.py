@@ -317,12 +317,15 @@ def _split_mib(config: TrainingConfig, split: str, fn: Function, ctx: LintContex
 def _local(path: str, fn: Function, ctx: LintContext) -> Path | None:
     """Where a config path lives here: under a mount, the local backend's folder for that volume; else where
     the image's ``add_local`` dirs ship it from; None when it is neither."""
-    from compiler.localrun import volumes_dir
+    from compiler.localrun import storage_folder, volumes_dir
 
     image = ctx.app.images.get(fn.image) if fn.image else None
     mount = mount_at(path, fn, image)
+    if mount is not None and mount.volume in ctx.app.volumes:
+        folder = volumes_dir(None) / storage_folder(ctx.app.volumes[mount.volume])
+        return folder / posixpath.relpath(container_path(path, image), mount.path)
     if mount is not None:
-        return volumes_dir(None) / mount.volume / posixpath.relpath(container_path(path, image), mount.path)
+        return None  # an undeclared volume: ref-volume's finding
     shipped = _shipped_from(container_path(path, image), image)
     return None if shipped is None else ctx.root / shipped
 

@@ -227,9 +227,22 @@ def test_output_dir_on_a_read_only_volume_is_an_error(project):
     assert "output_dir /data/runs (specs/train.yaml:1)" in found.message
 
 
+def test_memory_vs_data_reads_the_cache_where_the_local_backend_keeps_the_volume(project, monkeypatch):
+    monkeypatch.setenv("MTC_VOLUMES_DIR", str(project / "volumes"))
+    meta = project / "volumes" / "cross-results" / "cache" / "train-abc" / "meta.json"
+    meta.parent.mkdir(parents=True)
+    meta.write_text('{"windows_bytes": 3221225472, "labels_bytes": 0}')
+    data = "  in_memory: [train]\n  cache_dir: /results/cache\n"
+    lint_of(project, memory="2GiB")
+    config = CONFIG.replace("format: synthetic", "format: npz\n  train: /data/train")
+    (project / "specs" / "train.yaml").write_text(config.format(workers=0, data_extra=data))
+    (found,) = by_rule(check("specs/deployment.yaml").diagnostics, "memory-vs-data")
+    assert "train 3,072 MiB" in found.message
+
+
 def test_a_damaged_cache_or_npz_leaves_the_size_unknown_without_a_traceback(project, monkeypatch):
     monkeypatch.setenv("MTC_VOLUMES_DIR", str(project / "volumes"))
-    meta = project / "volumes" / "results" / "cache" / "train-abc" / "meta.json"
+    meta = project / "volumes" / "cross-results" / "cache" / "train-abc" / "meta.json"
     meta.parent.mkdir(parents=True)
     meta.write_text('{"windows_bytes": "lots"')
     (project / "specs" / "eeg").mkdir()
