@@ -70,9 +70,7 @@ class LimitsError(Exception):
 
 def choose(limit_mib: int | None, run_id: str) -> Watch:
     """The first mechanism that works here (or the one ``MTC_LIMITS`` forces), set to ``limit_mib``."""
-    forced = os.environ.get(LIMITS_ENV, "auto").strip().lower() or "auto"
-    if forced not in ("auto", *MECHANISMS):
-        raise LimitsError(f"${LIMITS_ENV}={forced!r}: expected auto, {', '.join(MECHANISMS)}")
+    forced = _forced()
     for name in MECHANISMS if forced == "auto" else (forced,):
         if name == "pss":
             return PssWatch(limit_mib)
@@ -92,12 +90,19 @@ def choose(limit_mib: int | None, run_id: str) -> Watch:
 
 def describe_choice() -> str:
     """Which mechanism a run would use here, without creating anything (for the README and tests)."""
-    forced = os.environ.get(LIMITS_ENV, "auto").strip().lower() or "auto"
+    forced = _forced()
     if forced != "auto":
         return forced
     if _cgroup2_parent() is not None:
         return "cgroup2"
     return "cgroup1" if _cgroup1_parent() is not None else "pss"
+
+
+def _forced() -> str:
+    forced = os.environ.get(LIMITS_ENV, "auto").strip().lower() or "auto"
+    if forced not in ("auto", *MECHANISMS):
+        raise LimitsError(f"${LIMITS_ENV}={forced!r}: expected auto, {', '.join(MECHANISMS)}")
+    return forced
 
 
 # ------------------------------------------------------------------------------------------------ cgroups

@@ -132,9 +132,7 @@ def prepare(app: App, fn: Function, kwargs: dict[str, Any], volumes_root: Path, 
         for m in fn.mounts
     )
     image = app.images.get(fn.image) if fn.image else None
-    path_map = {
-        remote: str(app.local_source(local)) for local, remote in (image.local_dirs if image else ())
-    }
+    path_map = {remote: str(app.local_source(local)) for local, remote in (image.local_dirs if image else ())}
     path_map.update({m.path: str(m.local) for m in mounts})
     declared_cpu = fn.resources.cpu if fn.resources.cpu is not None else MODAL_DEFAULT_CPU
     cores = min(math.ceil(declared_cpu), len(_usable_cores()))
@@ -158,7 +156,7 @@ def prepare(app: App, fn: Function, kwargs: dict[str, Any], volumes_root: Path, 
         attempts=1 + retries,
         retry_delays_s=_retry_delays(fn, retries),
         env=env,
-        notices=(*_notices(fn, app), *_moved_folders(mounts, volumes_root)),
+        notices=(*_notices(fn, app), *_moved_folders(mounts, volumes_root), *_shared_with_writable(mounts)),
         volumes_root=volumes_root,
     )
 
@@ -176,6 +174,23 @@ def _safe_name(text: str) -> str:
     """One path component from a storage name: letters, digits, ``.-_`` kept, the rest ``_``; never ``..``."""
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", text)
     return "_" if set(safe) <= {"."} else safe
+
+
+def protected_folders(mounts: tuple[LocalMount, ...]) -> list[Path]:
+    """The folders of read-only mounts, except one the function also mounts read-write (it shares the
+    storage: on Modal one path refuses writes and the other takes them; here both are the same folder)."""
+    writable = {m.local for m in mounts if not m.read_only}
+    return list(dict.fromkeys(m.local for m in mounts if m.read_only and m.local not in writable))
+
+
+def _shared_with_writable(mounts: tuple[LocalMount, ...]) -> Iterator[str]:
+    protected = protected_folders(mounts)
+    for mount in mounts:
+        if mount.read_only and mount.local not in protected:
+            yield (
+                f"volume {mount.volume} is read-only, but {mount.path} shares its storage with a read-write "
+                "mount of the same function: locally that folder stays writable"
+            )
 
 
 def _moved_folders(mounts: tuple[LocalMount, ...], volumes_root: Path) -> Iterator[str]:
@@ -263,7 +278,7 @@ def execute(run: LocalRun, say: Callable[[str], None]) -> int:
     result = None
     with (
         _signals_passed_on(),
-        _write_protected([m.local for m in run.mounts if m.read_only], run.volumes_root),
+        _write_protected(protected_folders(run.mounts), run.volumes_root),
     ):
         for attempt in range(1, run.attempts + 1):
             delay = run.retry_delays_s[attempt - 2] if attempt > 1 else 0
@@ -383,7 +398,7 @@ def _start_child(run: LocalRun, watch: limits.Watch, channel: Path) -> subproces
         "target": run.target,
         "kwargs": run.kwargs,
         "cores": run.cores,
-        "read_only": [str(m.local) for m in run.mounts if m.read_only],
+        "read_only": [str(folder) for folder in protected_folders(run.mounts)],
         "namespaces": namespaces_available(),
         "channel": str(channel),
         "supervisor": os.getpid(),
@@ -556,11 +571,7 @@ def execute_sweep(
                 slots.put(cpus)
             return TrialOutcome(trial, code, _read_summary(result_file) if code == 0 else None)
 
-        read_only = [
-            volumes_root / storage_folder(app.volumes[m.volume])
-            for m in fn.mounts
-            if app.volumes[m.volume].read_only
-        ]
+        read_only = protected_folders(prepare(app, fn, kwargs, volumes_root, workdir).mounts)
         try:
             _make_folders(read_only)
         except LocalRunError as exc:

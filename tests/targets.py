@@ -113,3 +113,85 @@ def record_args(
     resolve(out).write_text(
         json.dumps({name: [value, type(value).__name__] for name, value in received.items()})
     )
+
+
+# ------------------------------------------------------- local backend limits (tests/test_local_limits.py)
+
+MIB = 1024 * 1024
+DAEMON = """\
+import os, sys, time
+marker, mib, ready = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+if os.fork():
+    os._exit(0)
+os.setsid()
+if os.fork():
+    os._exit(0)
+held = b"\\x01" * (mib * 1024 * 1024)
+open(ready, "w").close()
+time.sleep(300)
+"""
+
+
+def hold_and_fork(hold_mib: int = 400, children: int = 4, seconds: float = 2.0) -> None:
+    """Hold ``hold_mib`` of touched memory, then fork idle children that share it copy-on-write."""
+    held = b"\x01" * (hold_mib * MIB)
+    pids = [pid for pid in (os.fork() for _ in range(children)) if pid]
+    if len(pids) < children:  # in a child
+        time.sleep(seconds)
+        os._exit(0)
+    for pid in pids:
+        os.waitpid(pid, 0)
+    del held
+
+
+def spawn_and_leave(
+    marker: str, daemon_mib: int = 0, ready: str = "/results/ready", wait_s: float = 0.0
+) -> None:
+    """Start ``sleep``-like and double-forked daemon processes (their command lines carry ``marker``), wait
+    until the daemon holds ``daemon_mib``, write ``ready``, then return after ``wait_s``."""
+    import subprocess
+
+    from runtime.paths import resolve
+
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", marker])
+    daemon_ready = resolve(ready).with_suffix(".daemon")
+    subprocess.run([sys.executable, "-c", DAEMON, marker, str(daemon_mib), str(daemon_ready)], check=True)
+    while not daemon_ready.exists():
+        time.sleep(0.05)
+    resolve(ready).write_text("ready")
+    time.sleep(wait_s)
+
+
+def hold_shared(mib: int = 600, where: str = "anonymous", name: str = "", seconds: float = 30.0) -> None:
+    """Hold ``mib`` of shared memory: a MAP_SHARED anonymous mapping, or a file written to /dev/shm."""
+    import mmap
+
+    chunk = b"\x01" * MIB
+    if where == "anonymous":
+        mapping = mmap.mmap(-1, mib * MIB, flags=mmap.MAP_SHARED)
+        for _ in range(mib):
+            mapping.write(chunk)
+    else:
+        with open(f"/dev/shm/{name}", "wb") as file:
+            for _ in range(mib):
+                file.write(chunk)
+    time.sleep(seconds)
+
+
+async def write_async(path: str = "/results/async.txt", text: str = "awaited") -> None:
+    """A coroutine target: it only writes ``path`` when it is awaited."""
+    import asyncio
+
+    from runtime.paths import resolve
+
+    await asyncio.sleep(0.01)
+    resolve(path).write_text(text)
+
+
+def count_and_exit(code: int = 65, counter: str = "/results/exits.txt") -> None:
+    """Count the attempt on a volume, then exit with ``code``."""
+    from runtime.paths import resolve
+
+    path = resolve(counter)
+    path.write_text(str(int(path.read_text()) + 1) if path.exists() else "1")
+    sys.exit(code)
