@@ -19,7 +19,6 @@ import keyword
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import cache
@@ -413,27 +412,19 @@ def _make_folders(folder: Path) -> list[Path]:
 
 
 def create_atomically(path: Path, text: str) -> None:
-    """Write a new file in one step: a complete temporary file, hard-linked to ``path`` only if it is free.
+    """Write a new file in one step: a complete file under a private name, hard-linked to ``path`` if free.
 
     A link, unlike a rename, fails when ``path`` exists (FileExistsError), so a file that appeared since the
     check is never replaced, and a reader never sees half of the new one.
     """
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    from compiler.emit import write_atomic
+
+    staging = path.with_name(f".{path.name}.{os.getpid()}.mtc-init")
+    write_atomic(staging, text)
     try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o666 & ~_umask())
-        os.link(temporary, path)
+        os.link(staging, path)
     finally:
-        os.unlink(temporary)
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
+        staging.unlink()
 
 
 # ------------------------------------------------------------------------------------------------ report
