@@ -204,6 +204,15 @@ def test_an_existing_ci_file_is_left_alone_and_its_snippet_printed(tmp_path):
     assert "mtc lint --format github" in commands and "mtc compile --check" in commands
 
 
+def test_a_dangling_symlink_counts_as_an_existing_file(tmp_path):
+    repo = git_repository(tmp_path / "repo")
+    (repo / "specs").mkdir()
+    (repo / "specs" / "deployment.yaml").symlink_to(tmp_path / "elsewhere.yaml")
+    done = mtc(repo, "init")
+    assert done.returncode == 1 and "specs/deployment.yaml exists" in done.stderr
+    assert not (tmp_path / "elsewhere.yaml").exists()  # nothing written through the link
+
+
 def test_a_file_where_a_folder_is_needed_stops_init(tmp_path):
     repo = git_repository(tmp_path / "repo")
     (repo / "specs").write_text("not a folder")
