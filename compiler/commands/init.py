@@ -368,9 +368,10 @@ def refuse_conflicts(root: Path, files: list[Planned]) -> None:
         elif os.path.lexists(path) and not planned.merge:
             problems.append(f"{path} exists")
     if problems:
+        them = "it" if len(set(problems)) == 1 else "them"
         raise InitError(
             "; ".join(dict.fromkeys(problems))
-            + ". mtc init never overwrites a file, and wrote nothing: move those aside, or edit them by hand"
+            + f". mtc init never overwrites a file and wrote nothing: move {them} aside, or edit {them}"
         )
 
 
