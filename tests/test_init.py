@@ -280,7 +280,9 @@ def test_a_missing_folder_is_created_and_said(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "new/repo did not exist: created it" in done.stderr
     assert "not in a git repository" in done.stderr
-    assert (tmp_path / "new" / "repo" / SPEC).is_file()
+    spec = load(tmp_path / "new" / "repo" / SPEC)
+    assert spec["functions"]["dumps"]["run"] == "json:dumps"
+    assert "add_local" not in spec["images"]["base"]  # the standard library is in every image
 
 
 def test_a_file_as_the_folder_is_exit_1(tmp_path):

@@ -19,6 +19,7 @@ import keyword
 import math
 import os
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import cache
@@ -265,7 +266,7 @@ def planned_files(app: str, targets: list[Target]) -> list[Planned]:
         "results_volume": volume_name(app, "-results"),
         "data_volume": volume_name(app, "-data"),
         "targets": targets,
-        "packages": sorted({t.module.split(".")[0] for t in targets}),
+        "packages": shipped_packages(targets),
         "mtc_requirement": mtc_requirement(),
     }
     if targets:
@@ -284,6 +285,11 @@ def planned_files(app: str, targets: list[Target]) -> list[Planned]:
     for planned in files:
         _check_yaml(planned)
     return files
+
+
+def shipped_packages(targets: list[Target]) -> list[str]:
+    """The top-level packages of the targets that the image must get (the standard library it has)."""
+    return sorted({t.module.split(".")[0] for t in targets} - set(sys.stdlib_module_names))
 
 
 def volume_name(app: str, suffix: str) -> str:
