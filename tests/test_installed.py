@@ -4,13 +4,16 @@ The slow tests build the wheel once per session, install it with no extras into 
 packages, so a missing dependency shows), and run the commands from a folder that holds only a copy of
 ``specs/`` and ``generated/``: nothing can come from the checkout. That also proves lint, compile, schema,
 plan and diff never import torch, numpy, psutil or modal, which the core install does not have. The fast
-tests check the missing-extra message in this process.
+tests check the same in an interpreter that blocks those modules (with a training config that makes the lint
+size npz splits), and the missing-extra messages of the CLI and the local child.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
+import os
 import sys
 import zipfile
 from pathlib import Path
@@ -201,3 +204,62 @@ def test_the_local_child_keeps_the_traceback_of_another_missing_module(tmp_path,
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ModuleNotFoundError):
         local_child.call_target("needs_other:main", {}, tmp_path)
+
+
+# run in a fresh interpreter that cannot import the extras' modules, as in the core install
+BLOCKED = """\
+import sys
+for name in ("torch", "numpy", "psutil", "modal", "matplotlib", "sklearn", "tqdm"):
+    sys.modules[name] = None  # `import name` raises ImportError
+from compiler.cli import main
+main(sys.argv[1:])
+"""
+
+
+# Known defect, left to the owners of compiler/lint_training.py and compiler/localrun.py: memory-vs-data
+# imports compiler.localrun (whose compiler.limits imports psutil) for the volumes' local folders, and numpy
+# for npz headers. strict: once fixed, these pass and the mark must go.
+SIZES_NPZ_WITH_EXTRAS = pytest.mark.xfail(
+    strict=True, reason="memory-vs-data imports psutil (via compiler.localrun) and numpy in the core install"
+)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["lint"],
+        pytest.param(["lint", "specs/in_memory.yaml"], marks=SIZES_NPZ_WITH_EXTRAS),
+        ["compile", "--check"],
+        ["plan"],
+        pytest.param(["plan", "specs/in_memory.yaml"], marks=SIZES_NPZ_WITH_EXTRAS),
+        pytest.param(["diff", "specs/deployment.yaml", "specs/in_memory.yaml"], marks=SIZES_NPZ_WITH_EXTRAS),
+        ["schema"],
+    ],
+)
+def test_the_core_commands_import_no_extra(tmp_path, argv):
+    project = copy_of_the_project(REPO, tmp_path)
+    # a training config that keeps its npz splits in RAM makes the lint size them (memory-vs-data)
+    config = (project / "specs" / "train.yaml").read_text(encoding="utf-8")
+    assert "\n  format: npz\n" in config
+    in_memory = config.replace("\n  format: npz\n", "\n  format: npz\n  in_memory: true\n")
+    (project / "specs" / "train.in_memory.yaml").write_text(in_memory, encoding="utf-8")
+    spec = (project / "specs" / "deployment.yaml").read_text(encoding="utf-8")
+    in_memory_spec = spec.replace("config: specs/train.yaml", "config: specs/train.in_memory.yaml")
+    (project / "specs" / "in_memory.yaml").write_text(in_memory_spec, encoding="utf-8")
+    # ... from the npz headers of a split in the local backend's folder for the /data volume (bucket eeg-data,
+    # key prefix tusz/): a header-only array of 185 GB, which `mtc lint` reports as memory-vs-data
+    npy = pytest.importorskip("numpy.lib.format")
+    split = project / ".mtc" / "volumes" / "bucket-eeg-data" / "tusz" / "tusz" / "train"
+    split.mkdir(parents=True)
+    header = io.BytesIO()
+    npy.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (10**6, 19, 2560)})
+    with zipfile.ZipFile(split / "a_windows.npz", "w") as archive:
+        archive.writestr("windows.npy", header.getvalue())
+    done = run([sys.executable, "-c", BLOCKED, *argv], cwd=project, timeout=120, env=python_path_env())
+    output = done.stdout + done.stderr
+    assert done.returncode in (0, 1, 2), output
+    assert "Traceback" not in output and "halted" not in output
+
+
+def python_path_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO)}
