@@ -165,13 +165,15 @@ def check_model_fits(model_cfg: dict, bundle: DataBundle, placement: Placement) 
     available = available_memory(placement.device)
     if needed <= available:
         return
-    sizes = ", ".join(f"model.{key} {model_cfg[key]}" for key in MODEL_SIZE_KEYS if key in model_cfg)
+    sizes = ", ".join(
+        f"model.{key} {json.dumps(model_cfg[key])}" for key in MODEL_SIZE_KEYS if key in model_cfg
+    )
     ranks = f" for {copies} processes" if copies > 1 else ""
     raise TrainingError(
-        f"the model does not fit in memory: {sizes} make {parameters:,} parameters, whose weights, gradients "
-        f"and AdamW states need {format_bytes(needed)}{ranks}, more than the {format_bytes(available)} "
-        f"available on {placement.device}; lower model.d_model (the count grows with its square), "
-        "model.n_layers or model.expand"
+        f"the model does not fit in memory: its {parameters:,} parameters ({sizes}) need "
+        f"{format_bytes(needed)}{ranks} for weights, gradients and AdamW states, more than the "
+        f"{format_bytes(available)} available on {placement.device}; lower model.d_model (the count grows "
+        "with its square), model.n_layers or model.expand"
     )
 
 

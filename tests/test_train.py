@@ -299,8 +299,9 @@ def test_a_model_too_large_for_memory_is_refused_before_it_is_built(tmp_path):
     with pytest.raises(train.TrainingError) as refused:
         train.main(write_config(tmp_path), **{"model.d_model": 100000})
     message = str(refused.value)
-    assert "the model does not fit in memory: model.d_model 100000, model.n_layers 1" in message
-    assert "parameters, whose weights, gradients and AdamW states need" in message
+    assert "the model does not fit in memory: its " in message
+    assert "parameters (model.d_model 100000, model.n_layers 1, " in message
+    assert "for weights, gradients and AdamW states, more than the" in message
     assert "lower model.d_model" in message
     assert time.perf_counter() - started < 30
 
