@@ -37,6 +37,9 @@ WINDOWS_FILE, LABELS_FILE, META_FILE, PROGRESS_FILE = (
     "meta.json",
     "progress.jsonl",
 )
+CHUNK_KEYS = {"name", "count", "nonfinite", "label_counts"} | {
+    f"{array}_{field}" for array in ("windows", "labels") for field in ("offset", "bytes", "sha256")
+}
 PARTIAL, LOCK = ".partial", ".lock"
 PROGRESS_EVERY_FILES, PROGRESS_EVERY_SECONDS = 256, 1.0
 
@@ -361,12 +364,23 @@ def _progress_lines(path: Path) -> list[dict]:
             line = json.loads(raw) if raw.endswith("\n") else None
         except ValueError:
             line = None
-        if not isinstance(line, dict) or (
-            lines and not {"chunk", "window_shape", "per_timestep"} <= line.keys()
-        ):
+        if not (_is_header(line) if not lines else _is_chunk_line(line)):
             break
         lines.append(line)
     return lines
+
+
+def _is_header(line) -> bool:
+    return isinstance(line, dict) and isinstance(line.get("fingerprint"), str)
+
+
+def _is_chunk_line(line) -> bool:
+    chunk = line.get("chunk") if isinstance(line, dict) else None
+    return (
+        isinstance(chunk, dict)
+        and CHUNK_KEYS <= chunk.keys()
+        and {"window_shape", "per_timestep"} <= line.keys()
+    )
 
 
 def _add_chunk(state: dict, record: dict) -> None:
