@@ -302,11 +302,18 @@ def _tensorboard_writer(run_dir: Path):
 
 def read_metrics(run_dir: Path) -> list[dict]:
     """The records of the run's metrics.jsonl; a line that is not a whole record (the last one, cut short when
-    a run was killed mid-write) is skipped."""
+    a run was killed mid-write) is skipped. A file that is not text at all was damaged otherwise: an error."""
     path = run_dir / METRICS_FILE
     if not path.exists():
         return []
-    return [record for line in path.read_text(encoding="utf-8").splitlines() if (record := _record(line))]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise TrainingError(
+            f"{path}: not a metrics log (not UTF-8 text), so it was damaged; move it aside and start again "
+            "(training writes a new one, the checkpoints are not affected)"
+        ) from None
+    return [record for line in text.splitlines() if (record := _record(line))]
 
 
 def _record(line: str) -> dict | None:

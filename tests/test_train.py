@@ -247,6 +247,13 @@ def test_a_partial_last_line_in_metrics_is_skipped_by_the_one_reader(tmp_path):
     assert logged == [2, 4, 6]  # log_every 2; the torn line is gone
 
 
+def test_a_metrics_log_that_is_not_text_is_named_as_damaged(tmp_path):
+    run_dir(tmp_path).mkdir(parents=True)
+    (run_dir(tmp_path) / train.METRICS_FILE).write_bytes(b"\x9c\xff" + bytes(range(256)))
+    with pytest.raises(train.TrainingError, match=r"metrics\.jsonl: not a metrics log \(not UTF-8 text\)"):
+        train.read_metrics(run_dir(tmp_path))
+
+
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
