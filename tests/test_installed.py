@@ -84,6 +84,7 @@ def test_the_core_install_has_no_package_of_an_extra(venv_bin):
     [
         (["schema"], 0, '"$schema"'),
         (["schema", "--training"], 0, '"$schema"'),
+        (["init", "fresh"], 0, "wrote specs/deployment.yaml"),  # its templates come from the wheel
         (["lint"], 0, ""),
         (["compile", "--check"], 0, ""),
         (["plan"], 0, "train"),
