@@ -125,7 +125,8 @@ def test_npz_that_is_not_an_archive_or_lacks_arrays(tmp_path):
     (tmp_path / "src").mkdir()
     (tmp_path / "src/broken.npz").write_bytes(os.urandom(4096))
     with pytest.raises(
-        DataError, match=r"broken\.npz: not a valid \.npz file \(not a zip archive\)"
+        DataError,
+        match=r"broken\.npz: not a valid \.npz file \(File is not a zip file\); expected a zip archive",
     ) as refused:
         prepare_data(data_config(tmp_path, format="npz", train=str(tmp_path / "src")), seed=0)
     assert "pickle" not in str(refused.value)
@@ -162,6 +163,33 @@ def test_an_array_header_is_checked_against_the_file_before_anything_is_allocate
         DataError, match=r"huge\.npz: 'windows' .* holds only 400 bytes of it; the file is damaged"
     ):
         build_caches(config)
+
+
+def test_damaged_npz_files_end_in_a_data_error_and_nothing_else(tmp_path):
+    """Seeded byte flips and cuts of stored and compressed npz files, and an 'encrypted' member."""
+    from runtime.data.formats import read_npz
+
+    rng = np.random.default_rng(5)
+    np.savez(tmp_path / "stored.npz", windows=rng.random((3, 2, 8), np.float32), labels=np.array([0, 1, 1]))
+    np.savez_compressed(tmp_path / "deflated.npz", windows=rng.random((3, 2, 8)), labels=np.array([0, 1, 1]))
+    damaged = tmp_path / "damaged.npz"
+    for source in ("stored.npz", "deflated.npz"):
+        original = (tmp_path / source).read_bytes()
+        for _ in range(300):
+            data = bytearray(original)
+            for position in rng.integers(0, len(data), rng.integers(1, 4)):
+                data[position] = rng.integers(0, 256)
+            damaged.write_bytes(bytes(data[: rng.integers(len(data) // 2, len(data) + 1)]))
+            try:
+                read_npz(damaged, "damaged.npz")
+            except DataError:
+                pass
+    central = bytearray((tmp_path / "stored.npz").read_bytes())
+    entry = central.index(b"PK\x01\x02")  # the first member's central directory entry
+    central[entry + 8] |= 0x1  # its "encrypted" flag
+    damaged.write_bytes(bytes(central))
+    with pytest.raises(DataError, match=r"damaged\.npz: not a readable \.npz file \(File .* is encrypted"):
+        read_npz(damaged, "damaged.npz")
 
 
 def test_files_of_one_split_must_agree(tmp_path):

@@ -98,11 +98,19 @@ def read_npz(path: Path, shown: str) -> Chunk:
             )
     except DataError:
         raise
-    except zipfile.BadZipFile:
+    except zipfile.BadZipFile as exc:
         raise DataError(
-            f"{shown}: not a valid .npz file (not a zip archive); expected the output of numpy.savez"
+            f"{shown}: not a valid .npz file ({_first_line(exc)}); expected a zip archive as numpy.savez "
+            "writes"
         ) from None
-    except (OSError, ValueError, EOFError, NotImplementedError, zlib.error) as exc:
+    except (
+        OSError,
+        ValueError,
+        EOFError,
+        RuntimeError,
+        NotImplementedError,
+        zlib.error,
+    ) as exc:  # RuntimeError: encrypted
         raise DataError(f"{shown}: not a readable .npz file ({_first_line(exc)})") from None
     return shown, _check_windows(windows, shown), _check_labels(labels, windows, shown)
 
