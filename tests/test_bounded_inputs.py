@@ -245,3 +245,15 @@ def test_a_writer_killed_at_any_moment_leaves_the_old_module_or_the_new_one(tmp_
     write_atomic(target, "done\n")  # the next write removes what killed writers left
     assert [p.name for p in tmp_path.iterdir()] == ["app.py"] and target.read_text() == "done\n"
     assert "old\n" in seen  # at least one kill landed before the rename
+
+
+def test_a_path_in_the_image_must_be_one_line(tmp_path):
+    text = FULL.read_text(encoding="utf-8")
+    assert "workdir: /app" in text
+    spec = tmp_path / "deployment.yaml"
+    spec.write_text(text.replace("workdir: /app", 'workdir: "/app\\n"', 1))
+    (found,) = check(spec).diagnostics
+    assert (
+        found.rule == "schema/pattern"
+        and "'/app\\n' is not an absolute path such as /app, on one line" in (found.message)
+    )
