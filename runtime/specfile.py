@@ -421,10 +421,6 @@ def _scalar(value: Any) -> Any:
 # ------------------------------------------------------------------------------------------ validation
 
 
-def load_schema(path: str | Path) -> dict:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
 def schema_diagnostics(doc: SourceDoc, schema: Mapping) -> list[Diagnostic]:
     """Every schema violation in ``doc``, one diagnostic each, sorted by position."""
     from jsonschema import Draft202012Validator
