@@ -533,6 +533,17 @@ def test_splits_can_be_kept_in_memory(tmp_path):
     assert isinstance(splits["train"].cache.arrays()[0], np.memmap)
 
 
+def test_splits_too_large_for_memory_stay_memory_mapped_with_a_message(tmp_path, monkeypatch):
+    config = data_config(
+        tmp_path, format="synthetic", in_memory=True, synthetic={"n_train": 64, "n_val": 16, "n_test": 16}
+    )
+    monkeypatch.setattr(cache_module, "available_memory", lambda: 1000)
+    with pytest.raises(
+        DataError, match=r"data\.in_memory: the cache .*train-\w+ is 256\.5 KiB, more than the 1000 bytes"
+    ):
+        prepare_data(config, seed=0)
+
+
 def test_an_unwritable_cache_dir_names_the_key(tmp_path):
     (tmp_path / "file").write_text("")
     config = data_config(tmp_path, format="synthetic", cache_dir=str(tmp_path / "file" / "cache"))

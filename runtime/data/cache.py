@@ -29,6 +29,7 @@ import numpy as np
 
 from runtime.checkpoint import fsync_dir, remove_stale_temporaries, write_atomic
 from runtime.data.formats import Chunk, DataError, SplitSource
+from runtime.memory import available_memory, format_bytes
 
 CACHE_VERSION = 1
 WINDOWS_FILE, LABELS_FILE, META_FILE, PROGRESS_FILE = (
@@ -77,8 +78,18 @@ class CachedSplit:
         return self._arrays
 
     def load_into_memory(self) -> None:
-        """Replace the memory maps by copies in RAM (DataLoader workers started by fork share them)."""
+        """Replace the memory maps by copies in RAM (DataLoader workers started by fork share them); refused
+        with a message when they do not fit in the memory available."""
         windows, labels = self.arrays()
+        if not isinstance(windows, np.memmap):
+            return  # already in RAM (train and a val held out of it share one cache)
+        size, room = self.meta["windows_bytes"] + self.meta["labels_bytes"], available_memory()
+        if size > room:
+            raise DataError(
+                f"data.in_memory: the cache {self.path} is {format_bytes(size)}, more than the "
+                f"{format_bytes(room)} of memory available; leave this split memory-mapped (data.in_memory "
+                "false, or a list without it)"
+            )
         self._arrays = (np.array(windows), np.array(labels))
 
     def __getstate__(self) -> dict:
