@@ -39,6 +39,15 @@ def fifo(tmp_path, monkeypatch):
     return path
 
 
+def edited_spec(tmp_path: Path, old: str, new: str) -> Path:
+    """tests/specs/full.yaml with ``old`` (which must be there) replaced by ``new``, in ``tmp_path``."""
+    text = FULL.read_text(encoding="utf-8")
+    assert old in text
+    spec = tmp_path / "deployment.yaml"
+    spec.write_text(text.replace(old, new, 1))
+    return spec
+
+
 def rules(error: SpecError) -> list[tuple[int, int, str]]:
     return [(d.line, d.col, d.rule) for d in error.diagnostics]
 
@@ -135,33 +144,25 @@ def test_nan_in_a_training_config_is_refused_at_its_position(tmp_path):
 
 @pytest.mark.parametrize(("spelling", "shown"), [(".inf", ".inf"), ("-.Inf", "-.inf"), (".NaN", ".nan")])
 def test_infinities_in_a_deployment_spec_are_refused_where_no_rule_looks(tmp_path, spelling, shown):
-    text = FULL.read_text(encoding="utf-8")
-    assert "backoff_coefficient: 2" in text
-    spec = tmp_path / "deployment.yaml"
-    spec.write_text(text.replace("backoff_coefficient: 2", f"backoff_coefficient: {spelling}", 1))
+    spec = edited_spec(tmp_path, "backoff_coefficient: 2", f"backoff_coefficient: {spelling}")
     found = [d for d in check(spec).diagnostics if d.rule == "schema/not-finite"]
     assert len(found) == 1 and found[0].message.endswith(f"expected a finite number, got {shown}")
     assert spec.read_text().splitlines()[found[0].line - 1][found[0].col - 1 :].startswith(spelling)
 
 
 def test_a_nul_in_a_mount_path_or_a_name_is_refused_at_its_position(tmp_path):
-    text = FULL.read_text(encoding="utf-8")
-    spec = tmp_path / "deployment.yaml"
-    spec.write_text(text.replace("/results: results", '"/results\\0": results', 1))
+    spec = edited_spec(tmp_path, "/results: results", '"/results\\0": results')
     (found,) = [d for d in check(spec).diagnostics if d.rule == "schema/control-character"]
     line = spec.read_text().splitlines()[found.line - 1]
     assert line[found.col - 1 :].startswith('"/results\\0"')
     assert "'/results\\x00'" in found.message and "\0" not in found.message
-    spec.write_text(text.replace("secrets: [wandb-secret]", 'secrets: ["wandb\\x1b[31m"]', 1))
+    spec = edited_spec(tmp_path, "secrets: [wandb-secret]", 'secrets: ["wandb\\x1b[31m"]')
     (found,) = [d for d in check(spec).diagnostics if d.rule == "schema/control-character"]
     assert "app.secrets[0]" in found.message
 
 
 def test_tabs_and_newlines_in_a_value_are_still_allowed(tmp_path):
-    text = FULL.read_text(encoding="utf-8")
-    assert 'env: {PYTHONUNBUFFERED: "1"}' in text
-    spec = tmp_path / "deployment.yaml"
-    spec.write_text(text.replace('env: {PYTHONUNBUFFERED: "1"}', 'env: {NOTE: "a\\tb\\nc"}', 1))
+    spec = edited_spec(tmp_path, 'env: {PYTHONUNBUFFERED: "1"}', 'env: {NOTE: "a\\tb\\nc"}')
     result = check(spec)
     assert not result.has_errors, [d.format() for d in result.diagnostics]
     assert dict(result.app.functions["train"].env)["NOTE"] == "a\tb\nc"
@@ -248,10 +249,7 @@ def test_a_writer_killed_at_any_moment_leaves_the_old_module_or_the_new_one(tmp_
 
 
 def test_a_path_in_the_image_must_be_one_line(tmp_path):
-    text = FULL.read_text(encoding="utf-8")
-    assert "workdir: /app" in text
-    spec = tmp_path / "deployment.yaml"
-    spec.write_text(text.replace("workdir: /app", 'workdir: "/app\\n"', 1))
+    spec = edited_spec(tmp_path, "workdir: /app", 'workdir: "/app\\n"')
     (found,) = check(spec).diagnostics
     assert (
         found.rule == "schema/pattern"

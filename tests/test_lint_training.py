@@ -197,12 +197,13 @@ READ_ONLY_DATA = "    volumes: {/results: results, /data: raw}\n"
 RAW = "  raw: {bucket: raw-data, read_only: true}\n"
 
 
-def lint_with_read_only_data(project, data_extra):
+def lint_with_read_only_data(project, data_extra="", output_dir="/results/runs"):
+    """The diagnostics of a spec that mounts the read-only bucket `raw` on /data, and the spec's text."""
     lint_of(project, extra=READ_ONLY_DATA)  # writes the spec; the volume `raw` is declared next
     spec = project / "specs" / "deployment.yaml"
     spec.write_text(spec.read_text().replace("defaults:", RAW + "defaults:"))
-    config = project / "specs" / "train.yaml"
-    config.write_text(CONFIG.format(workers=0, data_extra=data_extra))
+    config = CONFIG.format(workers=0, data_extra=data_extra).replace("/results/runs", output_dir)
+    (project / "specs" / "train.yaml").write_text(config)
     return spec.read_text(), check("specs/deployment.yaml").diagnostics
 
 
@@ -218,12 +219,8 @@ def test_cache_dir_on_a_read_only_volume_is_an_error_at_the_mount(project):
 
 
 def test_output_dir_on_a_read_only_volume_is_an_error(project):
-    lint_of(project, extra=READ_ONLY_DATA)
-    spec = project / "specs" / "deployment.yaml"
-    spec.write_text(spec.read_text().replace("defaults:", RAW + "defaults:"))
-    config = project / "specs" / "train.yaml"
-    config.write_text(CONFIG.format(workers=0, data_extra="").replace("/results/runs", "/data/runs"))
-    (found,) = by_rule(check("specs/deployment.yaml").diagnostics, "config-dir-read-only")
+    _, diagnostics = lint_with_read_only_data(project, output_dir="/data/runs")
+    (found,) = by_rule(diagnostics, "config-dir-read-only")
     assert "output_dir /data/runs (specs/train.yaml:1)" in found.message
 
 
