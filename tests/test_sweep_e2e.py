@@ -23,7 +23,7 @@ SPEC = """\
 version: 1
 app: {{name: e2e-sweep}}
 images:
-  base: {{from: debian_slim, python: "3.11"}}
+  base: {{from: debian_slim, python: "3.11", add_local: {{python: [runtime]}}}}
 volumes:
   results: {{volume: e2e-sweep-results}}
 functions:
