@@ -54,6 +54,15 @@ async def fetch(n: int = 1) -> int:
     return n * 2
 
 
+async def record_later(n: int = 1):
+    import asyncio
+
+    from runtime.paths import resolve
+
+    await asyncio.sleep(0)
+    resolve("/results/later.json").write_text(json.dumps({"n": n}))
+
+
 async def stream():
     yield 1
 
@@ -88,6 +97,9 @@ functions:
   fetch:
     run: mypkg.jobs:fetch
     args: {n: 3}
+  later:
+    run: mypkg.jobs:record_later
+    args: {n: 1}
 """
 
 
@@ -189,10 +201,8 @@ def test_a_function_without_an_image_ships_nothing_but_the_standard_library(proj
     text = SPEC.replace("defaults: {image: base, ", "defaults: {")
     text += "  stamp:\n    run: platform:platform\n"
     found = [d for d in lint_spec(project, text) if d.rule == "run-not-shipped"]
-    assert {d.line for d in found} == {
-        position(text, "mypkg.jobs:train")[0],
-        position(text, "mypkg.jobs:fetch")[0],
-    }
+    runs = ("mypkg.jobs:train", "mypkg.jobs:fetch", "mypkg.jobs:record_later")
+    assert {d.line for d in found} == {position(text, run)[0] for run in runs}  # not platform:platform
     assert all("Modal's default image" in d.message for d in found)
 
 
@@ -339,3 +349,12 @@ def test_null_reaches_an_optional_parameter_locally(capfd, tmp_path):
     code, seen, err = recorded(capfd, tmp_path, "--arg", "xs=null")
     assert code == 0, err
     assert seen["xs"] == [None, "NoneType"]
+
+
+def test_an_async_target_runs_to_completion_locally(project, capfd, monkeypatch):
+    monkeypatch.chdir(project.parent / "elsewhere")
+    volumes = project.parent / "volumes"
+    spec = str(project / "specs" / "deployment.yaml")
+    code, _, err = mtc(capfd, "run", "later", spec, "--volumes-dir", str(volumes), "--arg", "n=5")
+    assert code == 0, err
+    assert json.loads((volumes / "targets-results" / "later.json").read_text()) == {"n": 5}
