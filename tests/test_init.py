@@ -15,6 +15,7 @@ from ruamel.yaml import YAML
 
 from compiler.commands import init as mtc_init
 from compiler.commands.init import Planned
+from tests.cli_runner import mtc as mtc_here
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = "specs/deployment.yaml"
@@ -236,6 +237,22 @@ def test_a_failed_write_removes_what_was_written(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         mtc_init.write_files(tmp_path, files)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_that_cannot_be_written_is_exit_1_with_nothing_left(tmp_path, monkeypatch, capsys):
+    written = []
+
+    def read_only_disk(path, text):
+        if len(written) == 2:
+            raise PermissionError(13, "Permission denied", str(path))
+        written.append(path)
+        Path(path).write_text(text)
+
+    monkeypatch.setattr("compiler.emit.write_atomic", read_only_disk)
+    code, _, err = mtc_here(capsys, "init", str(tmp_path / "repo"))
+    assert code == 1
+    assert "cannot write in" in err and "Permission denied; nothing was written" in err
+    assert list(tmp_path.iterdir()) == []  # the two files and the folders init made are gone
 
 
 def test_creating_a_file_never_replaces_one(tmp_path):
