@@ -225,6 +225,11 @@ class Parameter:
     def source(self) -> str:
         return f"{self.name}: {self.annotation} = {literal(self.default)}"
 
+    @property
+    def kind(self) -> str:
+        """What the option takes on the command line: its annotation, or JSON text."""
+        return "JSON text" if self.is_json or self.spread else self.annotation
+
 
 def parameters(function: Function, target: Target | None = None) -> list[Parameter]:
     """The typed parameters of ``function`` in declared order: each typed by the target's annotation when
@@ -547,9 +552,9 @@ class _Context:
         for function_name, params in self.params.items():
             for param in params:
                 known = options.setdefault(param.name, param)
-                if known.annotation != param.annotation:
+                if known.kind != param.kind:
                     message = (
-                        f"argument '{param.name}' is a {param.annotation} here but a {known.annotation} in "
+                        f"argument '{param.name}' is a {param.kind} here but a {known.kind} in "
                         "another function; `modal run --action` needs one type per option name"
                     )
                     path = ("functions", function_name, "args", param.name)

@@ -137,6 +137,14 @@ def test_one_option_name_with_two_types_is_refused_for_the_entrypoint():
         render(App(name="demo", functions={"a": first, "b": second}))
 
 
+def test_a_json_option_and_a_plain_string_option_of_one_name_are_refused():
+    """Both are `str` to Modal, but the entrypoint checks JSON options: one name cannot be both."""
+    first = Function(name="a", module="m", entry="e", args=(("size", ("s", "m")),))
+    second = Function(name="b", module="m", entry="e", args=(("size", "big"),))
+    with pytest.raises(RenderError, match="a str here but a JSON text in another function"):
+        render(App(name="demo", functions={"a": first, "b": second}))
+
+
 def test_a_parameter_that_shadows_the_target_gets_the_target_renamed():
     source = render(app_with(args=(("run", "x"),)))
     assert "from runtime.jobs import run as run_" in source
