@@ -458,7 +458,7 @@ def report(
         for parameter in target.required:
             say(
                 f"  note: {target.module}:{target.entry} needs '{parameter}', which has no default: set it "
-                f"under functions.{target.function}.args in {SPEC}, or `mtc run` fails"
+                f"under functions.{target.function}.args in {SPEC} (until then `mtc lint` fails)"
             )
     if not _in_git_repository(root):
         say(
