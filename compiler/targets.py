@@ -177,11 +177,7 @@ class Lookup:
 
 def read_target(module: str, entry: str, root: Path) -> Lookup:
     """The target ``module:entry`` as the project folders of ``root`` (or the environment) hold it."""
-    return _read_target(module, entry, root.resolve())
-
-
-@cache
-def _read_target(module: str, entry: str, root: Path) -> Lookup:
+    root = root.resolve()
     located = locate(module, root)
     if located is None:
         return Lookup(None, None)
@@ -258,6 +254,7 @@ def _binds(node: ast.stmt, name: str) -> bool:
     return any(isinstance(n, ast.Name) and n.id == name for t in targets for n in ast.walk(t))
 
 
+@cache  # per node: the trees themselves are cached per version of the file
 def _function_target(node: ast.FunctionDef | ast.AsyncFunctionDef, source: Path | None) -> Target:
     asynchronous = isinstance(node, ast.AsyncFunctionDef)
     shape = "async function" if asynchronous else "function"
