@@ -358,3 +358,11 @@ def test_an_async_target_runs_to_completion_locally(project, capfd, monkeypatch)
     code, _, err = mtc(capfd, "run", "later", spec, "--volumes-dir", str(volumes), "--arg", "n=5")
     assert code == 0, err
     assert json.loads((volumes / "targets-results" / "later.json").read_text()) == {"n": 5}
+
+
+def test_compile_to_another_output_finds_the_spec_folder_from_there(project, capsys, monkeypatch):
+    monkeypatch.chdir(project.parent / "elsewhere")
+    output = project.parent / "out" / "apps" / "targets_test.py"
+    code, _, err = mtc(capsys, "compile", str(project / "specs" / "deployment.yaml"), "-o", str(output))
+    assert code == 0, err
+    assert import_generated(output).SPEC_DIR.resolve() == (project / "specs").resolve()

@@ -72,7 +72,7 @@ def compile_(spec: str, profile: str | None, output: str | None, check_only: boo
         report(diagnostics, "text", shown)
         return EXIT_INVALID
     try:
-        source, problems = render_module(result)
+        source, problems = render_module(result, Path(output).parent if output else None)
     except InternalError as exc:
         click.echo(f"mtc: internal error: {exc}", err=True)
         return EXIT_INVALID
@@ -122,13 +122,16 @@ def render_diagnostics(result) -> list:
     return []
 
 
-def render_module(result) -> tuple[str, list]:
-    """The verified source of the module for ``result.app``, or the diagnostics that prevent it."""
+def render_module(result, module_dir: Path | None = None) -> tuple[str, list]:
+    """The verified source of the module for ``result.app``, or the diagnostics that prevent it.
+
+    ``module_dir`` is where it will be written (default: ``generated/``); it finds the spec's folder from it.
+    """
     from compiler.emit import verify
     from compiler.render import RenderError, render
 
     try:
-        source = render(result.app)
+        source = render(result.app, module_dir=module_dir)
     except RenderError as exc:
         return "", [result.doc.diagnostic(exc.path, exc.message, exc.rule)]
     verify(source, result.app.module_name + ".py")
