@@ -571,13 +571,18 @@ class Trainer:
         self.pending_losses = []
 
     def _what_a_restart_does(self) -> str:
+        last = self.run_dir / checkpoint.LAST
+        if self.last_checkpoint_step is None and last.exists():
+            return (
+                f"This run wrote no checkpoint; {last} is an earlier run's: starting again resumes from it, "
+                "and resume=False (--no-resume) trains from step 0."
+            )
         if self.last_checkpoint_step is None:
             return "No checkpoint was written in this run directory, so starting again trains from step 0."
         return (
-            f"The last good checkpoint is {self.run_dir / checkpoint.LAST} (step "
-            f"{self.last_checkpoint_step}): starting again resumes from it with its optimizer state and "
-            "learning-rate schedule, so a changed optim section only takes effect with resume=False "
-            "(--no-resume) or another run_name."
+            f"The last good checkpoint is {last} (step {self.last_checkpoint_step}): starting again "
+            "resumes from it with its optimizer state and learning-rate schedule, so a changed optim section "
+            "only takes effect with resume=False (--no-resume) or another run_name."
         )
 
     def log_train(self, progress) -> None:

@@ -231,6 +231,13 @@ def test_a_nan_loss_before_any_checkpoint_says_a_restart_begins_at_step_0(tmp_pa
     assert "No checkpoint was written in this run directory, so starting again trains from step 0" in message
     assert "resumes from" not in message
     assert not (run_dir(tmp_path) / "last.pt").exists()
+    monkeypatch.setattr(train, "compute_loss", real)
+    train.main(write_config(tmp_path), **{"train.max_steps": 2})  # an earlier run leaves a checkpoint
+    monkeypatch.setattr(train, "compute_loss", lambda *args: real(*args) * float("nan"))
+    with pytest.raises(
+        train.TrainingError, match=r"This run wrote no checkpoint; .*last\.pt is an earlier run's"
+    ):
+        train.main(write_config(tmp_path), resume=False)
 
 
 def test_a_partial_last_line_in_metrics_is_skipped_by_the_one_reader(tmp_path):
