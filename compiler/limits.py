@@ -89,7 +89,7 @@ def choose(limit_mib: int | None, run_id: str) -> Watch:
 
 
 def describe_choice() -> str:
-    """Which mechanism a run would use here, without creating anything (for the README and tests)."""
+    """Which mechanism a run would use here (the start line names it), without creating anything."""
     forced = _forced()
     if forced != "auto":
         return forced
@@ -425,8 +425,3 @@ def _signal(processes: list[psutil.Process], signum: int) -> None:
 
 def _kill(processes: list[psutil.Process]) -> None:
     _signal(processes, signal.SIGKILL)
-
-
-def signal_all(watch: Watch, signum: int) -> None:
-    """Send ``signum`` to every process of the run (a TERM, INT or HUP that ``mtc`` received)."""
-    _signal(watch.members(), signum)

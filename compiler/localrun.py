@@ -57,13 +57,15 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from compiler import limits
 from compiler import sweep as sweeps
 from compiler.local_child import CALL_ENV, FORWARDED, GRACE_S, LEFT_BEHIND_FILE, REJECTED_FILE
 from compiler.model import App, Function, Volume
 from compiler.plan import MODAL_DEFAULT_TIMEOUT_S, aligned
+
+if TYPE_CHECKING:
+    from compiler import limits
 
 MODAL_DEFAULT_CPU = 0.125
 EXIT_TIMEOUT = 124
@@ -267,13 +269,15 @@ def gpu_present() -> bool:
 
 def execute(run: LocalRun, say: Callable[[str], None]) -> int:
     """Run every attempt until one succeeds or none are left; return the last attempt's exit code."""
+    from compiler import limits  # imports psutil: when a run starts, not when the lint imports this module
+
     try:
         mechanism = limits.describe_choice()
         _make_folders([m.local for m in run.mounts])
     except (limits.LimitsError, LocalRunError) as exc:
         say(f"error: {exc}")
         return 1
-    _describe(run, mechanism, say)
+    _describe(run, limits.MECHANISM_TEXT[mechanism], say)
     _restore_abandoned(run.volumes_root, say)
     result = None
     with (
@@ -327,11 +331,7 @@ def _make_folders(folders: list[Path]) -> None:
 
 
 def _describe(run: LocalRun, mechanism: str, say: Callable[[str], None]) -> None:
-    memory = (
-        f"{run.memory_mib} MiB through {limits.MECHANISM_TEXT[mechanism]}"
-        if run.memory_mib
-        else "not limited (none declared)"
-    )
+    memory = f"{run.memory_mib} MiB through {mechanism}" if run.memory_mib else "not limited (none declared)"
     say(
         f"running {run.function} ({run.target}) locally: {run.cores} core(s) for cpu {run.declared_cpu:g}, "
         f"memory {memory}, timeout {run.timeout_s} s per attempt, {run.attempts} attempt(s)"
@@ -375,6 +375,8 @@ def _outcome(run: LocalRun, result: AttemptResult, attempt: int) -> str:
 
 def _attempt(run: LocalRun) -> AttemptResult:
     """One call of the target in a fresh child, watched until it ends; nothing of it is left running."""
+    from compiler import limits
+
     started = time.monotonic()
     watch = limits.choose(run.memory_mib, uuid.uuid4().hex[:12])
     with tempfile.TemporaryDirectory(prefix="mtc-call-") as channel:
