@@ -264,3 +264,22 @@ def test_the_core_commands_import_no_extra(tmp_path, argv):
 
 def python_path_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def test_the_runtime_validates_configs_from_its_python_files_alone(tmp_path):
+    """What Modal's add_local_python_source("runtime") ships (only .py files) is enough to load a config."""
+    for source in (REPO / "runtime").rglob("*.py"):
+        target = tmp_path / source.relative_to(REPO)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.read_bytes())
+    program = (
+        "import sys\n"
+        "from runtime.config import load_config\n"
+        "config = load_config(sys.argv[1])\n"
+        "import runtime.config\n"
+        "print(runtime.config.__file__, config.data.format)\n"
+    )
+    config = REPO / "specs" / "train.debug.yaml"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = checked([sys.executable, "-c", program, config], cwd=tmp_path, env=env)
+    assert done.stdout.split() == [str(tmp_path / "runtime" / "config.py"), "synthetic"]
