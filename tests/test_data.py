@@ -378,6 +378,34 @@ def test_an_interrupted_build_resumes_after_the_last_whole_file(tmp_path, monkey
     assert not list((tmp_path / "cache").glob("*.partial"))
 
 
+def test_a_partial_build_whose_data_was_cut_short_starts_over(tmp_path, monkeypatch):
+    from runtime.data import formats, loading
+
+    for index in range(3):
+        write_npz(tmp_path / f"src/f{index}.npz", seed=index)
+    config = data_config(tmp_path, format="npz", train=str(tmp_path / "src"))
+    reads = []
+
+    def read_twice_then_die(path, shown):
+        reads.append(Path(path).name)
+        if len(reads) == 3:
+            raise KeyboardInterrupt
+        return formats.read_npz(path, shown)
+
+    monkeypatch.setattr(loading, "read_npz", read_twice_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        build_caches(config)
+    (partial,) = (tmp_path / "cache").glob("*.partial")
+    (partial / cache_module.WINDOWS_FILE).write_bytes(b"")  # recorded chunks whose bytes are gone
+    reads.clear()
+    monkeypatch.setattr(
+        loading, "read_npz", lambda path, shown: reads.append(path) or formats.read_npz(path, shown)
+    )
+    split = build_caches(config)["train"]
+    assert len(reads) == 3 and split.count == 18
+    cache_module.verify_cache(split)
+
+
 def test_concurrent_builders_build_once(tmp_path, monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 

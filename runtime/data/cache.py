@@ -342,25 +342,41 @@ def _progress_line(state: dict, record: dict) -> dict:
 
 def _resume_state(partial: Path, digest: str) -> dict:
     """The chunks a killed build recorded (a torn last line is dropped), or a fresh partial folder."""
-    state = {
+    lines = _progress_lines(partial / PROGRESS_FILE)
+    if len(lines) > 1 and lines[0].get("fingerprint") == digest:
+        state = _fresh_state(digest)
+        for line in lines[1:]:
+            state["window_shape"], state["per_timestep"] = line["window_shape"], line["per_timestep"]
+            _add_chunk(state, line["chunk"])
+        if _holds_recorded_bytes(partial, state["chunks"][-1]):
+            remove_stale_temporaries(partial)
+            write_atomic(partial / PROGRESS_FILE, "".join(json.dumps(line) + "\n" for line in lines).encode())
+            return state
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    write_atomic(partial / PROGRESS_FILE, (json.dumps({"fingerprint": digest}) + "\n").encode())
+    return _fresh_state(digest)
+
+
+def _fresh_state(digest: str) -> dict:
+    return {
         "fingerprint": digest,
         "chunks": [],
         "window_shape": None,
         "per_timestep": None,
         "label_counts": [],
     }
-    lines = _progress_lines(partial / PROGRESS_FILE)
-    if lines and lines[0].get("fingerprint") == digest:
-        for line in lines[1:]:
-            state["window_shape"], state["per_timestep"] = line["window_shape"], line["per_timestep"]
-            _add_chunk(state, line["chunk"])
-        remove_stale_temporaries(partial)
-        write_atomic(partial / PROGRESS_FILE, "".join(json.dumps(line) + "\n" for line in lines).encode())
-        return state
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    write_atomic(partial / PROGRESS_FILE, (json.dumps({"fingerprint": digest}) + "\n").encode())
-    return state
+
+
+def _holds_recorded_bytes(partial: Path, last: dict) -> bool:
+    """Whether the data files still reach the end of the last recorded chunk (nobody cut them short)."""
+    try:
+        windows, labels = ((partial / name).stat().st_size for name in (WINDOWS_FILE, LABELS_FILE))
+    except OSError:
+        return False
+    return windows >= last["windows_offset"] + last["windows_bytes"] and (
+        labels >= last["labels_offset"] + last["labels_bytes"]
+    )
 
 
 def _progress_lines(path: Path) -> list[dict]:
