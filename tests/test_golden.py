@@ -15,11 +15,10 @@ GOLDEN = ROOT / "generated" / "mamba_eeg.py"
 
 
 
-def test_compiling_the_example_reproduces_the_golden_file(tmp_path, monkeypatch):
-    monkeypatch.chdir(ROOT)
-    output = tmp_path / "out.py"
-    assert mtc("compile", EXAMPLE, "-o", str(output)) == 0
-    assert output.read_bytes() == GOLDEN.read_bytes()
+def test_compiling_the_example_reproduces_the_golden_file(workspace):
+    # a copy of the example project compiles to the same bytes: the module finds the spec's folder from
+    # where it is written (SPEC_DIR), so the same layout elsewhere gives the same module
+    assert (workspace / "generated" / "mamba_eeg.py").read_bytes() == GOLDEN.read_bytes()
 
 
 def test_the_committed_module_is_up_to_date(monkeypatch, capsys):
