@@ -14,7 +14,6 @@ EXAMPLE = "specs/deployment.yaml"
 GOLDEN = ROOT / "generated" / "mamba_eeg.py"
 
 
-
 def test_compiling_the_example_reproduces_the_golden_file(workspace):
     # a copy of the example project compiles to the same bytes: the module finds the spec's folder from
     # where it is written (SPEC_DIR), so the same layout elsewhere gives the same module
