@@ -6,7 +6,7 @@ before a GPU is billed. They register with :mod:`compiler.lint` like every other
 a warning can be silenced per function with ``lint: {ignore: {RULE: reason}}``.
 
 A config path in ``args`` is read as the container sees it: relative paths against the image's ``workdir``,
-then mapped back to the project folder through the image's ``add_local`` dirs. numpy is imported only when
+then mapped back to the spec's folder through the image's ``add_local`` dirs. numpy is imported only when
 an npz header has to be read.
 """
 
