@@ -17,6 +17,10 @@ import stat
 import tempfile
 from pathlib import Path
 
+from runtime.specfile import UnreadableFile, read_limited
+
+MAX_MODULE_BYTES = 16 * 1024 * 1024  # a module on disk larger than this is not one mtc wrote: not compared
+
 
 class InternalError(Exception):
     """mtc produced something it should not have: a bug in mtc, not in the spec."""
@@ -127,9 +131,11 @@ def difference(path: str | Path, text: str) -> str | None:
     target = Path(path)
     refuse_unsafe_target(target)
     try:
-        current = target.read_bytes().decode("utf-8", errors="replace")
+        current = read_limited(target, limit=MAX_MODULE_BYTES, kind="module").decode(errors="replace")
         label = str(path)
-    except FileNotFoundError:
+    except UnreadableFile as exc:
+        if exc.rule != "load/not-found":
+            raise UnsafeTarget(str(exc)) from None
         current, label = "", f"{path} (missing)"
     if current == text:
         return None

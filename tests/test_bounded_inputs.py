@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from compiler.check import check
-from compiler.emit import UnsafeTarget, remove_stale_temporaries, write_atomic
+from compiler.emit import MAX_MODULE_BYTES, UnsafeTarget, difference, remove_stale_temporaries, write_atomic
 from compiler.pricing import PricingError, load_prices
 from runtime.config import load_config
 from runtime.specfile import (
@@ -255,3 +255,13 @@ def test_a_path_in_the_image_must_be_one_line(tmp_path):
         found.rule == "schema/pattern"
         and "'/app\\n' is not an absolute path such as /app, on one line" in (found.message)
     )
+
+
+def test_check_reads_at_most_a_module_sized_prefix_of_the_file_on_disk(tmp_path):
+    huge = tmp_path / "app.py"
+    with open(huge, "wb") as handle:
+        handle.truncate(MAX_MODULE_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(UnsafeTarget, match="more than 16777216 bytes; a module is limited to 16 MiB"):
+        difference(huge, "x = 1\n")
+    missing = tmp_path / "missing.py"
+    assert difference(missing, "x = 1\n").startswith(f"--- {missing} (missing)")
