@@ -45,7 +45,10 @@ class Diagnostic:
     rule: str
 
     def format(self) -> str:
-        return f"{self.path}:{self.line}:{self.col}: {self.severity}: {self.message} [{self.rule}]"
+        """One line, with any control character in the path or message escaped (``\\x1b``, ``\\n``): a key
+        or value quoted from the file cannot break the line or reach the terminal as an escape sequence."""
+        path, message = _printable(self.path), _printable(self.message)
+        return f"{path}:{self.line}:{self.col}: {self.severity}: {message} [{self.rule}]"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +59,10 @@ class Diagnostic:
             "message": self.message,
             "rule": self.rule,
         }
+
+
+def _printable(text: str) -> str:
+    return CONTROL_IN_KEY.sub(lambda match: repr(match.group())[1:-1], text)
 
 
 class SpecError(Exception):

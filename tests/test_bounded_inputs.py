@@ -161,6 +161,13 @@ def test_a_nul_in_a_mount_path_or_a_name_is_refused_at_its_position(tmp_path):
     assert "app.secrets[0]" in found.message
 
 
+def test_a_quoted_control_character_cannot_break_the_line_or_reach_the_terminal(tmp_path):
+    spec = edited_spec(tmp_path, "version: 1\n", 'version: 1\n"k\\e[2J\\ny": 1\n')
+    lines = [d.format() for d in check(spec).diagnostics]
+    assert {line.rsplit("[", 1)[1] for line in lines} == {"schema/control-character]", "schema/unknown-key]"}
+    assert all("\x1b" not in line and "\n" not in line and "k\\x1b[2J\\ny" in line for line in lines)
+
+
 def test_tabs_and_newlines_in_a_value_are_still_allowed(tmp_path):
     spec = edited_spec(tmp_path, 'env: {PYTHONUNBUFFERED: "1"}', 'env: {NOTE: "a\\tb\\nc"}')
     result = check(spec)
