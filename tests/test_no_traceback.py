@@ -9,24 +9,28 @@ Inputs: a device that never ends, 2 MB through a file and through a pipe on ``/d
 writer, a directory, an empty file, binary junk, not UTF-8, NaN in a config, a NUL in a mount path, a price
 file that never ends, ``compile -o`` at a FIFO, ``diff --rev=--output=...``, a checkpoint of random bytes, a
 config that is a file of secrets (whose values must not be echoed), and the runtime's own inputs: a damaged
-npz, a class index out of range, a run directory another training holds, a metrics.jsonl that is not text.
+npz, an .npy header that declares more than its file holds, a class index out of range, a run directory
+another training holds, a metrics.jsonl that is not text.
 The processes run four at a time, the slow ones (which import torch) first.
 """
 
 from __future__ import annotations
 
 import fcntl
+import io
 import os
 import random
 import re
 import subprocess
 import sys
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+from numpy.lib import format as npy_format
 
 from runtime.specfile import READ_TIMEOUT_ENV
 
@@ -88,6 +92,13 @@ CASES = [
     Case("train-secrets", (*TRAIN, "{secrets}"), 1, r"top level must be a mapping", slow=True),
     Case("train-damaged-npz", (*TRAIN, "{npz_config}"), 1, r"a_windows\.npz: not a valid \.npz", slow=True),
     Case("train-label-range", (*TRAIN, "{label_config}"), 1, r"class index 300; .* 0\.\.255", slow=True),
+    Case(
+        "train-npy-header",
+        (*TRAIN, "{header_config}"),
+        1,
+        r"declares shape .* holds only 64 bytes",
+        slow=True,
+    ),
     Case("train-run-dir-held", (*TRAIN, "{held_config}"), 1, r"in use by another training", slow=True),
     Case("train-usage", TRAIN, 3, r"usage: python -m runtime\.train", slow=True),
     Case(
@@ -126,14 +137,33 @@ def tiny_config(folder: Path, name: str, data: str) -> Path:
     return path
 
 
-def npz_config(folder: Path, name: str, windows: np.ndarray | None, labels: np.ndarray | None) -> Path:
+def npz_config(folder: Path, name: str, npz: bytes) -> Path:
+    """A tiny npz training config whose one recording file holds ``npz``."""
     data = folder / f"data-{name}"
     data.mkdir()
-    if windows is None:
-        (data / "a_windows.npz").write_bytes(JUNK)
-    else:
-        np.savez(data / "a_windows.npz", windows=windows, labels=labels)
+    (data / "a_windows.npz").write_bytes(npz)
     return tiny_config(folder, name, f"  format: npz\n  train: {data}\n  val: {data}\n")
+
+
+def npz_bytes(**members: bytes) -> bytes:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for name, content in members.items():
+            zipped.writestr(f"{name}.npy", content)
+    return archive.getvalue()
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    np.save(out, array)
+    return out.getvalue()
+
+
+def npy_header_only(shape: tuple[int, ...]) -> bytes:
+    """An .npy header that declares ``shape`` of float32, followed by 64 bytes instead of the data."""
+    out = io.BytesIO()
+    npy_format.write_array_header_1_0(out, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    return out.getvalue() + bytes(64)
 
 
 @pytest.fixture(scope="module")
@@ -169,9 +199,13 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     paths["nan_config"].write_text(
         paths["plain_config"].read_text().replace("model:", "optim:\n  lr: .nan\nmodel:", 1)
     )
-    paths["npz_config"] = npz_config(folder, "damaged", None, None)
-    windows = np.zeros((8, 2, 32), np.float32)
-    paths["label_config"] = npz_config(folder, "labels", windows, np.full((8, 32), 300, np.int64))
+    windows, labels = npy_bytes(np.zeros((8, 2, 32), np.float32)), npy_bytes(np.zeros((8, 32), np.int64))
+    paths["npz_config"] = npz_config(folder, "damaged", JUNK)
+    paths["label_config"] = npz_config(
+        folder, "labels", npz_bytes(windows=windows, labels=npy_bytes(np.full((8, 32), 300, np.int64)))
+    )
+    header = npy_header_only((100_000_000, 19, 2560))
+    paths["header_config"] = npz_config(folder, "header", npz_bytes(windows=header, labels=labels))
     paths["held_config"] = tiny_config(folder, "held", synthetic)
     paths["metrics_config"] = tiny_config(folder, "metrics", synthetic)
     (folder / "runs" / "metrics").mkdir(parents=True)
