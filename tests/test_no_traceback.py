@@ -25,6 +25,7 @@ import subprocess
 import sys
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,7 @@ class Case:
     says: str  # a regular expression the output must match
     stdin: str | None = None  # an input piped to the process (a pipe: its size is unknown until read)
     slow: bool = False  # imports torch
+    stdout: str | None = None  # a path that takes the standard output instead of a pipe (e.g. /dev/full)
 
     def command(self, paths: dict[str, Path]) -> list[str]:
         return [sys.executable, *(part.format(**paths) for part in self.argv)]
@@ -86,6 +88,7 @@ CASES = [
     Case("diff-rev-option", (*MTC, "diff", "--rev=--output={dir}/x"), 3, r"is not a git revision"),
     Case("diff-binary", (*MTC, "diff", "{junk}", "specs/deployment.yaml"), 1, r"looks binary"),
     Case("schema-usage", (*MTC, "schema", "--no-such-option"), 3, r"No such option"),
+    Case("schema-to-a-full-disk", (*MTC, "schema"), 1, r"No space left on device", stdout="/dev/full"),
     # the runtime's entry points: the same loader, then the runtime's own inputs
     Case("train-2mb-stdin", (*TRAIN, "/dev/stdin"), 1, r"\[load/too-large\]", "big", slow=True),
     Case("train-nan", (*TRAIN, "{nan_config}"), 1, r":9:7: error: optim\.lr: expected a finite", slow=True),
@@ -125,6 +128,14 @@ CASES = [
     ),
     Case("train-metrics-not-text", (*TRAIN, "{metrics_config}"), 1, r"metrics\.jsonl", slow=True),
 ]
+
+
+# cases whose fix belongs to another part of the project and has not landed: each must still fail
+NOT_YET_FIXED = {
+    "schema-to-a-full-disk": "compiler/cli.py main() catches BrokenPipeError only: an OSError writing "
+    "stdout (ENOSPC on /dev/full, EIO) ends every command that prints (schema, lint --format json, plan) "
+    "in a traceback",
+}
 
 
 def tiny_config(folder: Path, name: str, data: str) -> Path:
@@ -217,10 +228,19 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
 def run_case(case: Case, paths: dict[str, Path]) -> tuple[int, str]:
     env = {**os.environ, READ_TIMEOUT_ENV: "0.5"}
     piped = paths[case.stdin].read_bytes() if case.stdin else b""
-    done = subprocess.run(
-        case.command(paths), input=piped, capture_output=True, timeout=120, cwd=ROOT, env=env, check=False
-    )
-    return done.returncode, done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace")
+    with open(case.stdout, "wb") if case.stdout else nullcontext(subprocess.PIPE) as stdout:
+        done = subprocess.run(
+            case.command(paths),
+            input=piped,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            timeout=120,
+            cwd=ROOT,
+            env=env,
+            check=False,
+        )
+    output = (done.stdout or b"") + done.stderr
+    return done.returncode, output.decode(errors="replace")
 
 
 @pytest.fixture(scope="module")
@@ -235,7 +255,14 @@ def outcomes(inputs) -> dict[str, tuple[int, str]]:
     return {case.name: result for case, result in zip(ordered, results, strict=True)}
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def marked(case: Case):
+    reason = NOT_YET_FIXED.get(case.name)
+    return pytest.param(
+        case, id=case.name, marks=[pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+    )
+
+
+@pytest.mark.parametrize("case", [marked(case) for case in CASES])
 def test_a_malformed_input_gets_a_message_and_an_exit_code_not_a_traceback(case, outcomes):
     code, output = outcomes[case.name]
     assert TRACEBACK not in output, output
