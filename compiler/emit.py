@@ -17,7 +17,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from runtime.specfile import UnreadableFile, read_limited
+from runtime.specfile import UnreadableFile, file_type, read_limited
 
 MAX_MODULE_BYTES = 16 * 1024 * 1024  # a module on disk larger than this is not one mtc wrote: not compared
 
@@ -77,7 +77,7 @@ def refuse_unsafe_target(target: Path) -> None:
     """Raise UnsafeTarget unless ``target`` (through any symlink) is a regular file or does not exist.
 
     A rename over a device node or FIFO would replace it with a regular file (as root, ``-o /dev/full``
-    replaced the device), and a rename over a directory fails halfway through the user's intent.
+    replaced the device); over a directory it fails with an error that does not say why.
     """
     try:
         mode = target.stat().st_mode
@@ -87,21 +87,11 @@ def refuse_unsafe_target(target: Path) -> None:
         raise UnsafeTarget(f"cannot use the output path: {getattr(exc, 'strerror', None) or exc}") from None
     if stat.S_ISREG(mode):
         return
-    kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
     via = " (through a symlink)" if target.is_symlink() else ""
     hint = (
         "give a file path inside it, e.g. DIR/app.py" if stat.S_ISDIR(mode) else "give a path to a .py file"
     )
-    raise UnsafeTarget(f"is {kind}{via}; mtc writes only to a regular file or a new path: {hint}")
-
-
-_KINDS = {
-    stat.S_IFDIR: "a directory",
-    stat.S_IFIFO: "a FIFO",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
-    stat.S_IFSOCK: "a socket",
-}
+    raise UnsafeTarget(f"is {file_type(mode)}{via}; mtc writes only to a regular file or a new path: {hint}")
 
 
 def remove_stale_temporaries(target: Path) -> list[Path]:

@@ -158,23 +158,40 @@ def read_limited(path: str | Path, *, limit: int = MAX_FILE_BYTES, kind: str = "
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
         raise UnreadableFile(f"cannot read the file: {_os_reason(exc)}", "load/unreadable") from None
     try:
-        raw = _read_descriptor(descriptor, limit + 1, kind)
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise UnreadableFile(f"is a directory; expected a {kind}", "load/not-a-file")
+        stream = not (stat.S_ISREG(mode) or stat.S_ISBLK(mode))  # a FIFO, a pipe, a terminal, a device
+        raw = _read_up_to(descriptor, limit + 1, _read_timeout() if stream else None)
     except OSError as exc:
         raise UnreadableFile(f"cannot read the file: {_os_reason(exc)}", "load/unreadable") from None
     finally:
         os.close(descriptor)
     if len(raw) > limit:
-        message = f"the file holds more than {limit} bytes; a {kind} is limited to {_size(limit)}"
+        source = "the file holds" if stat.S_ISREG(mode) else f"{file_type(mode)} that gave"
+        message = f"{source} more than {limit} bytes; a {kind} is limited to {_size(limit)}"
         raise UnreadableFile(message, "load/too-large")
     return raw
 
 
-def _read_descriptor(descriptor: int, wanted: int, kind: str) -> bytes:
-    mode = os.fstat(descriptor).st_mode
-    if stat.S_ISDIR(mode):
-        raise UnreadableFile(f"is a directory; expected a {kind}", "load/not-a-file")
-    stream = not (stat.S_ISREG(mode) or stat.S_ISBLK(mode))  # a FIFO, a terminal, a character device
-    timeout = _read_timeout() if stream else None
+def file_type(mode: int) -> str:
+    """What a ``stat`` mode is, in words: "a regular file", "a FIFO or pipe", "a character device", ..."""
+    return _FILE_TYPES.get(stat.S_IFMT(mode), "an unknown kind of file")
+
+
+_FILE_TYPES = {
+    stat.S_IFREG: "a regular file",
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a FIFO or pipe",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFLNK: "a symbolic link",
+}
+
+
+def _read_up_to(descriptor: int, wanted: int, timeout: float | None) -> bytes:
+    """Up to ``wanted`` bytes; with a ``timeout``, waiting at most that long for each chunk."""
     chunks: list[bytes] = []
     size = 0
     while size < wanted:
