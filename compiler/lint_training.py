@@ -16,6 +16,7 @@ import ast
 import math
 import posixpath
 import re
+import stat
 import sys
 import zipfile
 from collections import deque
@@ -116,8 +117,16 @@ def training_config(fn: Function, ctx: LintContext) -> TrainingConfig | None:
     if shipped is None:
         return None
     local = ctx.root / shipped
-    stamp = (local.stat().st_mtime_ns, local.stat().st_size) if local.is_file() else None
-    return _load(str(local), arg, stamp)
+    return _load(str(local), arg, _stamp(local))
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """(mtime, size) of a regular file, the cache key of its contents; None for anything else."""
+    try:
+        found = path.stat()
+    except (OSError, ValueError):
+        return None
+    return (found.st_mtime_ns, found.st_size) if stat.S_ISREG(found.st_mode) else None
 
 
 @cache
