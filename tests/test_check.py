@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import threading
+import time
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -104,3 +108,30 @@ def test_no_value_anywhere_makes_check_raise(tmp_path, changes):
     assert result.diagnostics == sorted(result.diagnostics)
     assert result.has_errors or result.app is not None
     assert all(d.line >= 1 and d.col >= 1 and d.rule for d in result.diagnostics)
+
+
+def test_the_spec_is_read_once_so_a_fifo_is_hashed_as_it_was_read(tmp_path):
+    """check() used to read the spec a second time to hash it: from a FIFO that second read waits for another
+    writer (mtc hung) and hashes whatever it writes. Here a second writer offers other bytes for 5 s."""
+    fifo = tmp_path / "deployment.yaml"
+    os.mkfifo(fifo)
+    content = FULL.read_bytes()
+
+    def feed() -> None:
+        with open(fifo, "wb") as handle:
+            handle.write(content)
+        time.sleep(0.5)  # the loader has seen the end of the file and closed it by now
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                descriptor = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # fails while no one reads
+            except OSError:
+                time.sleep(0.05)
+                continue
+            os.write(descriptor, b"version: 1\n")
+            os.close(descriptor)
+            return
+
+    threading.Thread(target=feed, daemon=True).start()
+    result = check(fifo)
+    assert result.app is not None and result.app.spec_sha256 == hashlib.sha256(content).hexdigest()
