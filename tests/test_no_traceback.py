@@ -10,7 +10,7 @@ writer, a directory, an empty file, binary junk, not UTF-8, NaN in a config, a N
 file that never ends, ``compile -o`` at a FIFO, ``diff --rev=--output=...``, a checkpoint of random bytes, a
 config that is a file of secrets (whose values must not be echoed), and the runtime's own inputs: a damaged
 npz, an .npy header that declares more than its file holds, a class index out of range, a run directory
-another training holds, a metrics.jsonl that is not text.
+another training holds, a metrics.jsonl that is not text; and standard output on a full disk (/dev/full).
 The processes run four at a time, the slow ones (which import torch) first.
 """
 
