@@ -9,8 +9,10 @@ for it with :func:`require_extra` before doing any work, and says what to instal
 
 from __future__ import annotations
 
+import errno
 import importlib
 import importlib.util
+import os
 import sys
 
 import click
@@ -61,9 +63,14 @@ def cli() -> None:
     """Declare, check, compile and run Modal training jobs from specs/deployment.yaml."""
 
 
+# Errors writing the output (a full disk, a closed terminal) are the environment's, not a bug in mtc.
+OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG})
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name="mtc", standalone_mode=False)
+        sys.stdout.flush()
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.exceptions.Abort:
@@ -77,7 +84,21 @@ def main(argv: list[str] | None = None) -> None:
         code = EXIT_INVALID
     except BrokenPipeError:
         code = EXIT_OK
+    except OSError as exc:
+        if exc.errno not in OUTPUT_ERRNOS:
+            raise
+        _close_stdout_quietly()
+        print(f"mtc: error: cannot write the output: {exc.strerror}", file=sys.stderr)
+        code = EXIT_INVALID
     sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _close_stdout_quietly() -> None:
+    """Drop what could not be written, so the interpreter's final flush does not fail a second time."""
+    try:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until the process exits
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":

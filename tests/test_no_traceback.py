@@ -130,14 +130,6 @@ CASES = [
 ]
 
 
-# cases whose fix belongs to another part of the project and has not landed: each must still fail
-NOT_YET_FIXED = {
-    "schema-to-a-full-disk": "compiler/cli.py main() catches BrokenPipeError only: an OSError writing "
-    "stdout (ENOSPC on /dev/full, EIO) ends every command that prints (schema, lint --format json, plan) "
-    "in a traceback",
-}
-
-
 def tiny_config(folder: Path, name: str, data: str) -> Path:
     path = folder / f"{name}.yaml"
     path.write_text(
@@ -255,14 +247,7 @@ def outcomes(inputs) -> dict[str, tuple[int, str]]:
     return {case.name: result for case, result in zip(ordered, results, strict=True)}
 
 
-def marked(case: Case):
-    reason = NOT_YET_FIXED.get(case.name)
-    return pytest.param(
-        case, id=case.name, marks=[pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-    )
-
-
-@pytest.mark.parametrize("case", [marked(case) for case in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_a_malformed_input_gets_a_message_and_an_exit_code_not_a_traceback(case, outcomes):
     code, output = outcomes[case.name]
     assert TRACEBACK not in output, output
