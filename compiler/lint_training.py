@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from compiler.lint import ERROR, WARNING, LintContext, rule
 from compiler.model import Function, Image, Mount
@@ -365,24 +365,40 @@ def _npz_bytes(source: Path) -> int | None:
         return None
     try:
         return sum(_npz_file_bytes(f) for f in files)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError):
+    except (OSError, ValueError, KeyError, TypeError, SyntaxError, RecursionError, zipfile.BadZipFile):
         return None
 
 
 def _npz_file_bytes(path: Path) -> int:
-    from numpy.lib import format as npy
-
     total = 0
     with zipfile.ZipFile(path) as archive:
         for member in archive.namelist():
-            if not member.endswith(".npy"):
-                continue
-            with archive.open(member) as stream:
-                major, _ = npy.read_magic(stream)
-                read_header = npy.read_array_header_1_0 if major == 1 else npy.read_array_header_2_0
-                shape, _, dtype = read_header(stream)
-                total += math.prod(shape) * dtype.itemsize
+            if member.endswith(".npy"):
+                with archive.open(member) as stream:
+                    total += _npy_array_bytes(stream)
     return total
+
+
+NPY_MAGIC = b"\x93NUMPY"
+NPY_MAX_HEADER = 10_000  # numpy's own limit on the header it reads without allow_pickle
+NPY_ITEM = re.compile(r"^[<>|=]?[biufc](\d+)$")  # a plain numeric dtype such as '<f4' and its item size
+
+
+def _npy_array_bytes(stream: IO[bytes]) -> int:
+    """Bytes of the array an .npy stream holds, from its header alone (the format's documented layout: magic,
+    version, header length, a Python literal dict), so the core install's lint needs no numpy."""
+    prefix = stream.read(8)
+    if len(prefix) != 8 or not prefix.startswith(NPY_MAGIC) or prefix[6] not in (1, 2, 3):
+        raise ValueError("not an .npy array")
+    width = 2 if prefix[6] == 1 else 4
+    length = int.from_bytes(stream.read(width), "little")
+    if length > NPY_MAX_HEADER:
+        raise ValueError("an .npy header longer than numpy writes")
+    header = ast.literal_eval(stream.read(length).decode("latin-1"))
+    item = NPY_ITEM.match(header["descr"]) if isinstance(header, dict) else None
+    if item is None or not all(isinstance(n, int) and n >= 0 for n in header["shape"]):
+        raise ValueError("an .npy header mtc cannot size")
+    return math.prod(header["shape"]) * int(item.group(1))
 
 
 # --------------------------------------------------------------------------------------- image packages

@@ -217,23 +217,15 @@ main(sys.argv[1:])
 """
 
 
-# Known defect, left to the owners of compiler/lint_training.py and compiler/localrun.py: memory-vs-data
-# imports compiler.localrun (whose compiler.limits imports psutil) for the volumes' local folders, and numpy
-# for npz headers. strict: once fixed, these pass and the mark must go.
-SIZES_NPZ_WITH_EXTRAS = pytest.mark.xfail(
-    strict=True, reason="memory-vs-data imports psutil (via compiler.localrun) and numpy in the core install"
-)
-
-
 @pytest.mark.parametrize(
     "argv",
     [
         ["lint"],
-        pytest.param(["lint", "specs/in_memory.yaml"], marks=SIZES_NPZ_WITH_EXTRAS),
+        ["lint", "specs/in_memory.yaml"],
         ["compile", "--check"],
         ["plan"],
-        pytest.param(["plan", "specs/in_memory.yaml"], marks=SIZES_NPZ_WITH_EXTRAS),
-        pytest.param(["diff", "specs/deployment.yaml", "specs/in_memory.yaml"], marks=SIZES_NPZ_WITH_EXTRAS),
+        ["plan", "specs/in_memory.yaml"],
+        ["diff", "specs/deployment.yaml", "specs/in_memory.yaml"],
         ["schema"],
     ],
 )
@@ -260,6 +252,8 @@ def test_the_core_commands_import_no_extra(tmp_path, argv):
     output = done.stdout + done.stderr
     assert done.returncode in (0, 1, 2), output
     assert "Traceback" not in output and "halted" not in output
+    if "specs/in_memory.yaml" in argv and argv[0] == "lint":  # the split was sized without numpy
+        assert "[memory-vs-data]" in output, output
 
 
 def python_path_env() -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import textwrap
 from pathlib import Path
 
@@ -262,3 +263,32 @@ def test_the_lint_reads_the_schema_the_runtime_validates_with():
     from runtime import config
 
     assert compiler.lint_training.TRAINING_SCHEMA is config.SCHEMA
+
+
+@pytest.mark.parametrize(
+    "array",
+    [np.zeros((3, 19, 7), "<f4"), np.zeros((5,), ">i8"), np.zeros((2, 2), "|b1"), np.zeros((0, 4), "<c16")],
+    ids=["f4", "big-endian-i8", "bool", "empty-complex"],
+)
+@pytest.mark.parametrize("version", [(1, 0), (2, 0)])
+def test_npy_sizes_are_read_from_the_header_as_numpy_writes_it(array, version):
+    from numpy.lib import format as npy
+
+    from compiler.lint_training import _npy_array_bytes
+
+    stream = io.BytesIO()
+    npy.write_array(stream, array, version=version)
+    stream.seek(0)
+    assert _npy_array_bytes(stream) == array.nbytes
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"\x93NUMPY\x09\x00", b"\x93NUMPY\x01\x00\xff\xff", b"\x93NUMPY\x01\x00\x10\x00__import__('os')"],
+    ids=["empty", "unknown-version", "header-too-long", "not-a-literal"],
+)
+def test_npy_headers_that_cannot_be_sized_are_refused(raw):
+    from compiler.lint_training import _npy_array_bytes
+
+    with pytest.raises((ValueError, SyntaxError)):
+        _npy_array_bytes(io.BytesIO(raw))
