@@ -29,6 +29,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from compiler.extras import extra_providing, missing_extra_message
 
@@ -76,12 +77,8 @@ def main() -> int:
 def call_target(target: str, kwargs: dict, channel: Path) -> int:
     """Import and call ``target`` (awaiting it when it is a coroutine); its exceptions propagate, except a
     user's mistake the runtime reports: that goes to the side channel and exits 1."""
-    module_name, entry = target.split(":")
     try:
-        function = getattr(importlib.import_module(module_name), entry)
-        result = function(**kwargs)
-        if inspect.isawaitable(result):
-            asyncio.run(_awaited(result))
+        invoke(target, kwargs)
     except Exception as exc:
         message = _user_message(exc)
         if message is None:
@@ -90,6 +87,22 @@ def call_target(target: str, kwargs: dict, channel: Path) -> int:
         (channel / REJECTED_FILE).write_text(message, encoding="utf-8")
         return 1
     return 0
+
+
+def invoke(target: str, kwargs: dict[str, Any]) -> Any:
+    """Import ``target`` (``module:function``), call it with ``kwargs`` and return its result, awaited in an
+    event loop when the target is async."""
+    module_name, _, entry = target.partition(":")
+    result = getattr(importlib.import_module(module_name), entry)(**kwargs)
+    return asyncio.run(_awaited(result)) if inspect.isawaitable(result) else result
+
+
+def run_trial(target: str, kwargs: dict[str, Any], result_file: str) -> Any:
+    """A local sweep trial: call ``target`` with ``kwargs`` and save what it returns as JSON in
+    ``result_file`` (values JSON cannot hold become their ``str``), for the sweep's summary table."""
+    result = invoke(target, kwargs)
+    Path(result_file).write_text(json.dumps(result, default=str), encoding="utf-8")
+    return result
 
 
 async def _awaited(awaitable):  # asyncio.run takes a coroutine, not any awaitable

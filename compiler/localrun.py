@@ -33,7 +33,7 @@ an exit code, so a function's own ``sys.exit(65)`` is only its exit code).
 A sweep (:func:`execute_sweep`) runs each trial as such a run, with the trial's args and config overrides
 (its own ``run_name``, so its own run directory), one after another or several at once: each trial on its
 own cores, as many at a time as the machine's cores hold. The child saves the target's return value as JSON
-(through :func:`compiler.sweep.run_trial`) for the summary table.
+(through :func:`compiler.local_child.run_trial`) for the summary table.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from compiler import local_child
 from compiler import sweep as sweeps
 from compiler.local_child import CALL_ENV, FORWARDED, GRACE_S, LEFT_BEHIND_FILE, REJECTED_FILE
 from compiler.model import App, Function, Volume
@@ -562,7 +563,7 @@ def execute_sweep(
                 "result_file": str(result_file),
             }
             run = prepare(app, fn, call, volumes_root, workdir)
-            run = replace(run, target=f"{sweeps.__name__}:{sweeps.run_trial.__name__}")
+            run = replace(run, target=f"{local_child.__name__}:{local_child.run_trial.__name__}")
             label = f"trial {trial.index} ({trial.label()})"
             say(f"{label} starts in run {trial.run_name}")
             cpus = slots.get()

@@ -8,18 +8,15 @@ of the sweep's name, the trial's index and its values (``train-t03-lr_0.001-d_mo
 share checkpoints and a retried trial resumes its own.
 
 Expansion is a pure function of the model: the generated module, ``mtc plan`` and ``mtc run --sweep`` all
-read the same trial list from here. :func:`run_trial` is what a local trial's child process calls: the target,
-then its return value written as JSON for the parent's summary table.
+read the same trial list from here.
 """
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from compiler.model import Function, Sweep
@@ -78,12 +75,3 @@ def _shown(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ",".join(_shown(item) for item in value)
     return str(value)
-
-
-def run_trial(target: str, kwargs: dict[str, Any], result_file: str) -> Any:
-    """Call ``target`` (``module:function``) with ``kwargs`` and save what it returns as JSON in
-    ``result_file`` (values JSON cannot hold become their ``str``), for the local sweep's summary."""
-    module, _, entry = target.partition(":")
-    result = getattr(importlib.import_module(module), entry)(**kwargs)
-    Path(result_file).write_text(json.dumps(result, default=str), encoding="utf-8")
-    return result

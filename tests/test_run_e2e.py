@@ -55,11 +55,11 @@ def test_run_train_debug_profile_trains_and_reports(tmp_path, tiny_config):
         "run", "train", "--profile", "debug", "--arg", f"config={tiny_config}", "--volumes-dir", str(volumes)
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    run_dir = volumes / "results" / "runs" / "tiny"
+    run_dir = volumes / "mamba-results" / "runs" / "tiny"
     report = json.loads((run_dir / "report.json").read_text())
     assert 0.0 <= report["metrics"]["accuracy"] <= 1.0
     assert (run_dir / "last.pt").is_file() and (run_dir / "metrics.jsonl").is_file()
-    assert f"lives in {volumes / 'results'} (read-write)" in done.stderr
+    assert f"lives in {volumes / 'mamba-results'} (read-write)" in done.stderr
     assert f"report:          {run_dir / 'report.json'}" in done.stderr
 
 

@@ -429,11 +429,19 @@ def test_local_parallelism_is_capped_by_max_parallel_and_by_cores(monkeypatch):
 
 
 def test_the_trial_child_saves_what_the_target_returns(tmp_path):
-    from compiler.sweep import run_trial
+    from compiler.local_child import run_trial
 
     result_file = tmp_path / "out.json"
     returned = run_trial("json:dumps", {"obj": {"steps": 3}}, str(result_file))
     assert json.loads(result_file.read_text()) == returned == '{"steps": 3}'
+
+
+def test_an_async_trial_target_is_awaited_and_its_result_saved(tmp_path):
+    from compiler.local_child import run_trial
+
+    result_file = tmp_path / "out.json"
+    returned = run_trial("asyncio:sleep", {"delay": 0, "result": {"best_metric": 0.5}}, str(result_file))
+    assert json.loads(result_file.read_text()) == returned == {"best_metric": 0.5}
 
 
 # ------------------------------------------------------------------------------------------- mtc run

@@ -18,7 +18,8 @@ pytest.importorskip("runtime.train")
 REPO = Path(__file__).resolve().parents[1]
 
 
-# The config lives on the results volume, so the spec needs no add_local dirs.
+# The config lives on the results volume (locally the folder named after the Modal volume), so the spec
+# needs no add_local dirs.
 SPEC = """\
 version: 1
 app: {{name: e2e-sweep}}
@@ -42,8 +43,8 @@ functions:
 
 def sweep_run(tmp_path: Path, sweep: str, *extra: str) -> subprocess.CompletedProcess:
     volumes = tmp_path / "volumes"
-    (volumes / "results").mkdir(parents=True, exist_ok=True)
-    (volumes / "results" / "tiny.yaml").write_text(TINY_CONFIG)
+    (volumes / "e2e-sweep-results").mkdir(parents=True, exist_ok=True)
+    (volumes / "e2e-sweep-results" / "tiny.yaml").write_text(TINY_CONFIG)
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC.format(sweep=sweep))
     command = ["run", "train", str(spec), "--sweep", "--volumes-dir", str(volumes), *extra]
@@ -60,7 +61,7 @@ def test_a_two_trial_sweep_trains_each_trial_in_its_own_run_and_resumes_them(tmp
     sweep = "      grid: {optim.lr: [0.01, 0.003]}\n      max_parallel: 2\n"
     done = sweep_run(tmp_path, sweep, "--parallel", "2")
     assert done.returncode == 0, done.stderr[-3000:]
-    runs = tmp_path / "volumes" / "results" / "runs"
+    runs = tmp_path / "volumes" / "e2e-sweep-results" / "runs"
     for index, lr in enumerate((0.01, 0.003)):
         run_dir = runs / f"train-t{index:02d}-lr_{lr}"
         saved = json.loads((run_dir / "config.json").read_text())
@@ -85,4 +86,6 @@ def test_a_failing_trial_is_reported_and_the_other_still_runs(tmp_path):
     assert rows["0"][2] == "1" and rows["1"][2] == "0"
     assert "1 of 2 trials failed: 0" in done.stderr
     assert "optim.lr: -1.0 is not above 0 (from the override optim.lr=-1.0)" in done.stderr
-    assert (tmp_path / "volumes" / "results" / "runs" / "train-t01-max_steps_2" / "last.pt").is_file()
+    assert (
+        tmp_path / "volumes" / "e2e-sweep-results" / "runs" / "train-t01-max_steps_2" / "last.pt"
+    ).is_file()
