@@ -35,6 +35,7 @@ import os
 import posixpath
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -305,8 +306,9 @@ def check_names(app: App) -> None:
     _Context(app, prices=None, root=app.spec_dir)
 
 
-@cache
-def _template() -> Any:
+def template_environment(**filters: Callable[..., str]) -> Any:
+    """A Jinja2 environment over the packaged templates (strict, no escaping: the output is code or YAML,
+    and every value reaches it through one of ``filters``)."""
     import jinja2
 
     environment = jinja2.Environment(
@@ -317,9 +319,13 @@ def _template() -> Any:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    environment.filters["lit"] = literal
-    environment.filters["code"] = layout
-    return environment.get_template(TEMPLATE)
+    environment.filters.update(filters)
+    return environment
+
+
+@cache
+def _template() -> Any:
+    return template_environment(lit=literal, code=layout).get_template(TEMPLATE)
 
 
 class _Context:

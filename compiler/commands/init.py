@@ -312,18 +312,9 @@ def render(template: str, context: dict[str, Any]) -> str:
 
 @cache
 def _environment() -> Any:
-    import jinja2
+    from compiler.render import template_environment
 
-    environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("compiler", "templates"),
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    environment.filters["yaml"] = yaml_value
-    return environment
+    return template_environment(yaml=yaml_value)
 
 
 def yaml_value(value: Any) -> str:
