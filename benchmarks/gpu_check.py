@@ -31,8 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import scan  # noqa: E402  (benchmarks/scan.py: the same two-layer model as the CPU benchmark)
 
-from runtime import smoke, ssm  # noqa: E402
-from runtime.model import Mamba, SignalMamba  # noqa: E402
+from runtime import smoke
+from runtime.nn.models.signal import Mamba, SignalMamba  # noqa: E402
+from runtime.nn.ops import scan as ssm  # noqa: E402
 
 LENGTHS = (256, 1024, 4096)
 EEG = {"batch": 16, "channels": 19, "steps": 15360}

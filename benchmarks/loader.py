@@ -89,7 +89,7 @@ def shuffled_train_loader(cfg, bundle):
 
 def debug_model_rate(steps: int = 12) -> tuple[float, object]:
     """Windows per second the debug config's model trains on, on this machine (after two warm-up steps)."""
-    from runtime import train
+    from runtime.train import trainer as train
 
     cfg = load_config(str(REPO / "specs" / "train.debug.yaml"))
     cfg = replace(cfg, data=replace(cfg.data, cache_dir=tempfile.mkdtemp(prefix="mtc-bench-")))

@@ -3,10 +3,12 @@
 Two residual layers (RMSNorm + Mamba mixer, B=32, d_model=64, d_state=16, expand=2) on 2 threads, at L=256 and
 L=1024, for three contenders measured in this one run:
 
-- ``runtime``: :class:`runtime.model.Mamba` on its PyTorch path (chunked scan with a hand-written backward);
+- ``runtime``: :class:`runtime.nn.models.signal.Mamba` on its PyTorch path (chunked scan with a hand-written
+  backward);
 - ``mambapy``: PyPI ``mambapy``'s own model of the same size (``mambapy.mamba.Mamba``, parallel ``pscan``),
   the baseline the ratios are against;
-- ``naive``: :class:`runtime.model.Mamba` with the scan replaced by autograd through a Python loop that
+- ``naive``: :class:`runtime.nn.models.signal.Mamba` with the scan replaced by autograd through a Python loop
+  that
   indexes ``x[:, :, t]`` (mamba-ssm's reference formulation). It is so slow that it runs once, at L=256 only.
 
 Time: every measurement runs in a fresh subprocess (one warm-up pass, then a few timed passes), in
@@ -44,10 +46,10 @@ PLAN = {
 
 
 def build_runtime_layers(kernels: str = "torch"):
-    """The two residual layers (RMSNorm + runtime.model.Mamba) every figure here is about."""
+    """The two residual layers (RMSNorm + runtime.nn.models.signal.Mamba) every figure here is about."""
     import torch.nn as nn
 
-    from runtime.model import Mamba, RMSNorm
+    from runtime.nn.models.signal import Mamba, RMSNorm
 
     class Layer(nn.Module):
         def __init__(self):
@@ -94,7 +96,7 @@ def naive_selective_scan_time_major(
 
 
 def build_naive_layers():
-    from runtime import ssm
+    from runtime.nn.ops import scan as ssm
 
     ssm.selective_scan_time_major = naive_selective_scan_time_major
     return build_runtime_layers()

@@ -3,7 +3,7 @@
 Both loops train the debug config's model (specs/train.debug.yaml) on the same batches for ``--steps`` steps:
 
 - bare:    batches already in memory; forward, loss, backward, clip, optimizer and scheduler step
-- trainer: runtime.train.Trainer.fit with its loader, progress bar, metrics.jsonl, NaN checks and
+- trainer: runtime.train.trainer.Trainer.fit with its loader, progress bar, metrics.jsonl, NaN checks and
            data-position bookkeeping (validation and checkpoints are switched off here: they run at their
            own cadence, and the time of one checkpoint write is printed separately)
 
@@ -27,9 +27,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from runtime import checkpoint, train  # noqa: E402
 from runtime.config import load_config  # noqa: E402
 from runtime.data import prepare_data  # noqa: E402
+from runtime.train import checkpoint
+from runtime.train import trainer as train  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,7 +1,8 @@
 """The training config (``specs/train.yaml``): load, apply overrides, validate, fill in defaults.
 
 Problems are reported like the compiler reports deployment.yaml problems (``file:line:col: error: ...
-[rule]``) by raising :class:`runtime.specfile.SpecError`. Defaults live in one place, the JSON Schema's
+[rule]``) by raising :class:`runtime.core.diagnostics.SpecError`. Defaults live in one place, the JSON
+Schema's
 ``default`` keywords, and are filled in after validation, so the schema file is the reference for every key.
 """
 
@@ -15,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from runtime.config_schema import SCHEMA
+from runtime.core.diagnostics import Diagnostic, SpecError
+from runtime.core.schema import schema_diagnostics
+from runtime.core.yamlfile import SourceDoc, load_yaml
 from runtime.paths import resolve
-from runtime.specfile import Diagnostic, SourceDoc, SpecError, load_yaml, schema_diagnostics
 
 MAX_UNKNOWN_TOP_LEVEL_KEYS = 3  # more, and the file is reported as not a training config, its keys unechoed
 
@@ -117,7 +120,7 @@ class Config:
     run_name: str
     output_dir: str
     data: DataConfig
-    model: dict[str, Any]  # keyword arguments of runtime.model.SignalMamba (head may still be "auto")
+    model: dict[str, Any]  # keyword arguments of runtime.nn.SignalMamba (head may still be "auto")
     optim: OptimConfig
     train: TrainConfig
     evaluate: EvaluateConfig

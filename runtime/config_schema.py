@@ -98,7 +98,7 @@ TEXT = r"""{
     "model": {
       "type": "object",
       "additionalProperties": false,
-      "description": "Keyword arguments of runtime.model.SignalMamba.",
+      "description": "Keyword arguments of runtime.nn.models.signal.SignalMamba.",
       "properties": {
         "head": {"enum": ["auto", "window", "timestep"], "default": "auto",
                  "description": "auto: window for per-window labels, timestep for per-timestep labels."},

@@ -16,10 +16,12 @@ from pathlib import Path
 
 import torch
 
-from runtime import checkpoint
 from runtime.config import Config, load_config
+from runtime.core import files
+from runtime.core.errors import UserError, user_message
 from runtime.data import DataBundle, DataError, make_loader, prepare_data
 from runtime.metrics import MetricAccumulator, sensitivity_at_false_alarm_rates
+from runtime.train import checkpoint
 
 REPORT_FILE = "report.json"
 
@@ -67,7 +69,7 @@ def evaluate_run(
 ) -> dict:
     """Evaluate one checkpoint on the configured split; write report.json and plots next to the run."""
     from runtime.plots import write_plots
-    from runtime.train import make_loss
+    from runtime.train.trainer import make_loss
 
     state = checkpoint.load(checkpoint_path, map_location=placement.device)
     _check_compatible(state, bundle, checkpoint_path)
@@ -107,7 +109,7 @@ def evaluate_run(
         "metrics": metrics,
     }
     report_path = run_dir / REPORT_FILE
-    checkpoint.write_atomic(report_path, json.dumps(report, indent=2).encode())
+    files.write_atomic(report_path, json.dumps(report, indent=2).encode())
     plots = write_plots(run_dir, metrics, bundle.class_names)
     if on_checkpoint:
         on_checkpoint()
@@ -126,7 +128,7 @@ def _split(cfg: Config, bundle: DataBundle) -> str:
 def _model_from(state: dict, bundle: DataBundle, placement, path: Path) -> torch.nn.Module:
     """The checkpoint's model, checked to fit in memory before it is built; a model_config or weights that
     make no model are the file's fault, not a bug."""
-    from runtime.train import TrainingError, build, check_model_fits
+    from runtime.train.trainer import TrainingError, build, check_model_fits
 
     try:
         check_model_fits(state["model_config"], bundle, placement)
@@ -159,9 +161,9 @@ def main(config: str, checkpoint: str = "", on_checkpoint: Callable[[], None] | 
 
     Returns a summary: run_dir, checkpoint, split, metrics, report and plot paths.
     """
-    from runtime import checkpoint as checkpoints
     from runtime.paths import resolve
-    from runtime.train import place
+    from runtime.train import checkpoint as checkpoints
+    from runtime.train.trainer import place
 
     cfg = load_config(config)
     placement = place(cfg.train.precision)
@@ -215,7 +217,6 @@ USAGE = "usage: python -m runtime.evaluate CONFIG [CHECKPOINT]   (default: the r
 
 def cli(argv: list[str] | None = None) -> int:
     """The module's command line; exit 1 with a message on bad input, 3 on bad usage."""
-    from runtime.train import USER_ERRORS, user_message
 
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help") or len(args) > 2:
@@ -223,7 +224,7 @@ def cli(argv: list[str] | None = None) -> int:
         return 3
     try:
         main(args[0], args[1] if len(args) > 1 else "")
-    except USER_ERRORS as exc:
+    except UserError as exc:
         print(user_message(exc), file=sys.stderr)
         return 1
     return 0

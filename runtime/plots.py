@@ -12,7 +12,7 @@ CURVE_METRICS = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_a
 
 def write_plots(run_dir: Path, metrics: dict, class_names: list[str]) -> list[Path]:
     """Every plot the run's data allows; returns the files written."""
-    from runtime.train import read_metrics
+    from runtime.train.trainer import read_metrics
 
     written = [plot_curves(read_metrics(run_dir), run_dir / "curves.png")]
     if metrics.get("roc"):

@@ -20,8 +20,8 @@ from collections.abc import Callable
 
 import torch
 
-from runtime import ssm
-from runtime.model import Mamba, SignalMamba
+from runtime.nn.models.signal import Mamba, SignalMamba
+from runtime.nn.ops import scan as ssm
 
 RTOL, ATOL = 6e-4, 2e-3
 FIXES = {

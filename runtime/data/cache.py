@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.checkpoint import fsync_dir, remove_stale_temporaries, write_atomic
+from runtime.core.files import fsync_dir, remove_stale_temporaries, write_atomic
 from runtime.data.formats import Chunk, DataError, SplitSource
-from runtime.memory import available_memory, format_bytes
+from runtime.data.memory import available_memory, format_bytes
 
 CACHE_VERSION = 1
 WINDOWS_FILE, LABELS_FILE, META_FILE, PROGRESS_FILE = (

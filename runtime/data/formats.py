@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.memory import available_memory, format_bytes
+from runtime.core.errors import UserError
+from runtime.data.memory import available_memory, format_bytes
 
 Chunk = tuple[str, np.ndarray, np.ndarray]
 SPLITS = ("train", "val", "test")
@@ -27,7 +28,7 @@ MAX_CLASSES = 256  # per-timestep labels are cached as uint8
 MEMORY_CHECK_BYTES = 2**26  # smaller arrays are read without asking how much memory is free (it costs more)
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Data could not be used; the message names the file and says what is wrong."""
 
 

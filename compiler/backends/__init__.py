@@ -1,0 +1,1 @@
+"""Where a function runs: on this machine (local) or on Modal."""

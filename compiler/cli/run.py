@@ -1,0 +1,309 @@
+"""`mtc run`, `mtc logs`, `mtc stop`, `mtc apps`: run a function locally or on Modal, look after Modal apps.
+
+``mtc run FUNCTION`` runs on the local embedded backend by default (:mod:`compiler.backends.local.run`);
+``--backend modal`` refuses a stale generated module, then hands over to ``modal run``. With ``--sweep`` every
+trial of the function's sweep runs: locally one after another (or ``--parallel N`` at once), on Modal through
+the generated entrypoint's ``--sweep``. Locally, ``--processes N`` (or ``--ddp``: as many as the function's
+GPUs) trains with N data-parallel processes. ``logs``, ``stop``
+and ``apps`` pass through to ``modal app logs|stop|list``. Nothing heavy is imported until a command runs.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from compiler.cli import EXIT_INVALID, require_extra
+
+DEFAULT_SPEC = "specs/deployment.yaml"
+
+
+class ArgError(Exception):
+    """An ``--arg`` the function does not take, or a value of the wrong type."""
+
+
+def say(message: str) -> None:
+    click.echo(f"mtc run: {message}", err=True)
+
+
+@click.command()
+@click.argument("function")
+@click.argument("spec", required=False, default=DEFAULT_SPEC)
+@click.option("--profile", "-p", metavar="NAME", help="Apply this profile of the spec (e.g. debug).")
+@click.option("--backend", type=click.Choice(["local", "modal"]), default="local", show_default=True)
+@click.option("--detach", is_flag=True, help="Modal only: keep the app running after this command exits.")
+@click.option(
+    "--arg", "arg_pairs", multiple=True, metavar="NAME=VALUE", help="Override one of the function's args."
+)
+@click.option(
+    "--volumes-dir",
+    type=click.Path(file_okay=False),
+    help="Local backend: folder with one sub-folder per volume (default $MTC_VOLUMES_DIR or .mtc/volumes).",
+)
+@click.option("--sweep", is_flag=True, help="Run every trial of the function's sweep, then show a summary.")
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Local sweep: run up to N trials at once, as the cores allow (default 1).",
+)
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Local: train with N data-parallel processes (gloo on CPU), at most one per core the function gets.",
+)
+@click.option("--ddp", is_flag=True, help="Local: as many data-parallel processes as the function's GPUs.")
+def run(
+    function: str,
+    spec: str,
+    profile: str | None,
+    backend: str,
+    detach: bool,
+    arg_pairs: tuple[str, ...],
+    volumes_dir: str | None,
+    sweep: bool,
+    parallel: int | None,
+    processes: int | None,
+    ddp: bool,
+) -> int:
+    """Run FUNCTION of SPEC locally (the default) or on Modal, with its args from the spec and --arg."""
+    if detach and backend != "modal":
+        raise click.UsageError("--detach needs --backend modal (a local run is attached to this terminal)")
+    if parallel is not None and not (sweep and backend == "local"):
+        raise click.UsageError(
+            "--parallel needs --sweep on the local backend (on Modal, max_parallel decides)"
+        )
+    if (processes is not None or ddp) and (backend != "local" or sweep):
+        raise click.UsageError(
+            "--processes and --ddp are for a local run without --sweep (on Modal, one process per GPU)"
+        )
+    if processes is not None and ddp:
+        raise click.UsageError("--processes and --ddp both set the process count; give one of them")
+    require_extra("modal" if backend == "modal" else "train", f"mtc run --backend {backend}")
+    result = _checked(spec, profile)
+    if result is None:
+        return EXIT_INVALID
+    app = result.app
+    fn = app.functions.get(function)
+    if fn is None:
+        _unknown_function(function, app)
+        return EXIT_INVALID
+    try:
+        overrides = typed_args(fn, arg_pairs, app.spec_dir)
+    except ArgError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_INVALID
+    if sweep and fn.sweep is None:
+        sweeping = ", ".join(name for name, f in app.functions.items() if f.sweep) or "none"
+        click.echo(f"error: {function} declares no sweep (functions with one: {sweeping})", err=True)
+        return EXIT_INVALID
+    if backend == "modal":
+        return _run_on_modal(result, profile, function, overrides, detach, sweep)
+    from compiler.backends.local import run as localrun
+
+    workdir = workdir_stand_in(app, fn)
+    kwargs = {**fn.arg_dict, **overrides}
+    if sweep:
+        return _sweep_locally(app, fn, kwargs, localrun.volumes_dir(volumes_dir), parallel or 1)
+    plan = localrun.prepare(app, fn, kwargs, localrun.volumes_dir(volumes_dir), workdir)
+    if ddp:
+        processes = localrun.declared_gpu_count(fn)
+    if processes is not None:
+        plan = localrun.with_processes(plan, processes, say)
+    return localrun.execute(plan, say)
+
+
+def workdir_stand_in(app: Any, fn: Any) -> Path:
+    """Where the local child starts, standing in for the image's workdir: relative paths in args are
+    container paths relative to it (``specs/train.yaml`` is ``/root/specs/train.yaml``).
+
+    It is the folder whose sub-folders the image ships under its workdir (the repository for the example:
+    the spec's folder ``specs/`` ships to ``/root/specs``); else the folder the target's package was found
+    in; else the current folder.
+    """
+    import posixpath
+    from pathlib import PurePosixPath
+
+    from compiler.spec.targets import locate
+
+    image = app.images.get(fn.image) if fn.image else None
+    workdir = "/"
+    for step in image.steps if image else ():
+        workdir = str(step.value) if step.kind == "workdir" else workdir
+    for local, remote in image.local_dirs if image else ():
+        inside = posixpath.relpath(posixpath.normpath(remote), workdir)
+        if inside.startswith(".."):
+            continue  # shipped outside the workdir
+        source = app.local_source(local)
+        parts = PurePosixPath(inside).parts if inside != "." else ()
+        if not parts or source.parts[-len(parts) :] == parts:
+            return Path(*source.parts[: len(source.parts) - len(parts)])
+    located = locate(fn.module, app.spec_dir)
+    return located.project if located and located.project else Path.cwd()
+
+
+def _sweep_locally(app: Any, fn: Any, kwargs: dict[str, Any], volumes: Path, requested: int) -> int:
+    """Every trial, then the summary table on stdout; exit 1 when a trial failed."""
+    from compiler.backends.local import run as localrun
+    from compiler.spec import sweep
+
+    parallel = localrun.sweep_parallel(requested, len(sweep.function_trials(fn)), fn, say)
+    outcomes = localrun.execute_sweep(app, fn, kwargs, volumes, workdir_stand_in(app, fn), parallel, say)
+    click.echo(localrun.sweep_table(outcomes), nl=False)
+    failed = [o for o in outcomes if o.exit_code != 0]
+    if failed:
+        say(
+            f"{len(failed)} of {len(outcomes)} trials failed: "
+            + ", ".join(str(o.trial.index) for o in failed)
+        )
+        return EXIT_INVALID
+    return 0
+
+
+def _checked(spec: str, profile: str | None) -> Any:
+    """The spec's CheckResult with a resolved app, or None after printing its errors (and warnings)."""
+    from compiler.cli.compile import display_path
+    from compiler.cli.report import report
+    from compiler.spec.check import check
+
+    shown = display_path(spec)  # as `mtc compile` shows it, so the generated header compares equal
+    result = check(shown, profile=profile)
+    if result.diagnostics:
+        report(result.diagnostics, "text", shown)
+    return None if result.has_errors or result.app is None else result
+
+
+def _unknown_function(name: str, app: Any) -> None:
+    from runtime.core.diagnostics import did_you_mean
+
+    known = ", ".join(sorted(app.functions)) or "(none)"
+    click.echo(
+        f"error: no function '{name}' in {app.spec_path} (it has: {known})"
+        + did_you_mean(name, app.functions),
+        err=True,
+    )
+
+
+def typed_args(fn: Any, pairs: tuple[str, ...], root: Path) -> dict[str, Any]:
+    """``NAME=VALUE`` pairs parsed as the target's parameters declare them (read from its source under
+    ``root``), else as the spec's defaults: the same types the generated module's signature has."""
+    from compiler.spec import argtypes
+    from compiler.spec.targets import read_target
+    from runtime.core.diagnostics import did_you_mean
+
+    defaults = fn.arg_dict
+    target = read_target(fn.module, fn.entry, root).target
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name:
+            raise ArgError(f"--arg {pair!r}: expected NAME=VALUE")
+        if name not in defaults:
+            valid = ", ".join(defaults) or "none"
+            raise ArgError(
+                f"--arg {name}: {fn.name} takes no arg '{name}' (its args: {valid})"
+                + did_you_mean(name, defaults)
+            )
+        parameter = target.parameter(name) if target else None
+        expected = argtypes.for_parameter(parameter, defaults[name])
+        try:
+            out[name] = argtypes.parse(text, expected) if expected else text
+        except argtypes.ArgTypeError as exc:
+            declared = argtypes.from_annotation(parameter.annotation) if parameter else None
+            why = (
+                f"{fn.run} declares {name}: {parameter.annotation}"
+                if declared
+                else f"the spec's default is {json.dumps(defaults[name], default=list)}"
+            )
+            raise ArgError(f"--arg {name}={text}: expected {exc} for {name} ({why})") from None
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ Modal
+
+
+def _run_on_modal(
+    result: Any, profile: str | None, function: str, overrides: dict[str, Any], detach: bool, sweep: bool
+) -> int:
+    from compiler.cli.compile import GENERATED_DIR, render_module
+    from compiler.codegen.emit import difference
+
+    nulls = [name for name, value in overrides.items() if value is None]
+    if nulls:
+        click.echo(
+            f"error: --arg {nulls[0]}=null: Modal's CLI cannot pass null; leave the arg out to keep the "
+            "spec's value",
+            err=True,
+        )
+        return EXIT_INVALID
+    spec = result.app.spec_path
+    module = f"{GENERATED_DIR}/{result.app.module_name}.py"
+    source, problems = render_module(result)
+    if problems or difference(module, source) is not None:
+        hint = (
+            "mtc compile"
+            + (f" {spec}" if spec != DEFAULT_SPEC else "")
+            + (f" --profile {profile}" if profile else "")
+        )
+        click.echo(f"error: {module} is missing or out of date with {spec}; run `{hint}` first", err=True)
+        return EXIT_INVALID
+    command = [sys.executable, "-m", "modal", "run", *(["--detach"] if detach else [])]
+    if sweep:  # through the local entrypoint, which fans the trials out
+        command += [module, "--action", function, "--sweep"]
+    else:
+        command.append(f"{module}::{function}")
+    command += modal_flags(overrides)
+    return _pass_through(command)
+
+
+def modal_flags(overrides: dict[str, Any]) -> list[str]:
+    """``modal run`` options for the function's parameters: ``--name value``; ``--flag``/``--no-flag``."""
+    flags: list[str] = []
+    for name, value in overrides.items():
+        option = name.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(f"--{option}" if value else f"--no-{option}")
+        elif isinstance(value, list | dict):
+            flags += [f"--{option}", json.dumps(value)]  # the generated signature takes them as JSON text
+        else:
+            flags += [f"--{option}", str(value)]
+    return flags
+
+
+def _pass_through(command: list[str]) -> int:
+    """Run a modal CLI command with this terminal's input and output; its exit code is ours."""
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 130
+
+
+@click.command()
+@click.argument("app_id")
+@click.option("-f", "--follow", is_flag=True, help="Stream the logs until the app stops.")
+def logs(app_id: str, follow: bool) -> int:
+    """Show the logs of a Modal app (modal app logs)."""
+    require_extra("modal", "mtc logs")
+    return _pass_through([sys.executable, "-m", "modal", "app", "logs", *(["-f"] if follow else []), app_id])
+
+
+@click.command()
+@click.argument("app_id")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+def stop(app_id: str, yes: bool) -> int:
+    """Stop a Modal app and its running containers (modal app stop)."""
+    require_extra("modal", "mtc stop")
+    return _pass_through([sys.executable, "-m", "modal", "app", "stop", *(["-y"] if yes else []), app_id])
+
+
+@click.command()
+def apps() -> int:
+    """List the Modal apps that are running or recently stopped (modal app list)."""
+    require_extra("modal", "mtc apps")
+    return _pass_through([sys.executable, "-m", "modal", "app", "list"])

@@ -1,1 +1,0 @@
-"""Click commands of the `mtc` CLI, one module per group of verbs."""

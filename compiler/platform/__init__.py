@@ -1,0 +1,1 @@
+"""Platform facts: Modal's limits, the GPU catalog and the price table."""

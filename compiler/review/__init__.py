@@ -1,0 +1,1 @@
+"""Review before deploying: the cost plan and the diff between two specs."""

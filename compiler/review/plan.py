@@ -1,0 +1,160 @@
+"""What each function of a resolved app asks for and may cost: the rows of ``mtc plan`` and ``mtc diff``.
+
+Per function: GPU (type x count, fallbacks in order), CPU, memory, timeout, retries, the estimated $/hour with
+the first GPU choice, and the worst case per call: the most expensive fallback's $/hour x the timeout x
+(1 + retries), since Modal gives every retry a full timeout. A function without a timeout gets Modal's
+default of 300 s. Prices come from :mod:`compiler.platform.pricing`.
+
+A function with a ``sweep`` gets a second line, ``NAME --sweep``: its worst case is the number of trials x
+the worst case per call (every trial may run to its timeout, and be retried), and its $/hour is what
+``max_parallel`` trials cost while they run at once. ``--budget`` checks that figure too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from compiler.platform.pricing import Prices, hourly_cost
+from compiler.spec.ir import App, Function
+from compiler.spec.sweep import function_trials
+
+MODAL_DEFAULT_TIMEOUT_S = 300
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    function: str
+    gpus: tuple[str, ...]  # Modal strings in fallback order, e.g. ("H100", "A100-80GB:2"); () = CPU only
+    cpu: float | None  # None = Modal's default
+    memory_mib: int | None  # None = Modal's default
+    timeout_s: int
+    timeout_is_default: bool
+    retries: int
+    hourly_usd: float  # with the first GPU choice
+    worst_hourly_usd: float  # with the most expensive fallback
+    worst_case_usd: float  # per call: worst_hourly x timeout x (1 + retries)
+    sweep_trials: int = 0  # 0 = no sweep
+    sweep_parallel: int = 0  # trials at once: max_parallel, or every trial when the sweep sets none
+
+    @property
+    def sweep_worst_case_usd(self) -> float:
+        """Every trial running to its timeout with every retry: trials x the worst case per call."""
+        return self.sweep_trials * self.worst_case_usd
+
+    @property
+    def sweep_hourly_usd(self) -> float:
+        return self.sweep_parallel * self.hourly_usd
+
+    @property
+    def most_usd(self) -> float:
+        """The larger of the worst case per call and the sweep's, what ``--budget`` compares."""
+        return max(self.worst_case_usd, self.sweep_worst_case_usd)
+
+
+def plan_rows(app: App, prices: Prices) -> list[PlanRow]:
+    return [plan_row(fn, prices) for fn in app.functions.values()]
+
+
+def plan_row(fn: Function, prices: Prices) -> PlanRow:
+    resources = fn.resources
+    choices = resources.gpus or (None,)
+    worst_hourly = max(hourly_cost(resources, prices, gpu=gpu).total for gpu in choices)
+    timeout = resources.timeout_s if resources.timeout_s is not None else MODAL_DEFAULT_TIMEOUT_S
+    retries = fn.retries.max_retries if fn.retries else 0
+    trials = len(function_trials(fn))
+    parallel = min(fn.sweep.max_parallel or trials, trials) if fn.sweep else 0
+    return PlanRow(
+        function=fn.name,
+        gpus=tuple(g.modal_string() for g in resources.gpus),
+        cpu=resources.cpu,
+        memory_mib=resources.memory_mib,
+        timeout_s=timeout,
+        timeout_is_default=resources.timeout_s is None,
+        retries=retries,
+        hourly_usd=hourly_cost(resources, prices).total,
+        worst_hourly_usd=worst_hourly,
+        worst_case_usd=worst_hourly * timeout / 3600 * (1 + retries),
+        sweep_trials=trials,
+        sweep_parallel=parallel,
+    )
+
+
+def over_budget(rows: list[PlanRow], budget_usd: float) -> list[PlanRow]:
+    return [row for row in rows if row.most_usd > budget_usd]
+
+
+# ------------------------------------------------------------------------------------------------ output
+
+COLUMNS = ("function", "gpu", "cpu", "memory MiB", "timeout", "retries", "$/hour", "worst case $")
+NUMERIC = {"cpu", "memory MiB", "timeout", "retries", "$/hour", "worst case $"}
+
+
+def cells(row: PlanRow) -> tuple[str, ...]:
+    return (
+        row.function,
+        " or ".join(row.gpus) or "-",
+        "default" if row.cpu is None else f"{row.cpu:g}",
+        "default" if row.memory_mib is None else str(row.memory_mib),
+        f"{row.timeout_s} s" + (" (default)" if row.timeout_is_default else ""),
+        str(row.retries),
+        money(row.hourly_usd),
+        money(row.worst_case_usd),
+    )
+
+
+def money(usd: float) -> str:
+    """Dollars with cents, or four decimals for amounts under ten cents so they do not show as 0.00."""
+    return f"{usd:.2f}" if abs(usd) >= 0.1 or usd == 0 else f"{usd:.4f}"
+
+
+def sweep_cells(row: PlanRow) -> tuple[str, ...]:
+    """The sweep's line under its function's: trials, the rate of the trials at once, the total worst case."""
+    name = f"{row.function} --sweep ({row.sweep_trials} trials, {row.sweep_parallel} at once)"
+    return (name, *cells(row)[1:6], money(row.sweep_hourly_usd), money(row.sweep_worst_case_usd))
+
+
+def format_table(rows: list[PlanRow]) -> str:
+    """An aligned plain-text table: text columns to the left, numbers to the right."""
+    lines = [[cells(row), *([sweep_cells(row)] if row.sweep_trials else [])] for row in rows]
+    return aligned(COLUMNS, [line for pair in lines for line in pair], NUMERIC)
+
+
+def aligned(columns: tuple[str, ...], rows: list[tuple[str, ...]], numeric: set[str]) -> str:
+    """A plain-text table under ``columns``: text to the left, the ``numeric`` columns to the right."""
+    table = [columns, *rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
+
+    def line(values: tuple[str, ...]) -> str:
+        parts = [
+            value.rjust(width) if name in numeric else value.ljust(width)
+            for name, value, width in zip(columns, values, widths, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join(line(values) for values in table) + "\n"
+
+
+def footer(prices: Prices, rows: list[PlanRow]) -> str:
+    trials = ", x trials for a sweep" if any(row.sweep_trials for row in rows) else ""
+    return (
+        f"worst case = the most expensive GPU fallback x timeout x (1 + retries){trials}; "
+        f"prices: {prices.source} ({prices.date})\n"
+    )
+
+
+def as_json(rows: list[PlanRow], prices: Prices, app: App) -> str:
+    payload = {
+        "app": app.name,
+        "spec": app.spec_path,
+        "profile": app.profile,
+        "prices": {"source": prices.source, "date": prices.date},
+        "functions": [{**asdict(row), "gpus": list(row.gpus), **_sweep_figures(row)} for row in rows],
+    }
+    return json.dumps(payload, indent=2) + "\n"
+
+
+def _sweep_figures(row: PlanRow) -> dict:
+    if not row.sweep_trials:
+        return {}
+    return {"sweep_hourly_usd": row.sweep_hourly_usd, "sweep_worst_case_usd": row.sweep_worst_case_usd}

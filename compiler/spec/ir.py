@@ -1,0 +1,178 @@
+"""The resolved deployment: frozen dataclasses with profiles, defaults and units already applied.
+
+Everything after `resolve` (lint, render, plan, diff, run) works on these types only; nothing here knows
+about YAML or Jinja. Local paths stay as the spec writes them, relative to the spec's folder
+(:attr:`App.spec_dir`). Units are normalised: memory and disk in MiB, durations in seconds, GPU types in
+Modal's canonical spelling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+JsonPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """One GPU request: a canonical Modal type and a count (``H100`` x 8 is ``"H100:8"``)."""
+
+    type: str
+    count: int = 1
+
+    def modal_string(self) -> str:
+        return self.type if self.count == 1 else f"{self.type}:{self.count}"
+
+
+@dataclass(frozen=True)
+class Retries:
+    max_retries: int
+    backoff_coefficient: float | None = None
+    initial_delay: float | None = None
+    max_delay: float | None = None
+
+    @property
+    def is_simple(self) -> bool:
+        """True when a plain ``retries=N`` says everything."""
+        return self.backoff_coefficient is None and self.initial_delay is None and self.max_delay is None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    kind: str  # "cron" | "period"
+    cron: str | None = None
+    timezone: str | None = None
+    period_s: int | None = None
+
+
+@dataclass(frozen=True)
+class ImageStep:
+    """One build step in order: kind is entrypoint | apt | env | pip | run | workdir; value as declared."""
+
+    kind: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class Image:
+    name: str
+    base: str  # "debian_slim" or a registry reference
+    python: str | None
+    steps: tuple[ImageStep, ...] = ()
+    local_python: tuple[str, ...] = ()  # add_local_python_source, emitted after every step
+    local_dirs: tuple[tuple[str, str], ...] = ()  # (local path, remote path), emitted after every step
+
+    @property
+    def is_debian_slim(self) -> bool:
+        return self.base == "debian_slim"
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A named storage source: a Modal Volume, or an S3/GCS bucket mounted with CloudBucketMount."""
+
+    name: str
+    kind: str  # "volume" | "bucket"
+    volume: str | None = None  # Modal volume name
+    bucket: str | None = None
+    key_prefix: str | None = None
+    secret: str | None = None
+    bucket_endpoint_url: str | None = None
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class Mount:
+    path: str  # absolute path in the container
+    volume: str  # key into App.volumes
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu: float | None = None  # physical cores
+    memory_mib: int | None = None
+    gpus: tuple[Gpu, ...] = ()  # ordered fallbacks; empty = CPU only
+    timeout_s: int | None = None  # None = Modal's default (300 s)
+    ephemeral_disk_mib: int | None = None
+
+    @property
+    def gpu(self) -> Gpu | None:
+        return self.gpus[0] if self.gpus else None
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A function's hyperparameter sweep; :mod:`compiler.spec.sweep` expands it into trials.
+
+    A key is one of the function's args or a dotted training-config key (``optim.lr``). Its position in the
+    spec is the function's origin ``"sweep"`` (the mapping is replaced whole by a profile).
+    """
+
+    grid: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # key -> values, every combination is a trial
+    trials: tuple[tuple[tuple[str, Any], ...], ...] = ()  # explicit trials, after the grid's
+    max_parallel: int | None = None  # at most this many trials at once; None = as many as Modal allows
+    name: str | None = None  # first part of each trial's run name; None = the function's name
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    module: str  # the `run` target, "module:function" split
+    entry: str
+    args: tuple[tuple[str, Any], ...] = ()  # parameter name -> default, in declared order
+    image: str | None = None
+    resources: Resources = Resources()
+    retries: Retries | None = None
+    mounts: tuple[Mount, ...] = ()
+    secrets: tuple[str, ...] = ()
+    region: tuple[str, ...] = ()
+    cloud: str | None = None
+    nonpreemptible: bool = False
+    min_containers: int | None = None
+    max_containers: int | None = None
+    scaledown_window_s: int | None = None
+    schedule: Schedule | None = None
+    sweep: Sweep | None = None
+    env: tuple[tuple[str, str], ...] = ()  # environment variables set on the function, in declared order
+    lint_ignores: tuple[tuple[str, str], ...] = ()  # rule id -> the reason it is silenced for this function
+    # Where each effective value was declared, for positioned lint messages: spec key -> JSON path in the
+    # spec. Keys are the spec's names ("gpu", "timeout", "memory", ...), and "volumes[/data]", "env[NAME]" for
+    # one entry of a mapping. A value set by a profile points into the profile. Not part of equality.
+    origins: dict[str, JsonPath] = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    @property
+    def run(self) -> str:
+        return f"{self.module}:{self.entry}"
+
+    @property
+    def arg_dict(self) -> dict[str, Any]:
+        return dict(self.args)
+
+
+@dataclass(frozen=True)
+class App:
+    name: str
+    secrets: tuple[str, ...] = ()
+    images: dict[str, Image] = field(default_factory=dict, hash=False)
+    volumes: dict[str, Volume] = field(default_factory=dict, hash=False)
+    functions: dict[str, Function] = field(default_factory=dict, hash=False)
+    spec_path: str = ""
+    profile: str | None = None
+    spec_sha256: str = ""
+    lint_ignores: tuple[tuple[str, str], ...] = ()  # file-wide: rule id -> the reason it is silenced
+
+    @property
+    def spec_dir(self) -> Path:
+        """The spec's folder: local paths in the spec (``add_local`` dirs) are relative to it."""
+        return Path(self.spec_path).resolve().parent if self.spec_path else Path.cwd()
+
+    def local_source(self, local: str) -> Path:
+        """Where a local path of the spec is on this machine, whatever the current folder."""
+        return (self.spec_dir / local).resolve()
+
+    @property
+    def module_name(self) -> str:
+        """File stem of the generated module: the app name with '-' as '_'."""
+        return self.name.replace("-", "_")

@@ -1,0 +1,10 @@
+"""``python -m runtime.train CONFIG [key=value ...]``."""
+
+import os
+import sys
+
+from runtime.train.trainer import cli
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(cli())

@@ -1,0 +1,181 @@
+"""Helpers for tests of generated modules: import one offline, and state what Modal should see for a model.
+
+Expectations are written from the resolved model and Modal's API, independently of the renderer: functions
+are compared through the public ``fn.info()``, images (which Modal does not expose offline) through the
+literal arguments of each call in the module's image chain (a local folder relative to the spec is the
+module's ``SPEC_DIR`` expression, read against a marker folder).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import itertools
+import posixpath
+import re
+import sys
+from pathlib import Path, PurePosixPath
+from types import ModuleType
+from typing import Any
+
+from compiler.spec.ir import App, Function, Image
+
+MODAL_DEFAULT_TIMEOUT = 300
+SPEC_DIR_MARK = PurePosixPath("/<spec dir>")  # stands for the generated module's SPEC_DIR
+_counter = itertools.count()
+
+
+def import_generated(path: Path) -> ModuleType:
+    """Import the module at ``path`` under a fresh name (so several apps can be imported in one process)."""
+    name = f"generated_under_test_{next(_counter)}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def expected_info(app: App, function: Function) -> dict[str, Any]:
+    resources = function.resources
+    volumes = {m.path: app.volumes[m.volume] for m in function.mounts}
+    secrets = [*app.secrets, *function.secrets]
+    return {
+        "gpus": [(gpu.type, gpu.count) for gpu in resources.gpus],
+        "cpu": resources.cpu,
+        "memory_mib": resources.memory_mib,
+        "ephemeral_disk_mib": resources.ephemeral_disk_mib,
+        "timeout": resources.timeout_s or MODAL_DEFAULT_TIMEOUT,
+        "max_retries": function.retries.max_retries if function.retries else None,
+        "regions": list(function.region) or None,
+        "cloud": function.cloud,
+        "nonpreemptible": function.nonpreemptible,
+        "volumes": {p: (v.volume, v.read_only) for p, v in volumes.items() if v.kind == "volume"},
+        "buckets": {
+            p: (v.bucket, v.key_prefix, v.read_only) for p, v in volumes.items() if v.kind == "bucket"
+        },
+        "secrets": [f"modal.Secret.from_name({name!r})" for name in secrets]
+        + ([f"Secret.from_dict([{', '.join(name for name, _ in function.env)}])"] if function.env else []),
+        "schedule": _schedule_expectation(function),
+    }
+
+
+def actual_info(modal_function: Any) -> dict[str, Any]:
+    info = modal_function.info()
+    return {
+        "gpus": [tuple(gpu) for gpu in info.gpus],
+        "cpu": info.cpu,
+        "memory_mib": info.memory_mib,
+        "ephemeral_disk_mib": info.ephemeral_disk_mib,
+        "timeout": info.timeout,
+        "max_retries": info.max_retries,
+        "regions": info.regions,
+        "cloud": info.cloud,
+        "nonpreemptible": info.nonpreemptible,
+        "volumes": {p: (v.name, v.read_only) for p, v in info.volumes.items()},
+        "buckets": {
+            p: (b.bucket_name, b.key_prefix or None, b.read_only) for p, b in info.cloud_bucket_mounts.items()
+        },
+        "secrets": list(info.secrets),
+        "schedule": _schedule_seen(info.schedule),
+    }
+
+
+def _schedule_expectation(function: Function) -> tuple | None:
+    schedule = function.schedule
+    if schedule is None:
+        return None
+    if schedule.kind == "cron":
+        return ("cron", schedule.cron, schedule.timezone or "UTC")
+    return ("period", schedule.period_s)
+
+
+def _schedule_seen(schedule: str | None) -> tuple | None:
+    """FunctionInfo.schedule is the schedule's repr: ``Cron('0 3 * * *', UTC)`` or ``Period(minutes=90)``."""
+    if schedule is None:
+        return None
+    cron = re.fullmatch(r"Cron\((.*), (\S+)\)", schedule)
+    if cron:
+        return ("cron", ast.literal_eval(cron.group(1)), cron.group(2))
+    units = {"days": 86400, "hours": 3600, "minutes": 60, "seconds": 1}
+    parts = re.findall(r"(\w+)=([0-9.]+)", schedule)
+    return ("period", sum(units[unit] * float(amount) for unit, amount in parts))
+
+
+def decorator_keywords(source: str, function_name: str) -> dict[str, Any]:
+    """The literal keyword arguments of ``@app.function(...)`` above ``def function_name``."""
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef) and node.name == function_name:
+            (decorator,) = node.decorator_list
+            return {k.arg: _maybe_literal(k.value) for k in decorator.keywords}
+    raise AssertionError(f"no function {function_name} in the module")
+
+
+def image_calls(source: str, variable: str) -> list[tuple[str, list, dict]]:
+    """``[(method, args, kwargs), ...]`` of the image chain assigned to ``variable``, head first."""
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and [t.id for t in node.targets] == [variable]:
+            calls = []
+            expression = node.value
+            while isinstance(expression, ast.Call):
+                calls.append(
+                    (
+                        expression.func.attr,
+                        [_image_argument(a) for a in expression.args],
+                        {k.arg: ast.literal_eval(k.value) for k in expression.keywords},
+                    )
+                )
+                expression = expression.func.value
+            return calls[::-1]
+    raise AssertionError(f"no variable {variable} in the module")
+
+
+def _image_argument(node: ast.expr) -> Any:
+    """A literal, or an expression of the module's SPEC_DIR such as ``SPEC_DIR / "data"``."""
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        return eval(compile(ast.Expression(node), "<image>", "eval"), {"SPEC_DIR": SPEC_DIR_MARK})
+
+
+def _local_dir(local: str) -> str | PurePosixPath:
+    """A spec's add_local dir source as the module computes it: relative ones from the spec's folder."""
+    return local if posixpath.isabs(local) else PurePosixPath(posixpath.normpath(f"{SPEC_DIR_MARK}/{local}"))
+
+
+def expected_image_calls(image: Image) -> list[tuple[str, list, dict]]:
+    if image.base == "debian_slim":
+        head = ("debian_slim", [], {"python_version": image.python} if image.python else {})
+    else:
+        head = ("from_registry", [image.base], {"add_python": image.python} if image.python else {})
+    methods = {"entrypoint": "entrypoint", "apt": "apt_install", "env": "env", "pip": "pip_install"}
+    methods |= {"run": "run_commands", "workdir": "workdir"}
+    calls = [head]
+    for step in image.steps:
+        if step.kind == "entrypoint":
+            calls.append(("entrypoint", [list(step.value)], {}))
+        elif step.kind == "env":
+            calls.append(("env", [dict(step.value)], {}))
+        elif step.kind == "workdir":
+            calls.append(("workdir", [step.value], {}))
+        else:
+            calls.append((methods[step.kind], list(step.value), {}))
+    if image.local_python:
+        calls.append(("add_local_python_source", list(image.local_python), {}))
+    calls += [("add_local_dir", [_local_dir(local), remote], {}) for local, remote in image.local_dirs]
+    return calls
+
+
+def _maybe_literal(node: ast.AST) -> Any:
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        return ast.unparse(node)
+
+
+def signature_defaults(source: str, function_name: str) -> dict[str, Any]:
+    """``{parameter: default}`` of ``def function_name(...)`` in the module."""
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef) and node.name == function_name:
+            names = [a.arg for a in node.args.args]
+            return dict(zip(names, (ast.literal_eval(d) for d in node.args.defaults), strict=True))
+    raise AssertionError(f"no function {function_name} in the module")
