@@ -13,7 +13,7 @@ import os
 from functools import cache
 from pathlib import Path, PurePosixPath
 
-VOLUME_MAP_ENV = "MTC_VOLUME_MAP"
+from runtime.core.env import VOLUME_MAP as VOLUME_MAP_ENV
 
 
 @cache

@@ -1,8 +1,7 @@
-"""``mtc lint``, ``mtc compile`` and ``mtc schema``: check a deployment spec and turn it into a Modal module.
+"""``mtc compile``: turn a deployment spec into a Modal module, or ``--check`` the one on disk.
 
-Each command returns the CLI's exit code: 0 ok (warnings allowed), 1 the spec has errors (nothing is
-written), 2 ``compile --check`` found the module on disk out of date. Heavy imports (jsonschema, Jinja2)
-happen inside the commands, so ``mtc --help`` and ``mtc lint`` start fast.
+Exit 0 ok (warnings allowed), 1 the spec has errors (nothing is written), 2 ``--check`` found the module on
+disk out of date. Jinja2 is imported inside the command.
 """
 
 from __future__ import annotations
@@ -12,38 +11,11 @@ from pathlib import Path
 
 import click
 
-from compiler.cli import EXIT_DIFFERENT, EXIT_INVALID, EXIT_OK
-from compiler.cli.report import FORMATS, report
+from compiler.cli.exitcodes import ExitCode
+from compiler.cli.options import display_path, profile_option, spec_argument
+from compiler.cli.report import report
 
-DEFAULT_SPEC = "specs/deployment.yaml"
 GENERATED_DIR = "generated"
-
-spec_argument = click.argument("spec", default=DEFAULT_SPEC, required=False, metavar="[SPEC]")
-profile_option = click.option(
-    "--profile", "-p", metavar="NAME", help="Apply this profile of the spec (e.g. debug) over the base."
-)
-
-
-@click.command()
-@spec_argument
-@profile_option
-@click.option(
-    "--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True, help="Output format."
-)
-def lint(spec: str, profile: str | None, fmt: str) -> int:
-    """Check SPEC (default specs/deployment.yaml): schema, references, Modal limits, cost and safety rules.
-
-    Exit 0 when there are no errors (warnings allowed), 1 when there are.
-    """
-    from compiler.spec.check import check
-
-    shown = display_path(spec)
-    result = check(shown, profile)
-    diagnostics = list(result.diagnostics)
-    if not result.has_errors and result.app is not None:
-        diagnostics += render_diagnostics(result)
-    report(diagnostics, fmt, shown)
-    return EXIT_INVALID if any(d.severity == "error" for d in diagnostics) else EXIT_OK
 
 
 @click.command("compile")
@@ -70,45 +42,19 @@ def compile_(spec: str, profile: str | None, output: str | None, check_only: boo
     diagnostics = list(result.diagnostics)
     if result.has_errors or result.app is None:
         report(diagnostics, "text", shown)
-        return EXIT_INVALID
+        return ExitCode.INVALID
     try:
         source, problems = render_module(result, Path(output).parent if output else None)
     except InternalError as exc:
         click.echo(f"mtc: internal error: {exc}", err=True)
-        return EXIT_INVALID
+        return ExitCode.INVALID
     if problems:
         report(diagnostics + problems, "text", shown)
-        return EXIT_INVALID
+        return ExitCode.INVALID
     if diagnostics:
         report(diagnostics, "text", shown)
     target = output or f"{GENERATED_DIR}/{result.app.module_name}.py"
     return check_module(target, source, shown) if check_only else write_module(target, source)
-
-
-@click.command()
-@click.option("--training", is_flag=True, help="Print the training config's schema instead.")
-def schema(training: bool) -> int:
-    """Print the JSON Schema of deployment specs (for editors and other validators).
-
-    Both schemas ship inside the package; `mtc schema > specs/schema/deployment.schema.json` and
-    `mtc schema --training > specs/schema/train.schema.json` refresh the copies editors point at.
-    """
-    from compiler.spec.check import deployment_schema_text
-    from runtime import config_schema
-
-    sys.stdout.write(config_schema.TEXT if training else deployment_schema_text())
-    return EXIT_OK
-
-
-def display_path(spec: str) -> str:
-    """``spec`` as diagnostics and the generated header show it: relative to the current folder if inside."""
-    path = Path(spec)
-    if path.is_absolute():
-        try:
-            return path.relative_to(Path.cwd()).as_posix()
-        except ValueError:
-            return path.as_posix()
-    return path.as_posix()
 
 
 def render_diagnostics(result) -> list:
@@ -145,13 +91,13 @@ def check_module(target: str, source: str, shown: str) -> int:
         diff = difference(target, source)
     except OSError as exc:
         click.echo(f"mtc: cannot read {target}: {exc.strerror or exc}", err=True)
-        return EXIT_INVALID
+        return ExitCode.INVALID
     if diff is None:
         click.echo(f"{target} is up to date", err=True)
-        return EXIT_OK
+        return ExitCode.OK
     sys.stdout.write(diff)
     click.echo(f"{target} is out of date with {shown}: regenerate it with `mtc compile`", err=True)
-    return EXIT_DIFFERENT
+    return ExitCode.DIFFERENT
 
 
 def write_module(target: str, source: str) -> int:
@@ -161,6 +107,6 @@ def write_module(target: str, source: str) -> int:
         write_atomic(target, source)
     except OSError as exc:
         click.echo(f"mtc: cannot write {target}: {exc.strerror or exc}", err=True)
-        return EXIT_INVALID
+        return ExitCode.INVALID
     click.echo(f"wrote {target}", err=True)
-    return EXIT_OK
+    return ExitCode.OK

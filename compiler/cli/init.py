@@ -28,10 +28,10 @@ from typing import Any
 
 import click
 
-from compiler.cli import EXIT_INVALID, EXIT_OK
+from compiler.cli.exitcodes import ExitCode
+from compiler.platform.modal_limits import MODAL_NAME_MAX
 
 APP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # the schema's pattern for app.name
-MODAL_NAME_MAX = 64
 TARGET = re.compile(r"(?:(?P<name>[^=:]*)=)?(?P<module>[^:=]*):(?P<entry>[^:=]*)")
 PLAIN_YAML = re.compile(r"[A-Za-z0-9_./][A-Za-z0-9_./:-]*")
 CALLBACK_PARAMETER = "on_checkpoint"  # the generated body passes it (the commit of the function's volumes)
@@ -92,7 +92,7 @@ def init(directory: str, targets: tuple[str, ...], name: str | None) -> int:
         refuse_conflicts(root, files)
     except (InitError, InternalError) as exc:
         click.echo(f"mtc init: error: {exc}", err=True)
-        return EXIT_INVALID
+        return ExitCode.INVALID
     to_merge = [f for f in files if f.merge and os.path.lexists(root / f.path)]
     created = not root.exists()
     try:
@@ -100,9 +100,9 @@ def init(directory: str, targets: tuple[str, ...], name: str | None) -> int:
     except OSError as exc:
         problem = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
         click.echo(f"mtc init: error: cannot write in {directory}: {problem}; nothing was written", err=True)
-        return EXIT_INVALID
+        return ExitCode.INVALID
     report(directory, root, app, files, to_merge, found, created)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 # ------------------------------------------------------------------------------------------------ inputs

@@ -1,26 +1,22 @@
-"""`mtc run`, `mtc logs`, `mtc stop`, `mtc apps`: run a function locally or on Modal, look after Modal apps.
+"""``mtc run``: run a function locally or on Modal.
 
 ``mtc run FUNCTION`` runs on the local embedded backend by default (:mod:`compiler.backends.local.run`);
 ``--backend modal`` refuses a stale generated module, then hands over to ``modal run``. With ``--sweep`` every
 trial of the function's sweep runs: locally one after another (or ``--parallel N`` at once), on Modal through
 the generated entrypoint's ``--sweep``. Locally, ``--processes N`` (or ``--ddp``: as many as the function's
-GPUs) trains with N data-parallel processes. ``logs``, ``stop``
-and ``apps`` pass through to ``modal app logs|stop|list``. Nothing heavy is imported until a command runs.
+GPUs) trains with N data-parallel processes. Nothing heavy is imported until the command runs.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from compiler.cli import EXIT_INVALID, require_extra
-
-DEFAULT_SPEC = "specs/deployment.yaml"
+from compiler.cli.exitcodes import ExitCode
+from compiler.cli.options import DEFAULT_SPEC, profile_option, require_extra
 
 
 class ArgError(Exception):
@@ -34,7 +30,7 @@ def say(message: str) -> None:
 @click.command()
 @click.argument("function")
 @click.argument("spec", required=False, default=DEFAULT_SPEC)
-@click.option("--profile", "-p", metavar="NAME", help="Apply this profile of the spec (e.g. debug).")
+@profile_option
 @click.option("--backend", type=click.Choice(["local", "modal"]), default="local", show_default=True)
 @click.option("--detach", is_flag=True, help="Modal only: keep the app running after this command exits.")
 @click.option(
@@ -88,21 +84,21 @@ def run(
     require_extra("modal" if backend == "modal" else "train", f"mtc run --backend {backend}")
     result = _checked(spec, profile)
     if result is None:
-        return EXIT_INVALID
+        return ExitCode.INVALID
     app = result.app
     fn = app.functions.get(function)
     if fn is None:
         _unknown_function(function, app)
-        return EXIT_INVALID
+        return ExitCode.INVALID
     try:
         overrides = typed_args(fn, arg_pairs, app.spec_dir)
     except ArgError as exc:
         click.echo(f"error: {exc}", err=True)
-        return EXIT_INVALID
+        return ExitCode.INVALID
     if sweep and fn.sweep is None:
         sweeping = ", ".join(name for name, f in app.functions.items() if f.sweep) or "none"
         click.echo(f"error: {function} declares no sweep (functions with one: {sweeping})", err=True)
-        return EXIT_INVALID
+        return ExitCode.INVALID
     if backend == "modal":
         return _run_on_modal(result, profile, function, overrides, detach, sweep)
     from compiler.backends.local import run as localrun
@@ -162,13 +158,13 @@ def _sweep_locally(app: Any, fn: Any, kwargs: dict[str, Any], volumes: Path, req
             f"{len(failed)} of {len(outcomes)} trials failed: "
             + ", ".join(str(o.trial.index) for o in failed)
         )
-        return EXIT_INVALID
+        return ExitCode.INVALID
     return 0
 
 
 def _checked(spec: str, profile: str | None) -> Any:
     """The spec's CheckResult with a resolved app, or None after printing its errors (and warnings)."""
-    from compiler.cli.compile import display_path
+    from compiler.cli.options import display_path
     from compiler.cli.report import report
     from compiler.spec.check import check
 
@@ -241,7 +237,7 @@ def _run_on_modal(
             "spec's value",
             err=True,
         )
-        return EXIT_INVALID
+        return ExitCode.INVALID
     spec = result.app.spec_path
     module = f"{GENERATED_DIR}/{result.app.module_name}.py"
     source, problems = render_module(result)
@@ -252,58 +248,7 @@ def _run_on_modal(
             + (f" --profile {profile}" if profile else "")
         )
         click.echo(f"error: {module} is missing or out of date with {spec}; run `{hint}` first", err=True)
-        return EXIT_INVALID
-    command = [sys.executable, "-m", "modal", "run", *(["--detach"] if detach else [])]
-    if sweep:  # through the local entrypoint, which fans the trials out
-        command += [module, "--action", function, "--sweep"]
-    else:
-        command.append(f"{module}::{function}")
-    command += modal_flags(overrides)
-    return _pass_through(command)
+        return ExitCode.INVALID
+    from compiler.backends import modal
 
-
-def modal_flags(overrides: dict[str, Any]) -> list[str]:
-    """``modal run`` options for the function's parameters: ``--name value``; ``--flag``/``--no-flag``."""
-    flags: list[str] = []
-    for name, value in overrides.items():
-        option = name.replace("_", "-")
-        if isinstance(value, bool):
-            flags.append(f"--{option}" if value else f"--no-{option}")
-        elif isinstance(value, list | dict):
-            flags += [f"--{option}", json.dumps(value)]  # the generated signature takes them as JSON text
-        else:
-            flags += [f"--{option}", str(value)]
-    return flags
-
-
-def _pass_through(command: list[str]) -> int:
-    """Run a modal CLI command with this terminal's input and output; its exit code is ours."""
-    try:
-        return subprocess.call(command)
-    except KeyboardInterrupt:
-        return 130
-
-
-@click.command()
-@click.argument("app_id")
-@click.option("-f", "--follow", is_flag=True, help="Stream the logs until the app stops.")
-def logs(app_id: str, follow: bool) -> int:
-    """Show the logs of a Modal app (modal app logs)."""
-    require_extra("modal", "mtc logs")
-    return _pass_through([sys.executable, "-m", "modal", "app", "logs", *(["-f"] if follow else []), app_id])
-
-
-@click.command()
-@click.argument("app_id")
-@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-def stop(app_id: str, yes: bool) -> int:
-    """Stop a Modal app and its running containers (modal app stop)."""
-    require_extra("modal", "mtc stop")
-    return _pass_through([sys.executable, "-m", "modal", "app", "stop", *(["-y"] if yes else []), app_id])
-
-
-@click.command()
-def apps() -> int:
-    """List the Modal apps that are running or recently stopped (modal app list)."""
-    require_extra("modal", "mtc apps")
-    return _pass_through([sys.executable, "-m", "modal", "app", "list"])
+    return modal.run_function(module, function, overrides, detach=detach, sweep=sweep)

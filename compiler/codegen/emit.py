@@ -17,7 +17,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from runtime.core.files import UnreadableFile, file_type, read_limited
+from runtime.core.files import UnreadableFile, file_type, process_exists, read_limited
 
 MAX_MODULE_BYTES = 16 * 1024 * 1024  # a module on disk larger than this is not one mtc wrote: not compared
 
@@ -100,20 +100,10 @@ def remove_stale_temporaries(target: Path) -> list[Path]:
     removed = []
     for candidate in target.parent.iterdir():
         match = name.fullmatch(candidate.name)
-        if match and not _running(int(match.group(1))) and candidate.is_file():
+        if match and not process_exists(int(match.group(1))) and candidate.is_file():
             candidate.unlink(missing_ok=True)
             removed.append(candidate)
     return removed
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):  # OverflowError: no process has such a number
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def difference(path: str | Path, text: str) -> str | None:

@@ -16,15 +16,12 @@ from compiler.codegen.render import (
 )
 from compiler.lint import ERROR, RULES, WARNING, LintContext, rule
 from compiler.platform import gpus
+from compiler.platform.modal_limits import MAX_TIMEOUT_S, MIN_MEMORY_MIB, RESERVED_MOUNTS, SCALEDOWN_RANGE_S
 from compiler.spec import targets, units
 from compiler.spec.ir import Function
 from runtime.core.diagnostics import Diagnostic, did_you_mean
 
-MIN_MEMORY_MIB = 128
-MAX_TIMEOUT_S = 24 * 3600
 LONG_RUN_S = 3600  # a GPU run longer than this without checkpoints loses real money when preempted
-SCALEDOWN_RANGE_S = (2, 3600)
-RESERVED_MOUNTS = ("/", "/root", "/tmp")
 CUDA_BUILT_PACKAGES = re.compile(r"\b(mamba[-_]ssm|causal[-_]conv1d)\b", re.IGNORECASE)
 
 

@@ -7,9 +7,8 @@ consistent). An unknown type is kept as written so the lint can report it with t
 
 from __future__ import annotations
 
-from compiler.spec.ir import Gpu
-
-MAX_GPUS_PER_CONTAINER = 8
+from compiler.platform.modal_limits import MAX_GPUS_PER_CONTAINER
+from compiler.platform.resources import Gpu
 
 # canonical name -> most GPUs of that type in one container
 CATALOG: dict[str, int] = {

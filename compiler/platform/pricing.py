@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compiler.spec.ir import Gpu, Resources
+from compiler.platform.resources import Gpu, Resources
 from runtime.core.files import UnreadableFile, read_limited
 
 DEFAULT_PRICES = Path(__file__).parent / "data" / "pricing.json"

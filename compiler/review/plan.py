@@ -15,11 +15,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from compiler.platform.modal_limits import MODAL_DEFAULT_TIMEOUT_S
 from compiler.platform.pricing import Prices, hourly_cost
 from compiler.spec.ir import App, Function
 from compiler.spec.sweep import function_trials
-
-MODAL_DEFAULT_TIMEOUT_S = 300
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from compiler.platform import gpus
+from compiler.platform.resources import Resources
 from compiler.spec import units
 from compiler.spec.ir import (
     App,
@@ -21,7 +22,6 @@ from compiler.spec.ir import (
     ImageStep,
     JsonPath,
     Mount,
-    Resources,
     Retries,
     Schedule,
     Sweep,

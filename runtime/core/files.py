@@ -8,8 +8,9 @@ import select
 import stat
 from pathlib import Path
 
+from runtime.core.env import READ_TIMEOUT as READ_TIMEOUT_ENV
+
 MAX_FILE_BYTES = 1024 * 1024
-READ_TIMEOUT_ENV = "MTC_READ_TIMEOUT"  # seconds a FIFO or stream may stay silent before a read gives up
 READ_TIMEOUT_S = 10.0
 
 
@@ -142,6 +143,7 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
 
 
 def process_exists(pid: int) -> bool:
+    """Whether a process with this PID runs (another user's counts); used to tell a dead writer's files."""
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, OverflowError):  # no such process, or no such PID at all

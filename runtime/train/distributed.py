@@ -31,9 +31,9 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from runtime.core.env import NPROC as NPROC_ENV
 from runtime.core.errors import UserError
 
-NPROC_ENV = "MTC_NPROC"
 # a rank waits this long in a collective (rank 0 validates alone while the others wait) before torch gives up;
 # a rank that dies is noticed at once by the supervisor, not by this timeout
 COLLECTIVE_TIMEOUT = timedelta(minutes=60)

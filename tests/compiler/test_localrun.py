@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from compiler.backends.local import run as localrun
-from compiler.spec.ir import App, Function, Gpu, Image, Mount, Resources, Retries, Volume
+from compiler.platform.resources import Gpu, Resources
+from compiler.spec.ir import App, Function, Image, Mount, Retries, Volume
 from tests.helpers.cli_runner import mtc
 
 REPO = Path(__file__).resolve().parents[2]

@@ -74,7 +74,7 @@ def test_check_finds_the_mistake_where_recorded(case):
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.path.stem)
 def test_the_cli_reports_it_and_writes_nothing(case, tmp_path, capsys):
-    build = pytest.importorskip("compiler.cli.compile", exc_type=ImportError)
+    build = pytest.importorskip("compiler.cli.options", exc_type=ImportError)
     from compiler.cli import main
 
     profile = ["--profile", case.profile] if case.profile else []

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from compiler.cli.run import modal_flags
+from compiler.backends.modal import modal_flags
 from tests.helpers.cli_runner import mtc
 
 SPEC = """\

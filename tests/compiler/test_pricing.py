@@ -7,7 +7,7 @@ import json
 import pytest
 
 from compiler.platform.pricing import DEFAULT_PRICES, PricingError, hourly_cost, load_prices
-from compiler.spec.ir import Gpu, Resources
+from compiler.platform.resources import Gpu, Resources
 
 
 def test_the_table_says_where_its_prices_come_from_and_when():

@@ -13,7 +13,8 @@ import pytest
 
 from compiler.codegen import render as render_module
 from compiler.codegen.render import Group, RenderError, layout, literal, parameters, render
-from compiler.spec.ir import App, Function, Gpu, Image, ImageStep, Mount, Resources, Retries, Schedule, Volume
+from compiler.platform.resources import Gpu, Resources
+from compiler.spec.ir import App, Function, Image, ImageStep, Mount, Retries, Schedule, Volume
 from compiler.spec.targets import Parameter as TargetParameter
 from compiler.spec.targets import Target
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from compiler.spec.ir import Gpu, ImageStep, Mount, Retries, Schedule
+from compiler.platform.resources import Gpu
+from compiler.spec.ir import ImageStep, Mount, Retries, Schedule
 from compiler.spec.resolve import merge_layers, resolve
 from runtime.core.diagnostics import SpecError
 from runtime.core.yamlfile import load_yaml

@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 
 from compiler.backends.local import run as localrun
 from compiler.codegen.render import render
+from compiler.platform.resources import Resources
 from compiler.spec.check import check
-from compiler.spec.ir import Function, Resources, Sweep
+from compiler.spec.ir import Function, Sweep
 from compiler.spec.sweep import expand, function_trials, run_name
 from tests.helpers.cli_runner import mtc
 from tests.helpers.generated_checks import decorator_keywords, import_generated
@@ -448,12 +449,12 @@ def test_an_async_trial_target_is_awaited_and_its_result_saved(tmp_path):
 
 
 def test_run_sweep_on_modal_goes_through_the_generated_entrypoint(project, capsys, monkeypatch):
-    from compiler.cli import run as execute
+    from compiler.backends import modal
 
     lint_spec(project)
     assert mtc(capsys, "compile", "specs/deployment.yaml")[0] == 0
     commands = []
-    monkeypatch.setattr(execute, "_pass_through", lambda command: commands.append(command) or 0)
+    monkeypatch.setattr(modal, "pass_through", lambda command: commands.append(command) or 0)
     spec = "specs/deployment.yaml"
     code, _, _ = mtc(capsys, "run", "train", spec, "--backend", "modal", "--sweep", "--arg", "seed=3")
     assert code == 0

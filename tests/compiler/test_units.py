@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from compiler.platform import gpus
+from compiler.platform.resources import Gpu
 from compiler.spec import units
-from compiler.spec.ir import Gpu
 
 
 @pytest.mark.parametrize(

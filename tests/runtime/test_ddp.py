@@ -264,7 +264,7 @@ def test_mtc_run_with_two_processes_trains_end_to_end(tmp_path):
 
 def test_local_process_counts_are_capped_by_the_cores_and_usage_errors_exit_3(tmp_path):
     from compiler.backends.local import run as localrun
-    from compiler.spec.ir import Gpu
+    from compiler.platform.resources import Gpu
 
     run = localrun.LocalRun(
         function="train",

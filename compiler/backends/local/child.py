@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from compiler.cli.extras import extra_providing, missing_extra_message
+from runtime.core.env import LOCAL_CALL as CALL_ENV
 from runtime.core.errors import UserError, user_message
 
-CALL_ENV = "MTC_LOCAL_CALL"
 REJECTED_FILE = "rejected"  # in the side-channel folder: the runtime's message for a user's mistake
 LEFT_BEHIND_FILE = "left_behind.json"  # ["sleep 300 (pid 12)", ...] killed after the function ended
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)

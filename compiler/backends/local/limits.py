@@ -35,7 +35,8 @@ from typing import Protocol
 
 import psutil
 
-LIMITS_ENV = "MTC_LIMITS"
+from runtime.core.env import LIMITS as LIMITS_ENV
+
 MECHANISMS = ("cgroup2", "cgroup1", "pss")
 SHM_DIR = Path("/dev/shm")
 MIB = 1024 * 1024

@@ -61,22 +61,23 @@ from typing import TYPE_CHECKING, Any
 
 from compiler.backends.local import child as local_child
 from compiler.backends.local.child import CALL_ENV, FORWARDED, GRACE_S, LEFT_BEHIND_FILE, REJECTED_FILE
-from compiler.review.plan import MODAL_DEFAULT_TIMEOUT_S, aligned
+from compiler.platform.modal_limits import MODAL_DEFAULT_CPU, MODAL_DEFAULT_TIMEOUT_S
+from compiler.review.plan import aligned
 from compiler.spec import sweep as sweeps
 from compiler.spec.ir import App, Function, Volume
+from runtime.core.env import NPROC as NPROC_ENV
+from runtime.core.env import VOLUME_MAP
+from runtime.core.env import VOLUMES_DIR as VOLUMES_DIR_ENV
 
 if TYPE_CHECKING:
     from compiler.backends.local import limits
 
-MODAL_DEFAULT_CPU = 0.125
 EXIT_TIMEOUT = 124
 EXIT_OUT_OF_MEMORY = 137  # 128 + SIGKILL, as for a container killed by the OOM killer
 EXIT_INTERRUPTED = 130
 POLL_S = 0.05
-VOLUMES_DIR_ENV = "MTC_VOLUMES_DIR"
 DEFAULT_VOLUMES_DIR = Path(".mtc") / "volumes"
 JOURNAL_PREFIX = ".read-only-journal-"  # + "<pid>-<n>.json" in the volumes dir: modes to restore
-NPROC_ENV = "MTC_NPROC"  # read by runtime.train.distributed
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
@@ -143,7 +144,6 @@ def prepare(app: App, fn: Function, kwargs: dict[str, Any], volumes_root: Path, 
     env.update(fn.env)
     env.update({name: str(cores) for name in THREAD_ENV_VARS})
     env["PYTHONUNBUFFERED"] = "1"
-    env["MTC_BACKEND"] = "local"
     retries = fn.retries.max_retries if fn.retries else 0
     return LocalRun(
         function=fn.name,
@@ -410,7 +410,7 @@ def _start_child(run: LocalRun, watch: limits.Watch, channel: Path) -> subproces
         "supervisor": os.getpid(),
         "go_fd": go_read,
     }
-    env = {**os.environ, **run.env, CALL_ENV: json.dumps(payload), "MTC_VOLUME_MAP": json.dumps(run.path_map)}
+    env = {**os.environ, **run.env, CALL_ENV: json.dumps(payload), VOLUME_MAP: json.dumps(run.path_map)}
     try:
         child = subprocess.Popen(
             [sys.executable, "-m", "compiler.backends.local.child"],

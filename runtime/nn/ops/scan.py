@@ -30,10 +30,10 @@ from types import ModuleType
 import torch
 import torch.nn.functional as F
 
+from runtime.core.env import FORCE_TORCH_SCAN as FORCE_TORCH_ENV
 from runtime.core.errors import UserError
 
 KERNELS = ("auto", "fused", "torch")
-FORCE_TORCH_ENV = "MTC_FORCE_TORCH_SCAN"
 GPU_INSTALL_HINT = (
     "install the GPU extra on a CUDA devel image (nvcc present), built against the installed torch: "
     "pip install --no-build-isolation '.[gpu]'; or set `kernels: torch` in the model config to run the "

@@ -1,0 +1,48 @@
+"""What the verbs share: the spec argument, ``--profile``, ``--format``, how a spec path is shown, and the
+check for an extra a command needs."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import click
+
+from compiler.cli.extras import EXTRAS, missing_extra_message
+
+DEFAULT_SPEC = "specs/deployment.yaml"
+
+spec_argument = click.argument("spec", default=DEFAULT_SPEC, required=False, metavar="[SPEC]")
+profile_option = click.option(
+    "--profile", "-p", metavar="NAME", help="Apply this profile of the spec (e.g. debug) over the base."
+)
+
+
+def format_option(choices: tuple[str, ...]):
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(choices),
+        default="text",
+        show_default=True,
+        help="Output format.",
+    )
+
+
+def display_path(spec: str) -> str:
+    """``spec`` as diagnostics and the generated header show it: relative to the current folder if inside."""
+    path = Path(spec)
+    if path.is_absolute():
+        try:
+            return path.relative_to(Path.cwd()).as_posix()
+        except ValueError:
+            return path.as_posix()
+    return path.as_posix()
+
+
+def require_extra(extra: str, purpose: str) -> None:
+    """Stop with exit 1 and the pip command to run when a module of ``extra`` is not installed (found
+    without importing it)."""
+    missing = [name for name in EXTRAS[extra] if importlib.util.find_spec(name) is None]
+    if missing:
+        raise click.ClickException(missing_extra_message(extra, purpose, missing))
