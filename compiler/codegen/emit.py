@@ -3,21 +3,19 @@
 The rendered text is parsed and compiled before anything is written, so mtc never writes a module that
 Python cannot compile. Writing goes to a temporary file in the target's folder, fsynced, then renamed over the
 target: a reader sees the old file or the new one, never half of one, even if mtc is killed (SIGKILL) at any
-moment. The temporary is named ``.<target>.<writer pid>.<random>.tmp``; one left by a writer that was
-killed is removed by the next write of the same target, once its PID is no longer running. Only a regular
+moment (:func:`runtime.core.files.write_atomic`). A temporary left by a writer that was killed is removed by
+the next write of the same target, once its PID is no longer running. Only a regular
 file (or a new path) is ever replaced: a device node, FIFO, socket or directory at the target is refused.
 """
 
 from __future__ import annotations
 
 import difflib
-import os
-import re
 import stat
-import tempfile
 from pathlib import Path
 
-from runtime.core.files import UnreadableFile, file_type, process_exists, read_limited
+from runtime.core import files
+from runtime.core.files import UnreadableFile, file_type, read_limited
 
 MAX_MODULE_BYTES = 16 * 1024 * 1024  # a module on disk larger than this is not one mtc wrote: not compared
 
@@ -55,22 +53,8 @@ def write_atomic(path: str | Path, text: str) -> None:
     refuse_unsafe_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target)
-    mode = _mode_for(target)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, mode)
-        refuse_unsafe_target(target)  # again just before the rename: it may have changed meanwhile
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    _fsync_directory(target.parent)
+    # again just before the rename: the path may have changed meanwhile
+    files.write_atomic(target, text.encode("utf-8"), before_replace=refuse_unsafe_target)
 
 
 def refuse_unsafe_target(target: Path) -> None:
@@ -96,14 +80,7 @@ def refuse_unsafe_target(target: Path) -> None:
 
 def remove_stale_temporaries(target: Path) -> list[Path]:
     """Remove the temporaries of ``target`` left by writers that no longer run; the removed paths."""
-    name = re.compile(rf"\.{re.escape(target.name)}\.(\d+)\.[^.]+\.tmp")
-    removed = []
-    for candidate in target.parent.iterdir():
-        match = name.fullmatch(candidate.name)
-        if match and not process_exists(int(match.group(1))) and candidate.is_file():
-            candidate.unlink(missing_ok=True)
-            removed.append(candidate)
-    return removed
+    return files.remove_stale_temporaries(target.parent, target.name)
 
 
 def difference(path: str | Path, text: str) -> str | None:
@@ -125,26 +102,3 @@ def difference(path: str | Path, text: str) -> str | None:
     return "".join(
         line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
     )
-
-
-def _mode_for(target: Path) -> int:
-    """Keep an existing file's permissions; a new file gets the usual 0o666 less the umask."""
-    try:
-        return target.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def _fsync_directory(folder: Path) -> None:
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # not supported here (e.g. Windows); the rename itself is still atomic
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)

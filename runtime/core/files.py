@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import select
 import stat
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from runtime.core.env import READ_TIMEOUT as READ_TIMEOUT_ENV
 
@@ -120,26 +124,70 @@ def _size(limit: int) -> str:
 
 # ---------------------------------------------------------------------------------- atomic writes
 
-TEMPORARY_MARK = ".tmp-"
+
+def write_atomic(
+    path: str | Path,
+    data: bytes | Callable[[BinaryIO], None],
+    *,
+    before_replace: Callable[[Path], None] | None = None,
+) -> None:
+    """Replace ``path`` with ``data`` (bytes, or a function that writes them to the open file) so that
+    readers see the old or the new content, never a mix, even when the writer is killed at any moment.
+
+    The data goes to a temporary file in the same folder (``.<name>.<writer pid>.<random>.tmp``), fsynced,
+    then renamed over ``path``, then the folder is fsynced. An existing file keeps its permissions.
+    ``before_replace(path)`` runs just before the rename (to refuse a path that changed meanwhile, or to move
+    the current file aside)."""
+    path = Path(path)
+    mode = _mode_for(path)
+    descriptor, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            if callable(data):
+                data(handle)
+            else:
+                handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, mode)
+        if before_replace is not None:
+            before_replace(path)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
 
 
-def temporary_path(path: Path) -> Path:
-    """Where a new version of ``path`` is written before it is renamed into place."""
-    return path.with_name(f".{path.name}{TEMPORARY_MARK}{os.getpid()}")
-
-
-def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Remove the temporary files in ``folder`` left by killed writers; returns them.
+def remove_stale_temporaries(folder: Path, name: str | None = None) -> list[Path]:
+    """Remove the temporary files in ``folder`` (of the file ``name`` only, when given) left by killed
+    writers; returns them.
 
     A file is stale when the PID in its name is no running process, or is this process (which calls this
     before it writes anything: a restarted container often gets the PID its killed predecessor had)."""
+    pattern = re.compile(rf"\.({re.escape(name) if name else '.+'})\.(\d+)\.[^.]+\.tmp")
     removed = []
-    for path in folder.glob(f".*{TEMPORARY_MARK}*"):
-        pid = path.name.rpartition(TEMPORARY_MARK)[2]
-        if pid.isdigit() and (int(pid) == os.getpid() or not process_exists(int(pid))):
-            path.unlink(missing_ok=True)
-            removed.append(path)
+    for candidate in folder.iterdir():
+        match = pattern.fullmatch(candidate.name)
+        if not match or not candidate.is_file():
+            continue
+        pid = int(match.group(2))
+        if pid == os.getpid() or not process_exists(pid):
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
     return removed
+
+
+def _mode_for(path: Path) -> int:
+    """Keep an existing file's permissions; a new file gets the usual 0o666 less the umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def process_exists(pid: int) -> bool:
@@ -153,20 +201,6 @@ def process_exists(pid: int) -> bool:
     return True
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that readers see the old or the new content, never a mix."""
-    temp = temporary_path(path)
-    try:
-        with open(temp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
-
-
 def fsync_dir(path: Path) -> None:
     """Make a rename in ``path`` durable (a no-op where folders cannot be opened)."""
     try:
@@ -175,5 +209,7 @@ def fsync_dir(path: Path) -> None:
         return
     try:
         os.fsync(fd)
+    except OSError:
+        pass  # not supported here; the rename itself is still atomic
     finally:
         os.close(fd)

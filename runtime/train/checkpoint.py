@@ -4,8 +4,8 @@
 ``<name>.prev.pt`` and renames the new one into place, then fsyncs the folder. A reader therefore always finds
 either the new or the old checkpoint whole. ``load_latest`` tries ``last.pt`` and then ``last.prev.pt``,
 warning about any file it has to skip. Files are read with ``weights_only=True``: no code runs when a
-checkpoint loads. Temporary files are named ``.<name>.tmp-<pid>``; :func:`remove_stale_temporaries` removes
-the ones whose writer was killed.
+checkpoint loads. Temporary files are those of :func:`runtime.core.files.write_atomic`;
+:func:`runtime.core.files.remove_stale_temporaries` removes the ones whose writer was killed.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from runtime.core.errors import UserError
-from runtime.core.files import fsync_dir, temporary_path
+from runtime.core.files import write_atomic
 
 FORMAT_VERSION = 1
 LAST, BEST = "last.pt", "best.pt"
@@ -49,18 +49,16 @@ def previous_of(path: Path) -> Path:
 def save(state: dict[str, Any], path: Path) -> None:
     """Write ``state`` to ``path`` atomically, keeping the file it replaces as ``<stem>.prev.pt``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = temporary_path(path)
-    try:
-        with open(temp, "wb") as handle:
-            torch.save({"format": FORMAT_VERSION, **state}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if path.exists():
-            os.replace(path, previous_of(path))
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
+    write_atomic(
+        path,
+        lambda handle: torch.save({"format": FORMAT_VERSION, **state}, handle),
+        before_replace=_keep_previous,
+    )
+
+
+def _keep_previous(path: Path) -> None:
+    if path.exists():
+        os.replace(path, previous_of(path))
 
 
 def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -116,10 +116,12 @@ def test_stale_temporary_files_of_dead_writers_are_removed(tmp_path):
     dead_pid = int(dead.stdout)
     live_pid = os.getppid()  # the process that started pytest: alive, and not this one
     for pid in (dead_pid, live_pid, os.getpid()):
-        (tmp_path / f".last.pt.tmp-{pid}").write_bytes(b"partial checkpoint")
+        (tmp_path / f".last.pt.{pid}.k2j4x9_a.tmp").write_bytes(b"partial checkpoint")
     (tmp_path / "last.pt").write_bytes(b"kept")
     removed = files.remove_stale_temporaries(tmp_path)
     assert sorted(p.name for p in removed) == sorted(
-        [f".last.pt.tmp-{dead_pid}", f".last.pt.tmp-{os.getpid()}"]
+        [f".last.pt.{dead_pid}.k2j4x9_a.tmp", f".last.pt.{os.getpid()}.k2j4x9_a.tmp"]
     )
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f".last.pt.tmp-{live_pid}", "last.pt"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f".last.pt.{live_pid}.k2j4x9_a.tmp", "last.pt"]
+    )

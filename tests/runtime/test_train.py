@@ -302,11 +302,11 @@ def test_a_temporary_checkpoint_left_by_a_killed_writer_is_removed_at_the_next_s
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
-    litter = run_dir(tmp_path) / f".last.pt.tmp-{int(dead.stdout)}"
+    litter = run_dir(tmp_path) / f".last.pt.{int(dead.stdout)}.k2j4x9_a.tmp"
     litter.write_bytes(b"\0" * 4096)
     train.main(config, **{"train.max_steps": 2})
     assert not litter.exists()
-    assert not list(run_dir(tmp_path).glob(".*.tmp-*"))
+    assert not list(run_dir(tmp_path).glob(".*.tmp"))
 
 
 def test_a_model_too_large_for_memory_is_refused_before_it_is_built(tmp_path):
