@@ -1,120 +1,40 @@
 """Semantic rules over the resolved model: Modal's limits, references, and mistakes that cost GPU hours.
 
 Every rule has a stable id, a severity, a one-line summary and a fix; the rule table of
-``docs/readme/spec-reference.md`` repeats them (a test keeps the two equal). A rule is a function registered
-with :func:`rule`:
+``docs/readme/spec-reference.md`` repeats them (a test keeps the two equal). :mod:`compiler.lint.registry`
+defines how a rule is declared and run; each family of rules lives in its own module, imported below, so
+importing ``compiler.lint`` registers every rule:
 
-- ``scope="function"``: ``check(fn: Function, ctx: LintContext) -> Iterable[Diagnostic]``, once per function;
-- ``scope="app"``: ``check(ctx: LintContext) -> Iterable[Diagnostic]``, once.
+- ``functions``: function and argument names, schedules, profiles' function names, ``lint.ignore``;
+- ``resources``: GPUs, CPU, memory, timeout, preemption and scaling within Modal's limits;
+- ``volumes``: volume references, mount paths, bucket prefixes, somewhere to keep checkpoints;
+- ``images``: image references, CUDA builds, the local folders and packages an image ships;
+- ``packages``: every package the run target's code imports is installed in its image;
+- ``targets``: the ``run`` target exists, ships in the image, and takes the ``args``;
+- ``training`` and ``datasize``: the training config named in ``args`` against its function;
+- ``sweeps``: a function's ``sweep:``.
 
-Rules build diagnostics with ``ctx.at(rule_id, path, message)`` or ``ctx.at_field(rule_id, fn, key,
-message)``, which position them where the effective value was declared (the function, ``defaults`` or the
-profile). The rule families live in their own modules (``core``, ``targets``, ``training``, ``sweeps``),
-imported at the end of this one, so importing ``compiler.lint`` registers every rule.
-
-A warning can be silenced with a reason, per function (``lint: {ignore: {RULE: reason}}`` on the function or
-in ``defaults``) or for the whole file (top-level ``lint``). Errors cannot be silenced: Modal would reject
-the app.
+Helpers shared by the families: ``shared`` (container paths, mounts), ``configs`` (the training config),
+``imports`` (what a module imports, cached per file content).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from compiler.lint.registry import ERROR, RULES, WARNING, LintContext, Rule, lint, rule
 
-from compiler.spec.ir import App, Function, JsonPath
-from runtime.core.diagnostics import Diagnostic
-from runtime.core.yamlfile import SourceDoc
+# isort: split
+# the rule families, registered by importing them (after the registry, which they import); one line each
+from compiler.lint import (
+    datasize,  # noqa: F401
+    functions,  # noqa: F401
+    images,  # noqa: F401
+    names,  # noqa: F401
+    packages,  # noqa: F401
+    resources,  # noqa: F401
+    sweeps,  # noqa: F401
+    targets,  # noqa: F401
+    training,  # noqa: F401
+    volumes,  # noqa: F401
+)
 
-ERROR, WARNING = "error", "warning"
-
-
-@dataclass(frozen=True)
-class Rule:
-    id: str
-    severity: str
-    summary: str  # what it checks
-    fix: str  # what to do about it
-    scope: str  # "function" | "app"
-    check: Callable[..., Iterable[Diagnostic]]
-
-
-RULES: dict[str, Rule] = {}
-
-
-def rule(rule_id: str, severity: str, summary: str, fix: str, *, scope: str = "function") -> Callable:
-    """Register the decorated check under ``rule_id``."""
-
-    def register(check: Callable[..., Iterable[Diagnostic]]) -> Callable[..., Iterable[Diagnostic]]:
-        if rule_id in RULES:
-            raise ValueError(f"lint rule {rule_id!r} is registered twice")
-        RULES[rule_id] = Rule(rule_id, severity, summary, fix, scope, check)
-        return check
-
-    return register
-
-
-@dataclass
-class LintContext:
-    """What a rule may look at: the model, the document (for positions), and the project folder."""
-
-    app: App
-    doc: SourceDoc
-    root: Path = field(
-        default_factory=Path.cwd
-    )  # the spec's folder: local paths (add_local) are relative to it
-
-    def at(self, rule_id: str, path: Iterable[str | int], message: str, *, key: bool = False) -> Diagnostic:
-        return self.doc.diagnostic(path, message, rule_id, severity=RULES[rule_id].severity, key=key)
-
-    def at_field(
-        self,
-        rule_id: str,
-        fn: Function,
-        name: str,
-        message: str,
-        *,
-        index: int | None = None,
-        key: bool = False,
-    ) -> Diagnostic:
-        """A diagnostic where ``fn``'s ``name`` (an origin key) was declared; ``index`` picks a list item."""
-        path = fn.origins.get(name, ("functions", fn.name))
-        if index is not None and isinstance(_value_at(self.doc.data, path), list):
-            path = (*path, index)
-        # a value from `defaults` is one mistake however many functions inherit it: report it once
-        shared = path[:1] == ("defaults",) or (path[:1] == ("profiles",) and path[2:3] == ("defaults",))
-        return self.at(rule_id, path, message if shared else f"function '{fn.name}': {message}", key=key)
-
-
-def lint(app: App, doc: SourceDoc, *, root: Path | None = None) -> list[Diagnostic]:
-    """Every finding of every rule, without silenced warnings, sorted by position."""
-    ctx = LintContext(app, doc, root or app.spec_dir)
-    file_ignores = dict(app.lint_ignores)
-    found: set[Diagnostic] = set()
-    for current in RULES.values():
-        if current.scope == "app":
-            found.update(d for d in current.check(ctx) if not _silenced(d, file_ignores))
-            continue
-        for fn in app.functions.values():
-            ignores = file_ignores | dict(fn.lint_ignores)
-            found.update(d for d in current.check(fn, ctx) if not _silenced(d, ignores))
-    return sorted(found)
-
-
-def _silenced(diagnostic: Diagnostic, ignores: dict[str, str]) -> bool:
-    return diagnostic.severity == WARNING and diagnostic.rule in ignores
-
-
-def _value_at(data: Any, path: JsonPath) -> Any:
-    for part in path:
-        try:
-            data = data[part]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return data
-
-
-# the rule families: importing them registers their rules (after everything above, which they import)
-from compiler.lint import core, sweeps, targets, training  # noqa: E402, F401, I001
+__all__ = ["ERROR", "RULES", "WARNING", "LintContext", "Rule", "lint", "rule"]

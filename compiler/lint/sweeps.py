@@ -20,8 +20,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from compiler.lint import ERROR, WARNING, LintContext, rule
-from compiler.lint.training import TRAINING_SCHEMA, container_path, mount_at, training_config
+from compiler.lint.configs import TRAINING_SCHEMA, training_config
+from compiler.lint.registry import ERROR, WARNING, LintContext, rule
+from compiler.lint.shared import container_path, mount_at
 from compiler.spec import sweep as sweeps
 from compiler.spec.ir import Function, Image, JsonPath
 from compiler.spec.targets import module_file, parse_module
@@ -228,7 +229,7 @@ def _sweep_volume(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
     if not writable:
         yield _at(ctx, "sweep-volume", fn, (), f"the sweep mounts no writable Modal Volume: {lost}", key=True)
         return
-    image = ctx.app.images.get(fn.image) if fn.image else None
+    image = ctx.image_of(fn)
     config = training_config(fn, ctx)
     declared = config.get("output_dir") if config and config.doc else None
     if isinstance(declared, str) and _off_volume(declared, fn, image, writable):

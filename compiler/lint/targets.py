@@ -20,13 +20,12 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterator
-from functools import cache
 
-from compiler.codegen.render import writable_volumes
-from compiler.lint import ERROR, LintContext, rule
-from compiler.lint.training import ALWAYS_PRESENT, _distribution, _installed, _normal
+from compiler.lint.packages import ALWAYS_PRESENT, may_install, ships
+from compiler.lint.registry import ERROR, LintContext, rule
 from compiler.spec import argtypes, targets
-from compiler.spec.ir import Function, Image
+from compiler.spec.ir import Function
+from compiler.spec.pynames import writable_volumes
 from runtime.core.diagnostics import Diagnostic, did_you_mean
 
 UNKNOWABLE_WORD = re.compile(r"^(\.|/|~|-r\b|-e\b|--requirement|--editable|[a-z][a-z0-9+.-]*://|git\+)")
@@ -78,11 +77,7 @@ def _run_not_shipped(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
         yield ctx.at_field("run-not-shipped", fn, "run", message)
         return
     image = ctx.app.images.get(fn.image)
-    if (
-        image is None
-        or _ships(image, top)
-        or _may_install(image, top, in_project=located.project is not None)
-    ):
+    if image is None or ships(image, top) or may_install(image, top, in_project=located.project is not None):
         return
     how = f"add_local.python: [{top}]" + ("" if located.project else ", or a pip step that installs it")
     message = (
@@ -90,42 +85,6 @@ def _run_not_shipped(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
         f"(found in {located.project or 'the installed packages'}); add {how}"
     )
     yield ctx.at_field("run-not-shipped", fn, "run", message)
-
-
-def _ships(image: Image, top: str) -> bool:
-    if any(name.split(".")[0] == top for name in image.local_python):
-        return True
-    if any(remote.rstrip("/") == f"/root/{top}" for _, remote in image.local_dirs):
-        return True  # /root is on the container's import path
-    return bool(_names(top) & _installed(image))
-
-
-def _may_install(image: Image, top: str, *, in_project: bool) -> bool:
-    """Whether a step installs something mtc cannot name, or the base image's own Python may have ``top``."""
-    if not in_project and not image.is_debian_slim and image.python is None:
-        return True
-    for step in image.steps:
-        values = [str(v) for v in (step.value if isinstance(step.value, list | tuple) else [step.value])]
-        if step.kind == "pip" and any(UNKNOWABLE_WORD.match(v.strip()) for v in values):
-            return True
-        if step.kind == "run" and any(_unknowable_command(command) for command in values):
-            return True
-    return False
-
-
-def _unknowable_command(command: str) -> bool:
-    if UNKNOWABLE_COMMAND.search(command):
-        return True
-    installs = re.finditer(r"pip3?\s+install\s+([^;&|]+)", command)
-    return any(UNKNOWABLE_WORD.match(word) for match in installs for word in match.group(1).split())
-
-
-@cache
-def _names(top: str) -> frozenset[str]:
-    """Normalised distribution names that may provide the import package ``top``."""
-    from importlib.metadata import packages_distributions
-
-    return frozenset({_normal(top), _distribution(top), *map(_normal, packages_distributions().get(top, ()))})
 
 
 @rule(

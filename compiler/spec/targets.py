@@ -235,7 +235,7 @@ def _imported(
             return UNKNOWN
         if (alias.asname or alias.name) != entry:
             continue
-        source_module = _absolute(node, module, located.source)
+        source_module = absolute_module(node, package_of(module, located.source))
         nested = locate(f"{source_module}.{alias.name}", root) if source_module else None
         if nested is not None:
             return UNKNOWN  # `from package import submodule`: a module, not a function
@@ -246,10 +246,15 @@ def _imported(
     return None
 
 
-def _absolute(node: ast.ImportFrom, module: str, source: Path | None) -> str:
+def package_of(module: str, source: Path | None) -> str:
+    """The package relative imports in ``module`` start from: the module itself when it is a package."""
+    return module if source is not None and source.name == "__init__.py" else module.rpartition(".")[0]
+
+
+def absolute_module(node: ast.ImportFrom, package: str) -> str:
+    """The module ``from ... import`` names, relative levels resolved against ``package``."""
     if node.level == 0:
         return node.module or ""
-    package = module if source is not None and source.name == "__init__.py" else module.rpartition(".")[0]
     parts = package.split(".")
     parent = ".".join(parts[: len(parts) - node.level + 1])
     return f"{parent}.{node.module}" if node.module else parent

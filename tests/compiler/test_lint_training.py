@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import compiler.lint.training  # noqa: F401  (registers the cross-file rules)
+import compiler.lint.configs
 from compiler import lint
-from compiler.spec.check import check
+from compiler.lint.check import check
 
 CROSS_FILE_RULES = (
     "workers-vs-cpu",
@@ -254,7 +254,7 @@ def test_a_damaged_cache_or_npz_leaves_the_size_unknown_without_a_traceback(proj
 
 
 def test_every_cross_file_rule_is_in_the_readme_table():
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "lint-rules.md").read_text(encoding="utf-8")
     for rule_id in CROSS_FILE_RULES:
         assert f"| `{rule_id}` | {lint.RULES[rule_id].severity} |" in readme, rule_id
 
@@ -262,7 +262,7 @@ def test_every_cross_file_rule_is_in_the_readme_table():
 def test_the_lint_reads_the_schema_the_runtime_validates_with():
     from runtime import config
 
-    assert compiler.lint.training.TRAINING_SCHEMA is config.SCHEMA
+    assert compiler.lint.configs.TRAINING_SCHEMA is config.SCHEMA
 
 
 @pytest.mark.parametrize(
@@ -274,7 +274,7 @@ def test_the_lint_reads_the_schema_the_runtime_validates_with():
 def test_npy_sizes_are_read_from_the_header_as_numpy_writes_it(array, version):
     from numpy.lib import format as npy
 
-    from compiler.lint.training import _npy_array_bytes
+    from compiler.lint.datasize import _npy_array_bytes
 
     stream = io.BytesIO()
     npy.write_array(stream, array, version=version)
@@ -288,7 +288,7 @@ def test_npy_sizes_are_read_from_the_header_as_numpy_writes_it(array, version):
     ids=["empty", "unknown-version", "header-too-long", "not-a-literal"],
 )
 def test_npy_headers_that_cannot_be_sized_are_refused(raw):
-    from compiler.lint.training import _npy_array_bytes
+    from compiler.lint.datasize import _npy_array_bytes
 
     with pytest.raises((ValueError, SyntaxError)):
         _npy_array_bytes(io.BytesIO(raw))

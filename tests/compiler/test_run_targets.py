@@ -20,7 +20,7 @@ import pytest
 
 from compiler import lint
 from compiler.codegen.render import render
-from compiler.spec.check import check
+from compiler.lint.check import check
 from tests.helpers.cli_runner import mtc
 from tests.helpers.generated_checks import import_generated
 
@@ -207,7 +207,7 @@ def test_a_function_without_an_image_ships_nothing_but_the_standard_library(proj
 
 
 def test_target_rules_are_described_and_in_the_readme_table():
-    readme = (REPO / "README.md").read_text("utf-8")
+    readme = (REPO / "docs" / "lint-rules.md").read_text("utf-8")
     for rule_id in (*TARGET_RULES, "local-path-missing"):
         rule = lint.RULES[rule_id]
         assert rule.severity == "error"

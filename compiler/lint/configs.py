@@ -1,0 +1,85 @@
+"""The training config a function's ``args.config`` names, read as its container sees it.
+
+A config path in ``args`` is read as the container sees it: relative paths against the image's ``workdir``,
+then mapped back to the spec's folder through the image's ``add_local`` dirs. Each file is read once per
+version (mtime, size)."""
+
+from __future__ import annotations
+
+import stat
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from compiler.lint.registry import LintContext
+from compiler.lint.shared import container_path, shipped_from
+from compiler.spec.ir import Function
+from runtime import config_schema
+from runtime.core.diagnostics import Diagnostic, SpecError
+from runtime.core.yamlfile import SourceDoc
+
+TRAINING_SCHEMA = config_schema.SCHEMA
+
+
+MISSING_FILE = "load/not-found"  # runtime.core.files's rule for a file that is not there
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    arg: str  # as written in args
+    local: Path  # the file on this machine
+    doc: SourceDoc | None  # None when it cannot be read
+    problems: tuple[Diagnostic, ...] = ()
+
+    def get(self, *path: str, default: Any = None) -> Any:
+        node: Any = self.doc.data if self.doc else None
+        for part in path:
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+
+def config_arg(fn: Function) -> str | None:
+    value = fn.arg_dict.get("config")
+    return value if isinstance(value, str) and value.endswith((".yaml", ".yml")) else None
+
+
+def training_config(fn: Function, ctx: LintContext) -> TrainingConfig | None:
+    """The function's training config as shipped into its image, or None (no config arg, or not shipped)."""
+    arg = config_arg(fn)
+    image = ctx.image_of(fn)
+    if arg is None:
+        return None
+    shipped = shipped_from(container_path(arg, image), image)
+    if shipped is None:
+        return None
+    local = ctx.root / shipped
+    return _load(str(local), arg, _stamp(local))
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """(mtime, size) of a regular file, the cache key of its contents; None for anything else."""
+    try:
+        found = path.stat()
+    except (OSError, ValueError):
+        return None
+    return (found.st_mtime_ns, found.st_size) if stat.S_ISREG(found.st_mode) else None
+
+
+@cache
+def _load(local: str, arg: str, stamp: tuple[int, int] | None) -> TrainingConfig:
+    """The config at ``local``; ``stamp`` (mtime, size) keys the cache so an edited file is read again."""
+    from runtime.core.yamlfile import load_yaml
+
+    try:
+        return TrainingConfig(arg, Path(local), load_yaml(local, display_path=arg))
+    except SpecError as exc:
+        return TrainingConfig(arg, Path(local), None, tuple(exc.diagnostics))
+
+
+def schema_problems(config: TrainingConfig) -> list[Diagnostic]:
+    from runtime.core.schema import schema_diagnostics
+
+    return schema_diagnostics(config.doc, TRAINING_SCHEMA)
