@@ -11,8 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from compiler import lint
+from compiler.codegen import context, functions, literals
+from compiler.codegen import layout as layout_module
 from compiler.codegen import render as render_module
+from compiler.codegen.emit import InternalError
 from compiler.codegen.render import Group, RenderError, layout, literal, parameters, render
+from compiler.lint.names import name_problems
 from compiler.platform.resources import Gpu, Resources
 from compiler.spec.ir import App, Function, Image, ImageStep, Mount, Retries, Schedule, Volume
 from compiler.spec.targets import Parameter as TargetParameter
@@ -179,7 +184,8 @@ def test_every_value_reaches_the_module_through_the_literal_filter(monkeypatch):
     """Swap the literal filter for a marker: no spec string may then appear in the output."""
     app = rich_app()
     marked = render(app)
-    monkeypatch.setattr(render_module, "literal", lambda value: "LIT")
+    for module in (render_module, context, functions, layout_module, literals):  # every importer of literal
+        monkeypatch.setattr(module, "literal", lambda value: "LIT")
     render_module._template.cache_clear()
     try:
         unmarked = render(app)
@@ -428,3 +434,26 @@ def test_the_spec_folder_is_found_from_wherever_the_module_is_written(tmp_path):
     deeper = render(app, module_dir=Path.cwd() / "build" / "modal" / "apps")
     assert "SPEC_DIR = Path(__file__).parent\n" in beside
     assert 'SPEC_DIR = Path(__file__).parent.parent.parent.parent / "specs"\n' in deeper
+
+
+# ------------------------------------------------------------------------------ names: lint's, asserted here
+
+
+def test_the_naming_rules_live_in_lint_and_the_renderer_only_asserts_them():
+    """One answer per name: lint's render/* rules report it; render() refuses it as an internal error."""
+    images = {"a-b": Image("a-b", "debian_slim", None), "a_b": Image("a_b", "debian_slim", None)}
+    app = dataclasses.replace(app_with(args=(("sweep", 1),)), images=images)
+    found = {(p.rule, p.path) for p in name_problems(app, ROOT)}
+    assert ("render/reserved-name", ("functions", "job", "args", "sweep")) in found
+    assert ("render/name-clash", ("images", "a_b")) in found
+    assert all(lint.RULES[rule].severity == "error" for rule, _ in found)
+    with pytest.raises(InternalError):
+        render(app)
+
+
+def test_identifiers_are_ascii_everywhere_the_module_writes_a_name():
+    function = Function(name="job", module="runtime.jobs", entry="ŕun")
+    problems = list(name_problems(App(name="demo", functions={"job": function}), ROOT))
+    assert [p.rule for p in problems] == ["render/identifier"]
+    for name in ("café", "ﬁle"):  # NFKC would make ﬁle the same name as file
+        assert [p.rule for p in name_problems(app_with(args=((name, 1),)), ROOT)] == ["arg-name"]

@@ -1,0 +1,202 @@
+"""The template context: every piece of the generated module that depends on the spec, as layout docs.
+
+:func:`module_context` returns what ``templates/app.py.j2`` places: the header, the app, the images (chains
+in ruff's fluent style) and volumes, the functions (:mod:`compiler.codegen.functions`), the local
+entrypoint's tables and the sweeps' trials. Image and volume keys become variables
+(:func:`compiler.spec.pynames.variable_name`), never pasted; every value goes through
+:func:`compiler.codegen.literals.literal`. Local folders of the spec (``add_local.dirs``) are relative to
+the spec's folder, which the module computes from its own location (``SPEC_DIR``), so ``modal run`` works
+from any folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import shlex
+from pathlib import Path
+from typing import Any
+
+from compiler.codegen.functions import FunctionSection, Model, Parameter, secret
+from compiler.codegen.layout import Chain, Entry, Group, call, mapping, value_doc
+from compiler.codegen.literals import RenderError, literal, optional
+from compiler.spec.ir import App, Function, Image, Volume
+from compiler.spec.sweep import OVERRIDES_PARAM, function_trials
+
+BUILD_STEPS = {
+    "entrypoint": "entrypoint",
+    "apt": "apt_install",
+    "env": "env",
+    "pip": "pip_install",
+    "run": "run_commands",
+    "workdir": "workdir",
+}
+
+
+def module_context(model: Model, module_dir: Path) -> dict[str, Any]:
+    """The variables of ``app.py.j2`` for ``model``, the module to be written in ``module_dir``."""
+    app = model.app
+    images = ImageSection(model)
+    return {
+        "header": header(app),
+        "uses_json": any(p.is_json or p.spread for params in model.params.values() for p in params),
+        "spec_dir": spec_dir_line(app.spec_dir, module_dir) if images.relative_dirs() else None,
+        "app_doc": Entry("app = ", call("modal.App", literal(app.name), secrets=model.secrets(app.secrets))),
+        "images": [Entry(f"{model.image_vars[n]} = ", images.chain(i)) for n, i in app.images.items()],
+        "volumes": [Entry(f"{model.volume_vars[n]} = ", volume(v)) for n, v in app.volumes.items()],
+        "functions": [FunctionSection(model).function(function) for function in app.functions.values()],
+        "entrypoint": entrypoint(model),
+        "sweeps": sweeps(model),
+    }
+
+
+def header(app: App) -> dict[str, Any]:
+    command = ["mtc", "compile", app.spec_path] + (["--profile", app.profile] if app.profile else [])
+    return {
+        "spec_path": app.spec_path,
+        "profile": app.profile,
+        "command": _shell_line(command),
+        "sha256": app.spec_sha256,
+    }
+
+
+class ImageSection:
+    """Each image as ``modal.Image...`` followed by its build steps and local files."""
+
+    def __init__(self, model: Model):
+        self.app = model.app
+
+    def chain(self, image: Image) -> Chain:
+        if image.is_debian_slim:
+            head = call("modal.Image.debian_slim", python_version=optional(image.python))
+        else:
+            head = call("modal.Image.from_registry", literal(image.base), add_python=optional(image.python))
+        steps = [step(image, index, s.kind, s.value) for index, s in enumerate(image.steps)]
+        if image.local_python:
+            steps.append(call(".add_local_python_source", *(literal(m) for m in image.local_python)))
+        steps += [
+            call(".add_local_dir", local_dir(local), literal(remote)) for local, remote in image.local_dirs
+        ]
+        return Chain(head, tuple(steps))
+
+    def relative_dirs(self) -> bool:
+        """Whether an image ships a folder given relative to the spec (the module then needs SPEC_DIR)."""
+        return any(
+            not posixpath.isabs(local) for image in self.app.images.values() for local, _ in image.local_dirs
+        )
+
+
+def step(image: Image, index: int, kind: str, value: Any) -> Group:
+    method = BUILD_STEPS.get(kind)
+    if method is None:
+        raise RenderError(f"unknown build step '{kind}'", ("images", image.name, "steps", index))
+    if kind in ("entrypoint", "env"):
+        return call(f".{method}", value_doc(_as_list(value) if kind == "entrypoint" else dict(value)))
+    if kind == "workdir":
+        return call(f".{method}", literal(value))
+    return call(f".{method}", *(literal(item) for item in _as_list(value)))
+
+
+def local_dir(local: str) -> str:
+    """A local folder as the module computes it: ``SPEC_DIR / "data"``; an absolute path as written."""
+    if posixpath.isabs(local):
+        return literal(local)
+    return _below("SPEC_DIR", posixpath.normpath(local))
+
+
+def volume(spec: Volume) -> Group:
+    if spec.kind == "bucket":
+        return call(
+            "modal.CloudBucketMount",
+            literal(spec.bucket),
+            bucket_endpoint_url=optional(spec.bucket_endpoint_url),
+            key_prefix=optional(spec.key_prefix),
+            secret=secret(spec.secret) if spec.secret else None,
+            read_only=literal(True) if spec.read_only else None,
+        )
+    return call("modal.Volume.from_name", literal(spec.volume), create_if_missing=literal(True))
+
+
+# ------------------------------------------------------------------------------------ local entrypoint
+
+
+def entrypoint(model: Model) -> dict[str, Any]:
+    """``ACTIONS``, ``JSON_OPTIONS``, and the signature and options of ``main``: one option per argument
+    name across functions (the lint's render/argument-type-conflict keeps each to one type)."""
+    options: dict[str, Parameter] = {}
+    for params in model.params.values():
+        for param in params:
+            options.setdefault(param.name, param)
+    first = next(iter(model.app.functions), None)
+    if first is None:
+        raise RenderError("the spec declares no functions", ("functions",))
+    flags = (f"action: str = {literal(first)}",) + (("sweep: bool = False",) if sweeping(model.app) else ())
+    signature = flags + tuple(f"{n}: {p.annotation} | None = None" for n, p in options.items())
+    actions = {name: Group("(", (name, defaults(params)), ")") for name, params in model.params.items()}
+    json_options = tuple(literal(n) for n, p in options.items() if p.is_json or p.spread)
+    return {
+        "actions": Entry("ACTIONS = ", mapping(actions)),
+        "json_options": Entry("JSON_OPTIONS = ", Group("[", json_options, "]")) if json_options else None,
+        "signature": Group("def main(", signature, ")"),
+        "options": Entry("options = ", mapping({name: name for name in options})),
+    }
+
+
+def defaults(params: list[Parameter]) -> Group:
+    """``{"config": "specs/train.yaml", ...}``: the parameters a function takes, with their defaults."""
+    return mapping({p.name: literal(p.default) for p in params})
+
+
+def sweeping(app: App) -> list[Function]:
+    return [function for function in app.functions.values() if function.sweep]
+
+
+def sweeps(model: Model) -> Entry | None:
+    """``SWEEPS = {"train": [{...trial...}, ...]}``: what each trial sets, from :mod:`compiler.spec.sweep`."""
+    if not sweeping(model.app):
+        return None
+    entries = {}
+    for function in sweeping(model.app):
+        json_args = {p.name for p in model.params[function.name] if p.is_json}
+        arg_names = {name for name, _ in function.args}
+        trials = []
+        for trial in function_trials(function):
+            args, overrides = trial.split(arg_names)
+            values = {name: _as_json(v) if name in json_args else v for name, v in args.items()}
+            trials.append(value_doc({**values, OVERRIDES_PARAM: overrides}))
+        entries[function.name] = Group("[", tuple(trials), "]")
+    return Entry("SWEEPS = ", mapping(entries))
+
+
+def _as_json(value: Any) -> str:
+    """A swept list value as the parameter takes it: its JSON text."""
+    return json.dumps(list(value), ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def spec_dir_line(spec_dir: Path, module_dir: Path) -> str:
+    """``SPEC_DIR = Path(__file__).parent.parent / "specs"``: the spec's folder from the module's own."""
+    relative = Path(os.path.relpath(spec_dir.resolve(), module_dir.resolve())).as_posix()
+    return f"SPEC_DIR = {_below('Path(__file__).parent', relative)}"
+
+
+def _below(base: str, relative: str) -> str:
+    """``base`` joined with a normalised relative path: ``..`` as ``.parent``, the rest as one string."""
+    parts = relative.split("/") if relative != "." else []
+    ups = 0
+    while ups < len(parts) and parts[ups] == "..":
+        ups += 1
+    rest = "/".join(parts[ups:])
+    return base + ".parent" * ups + (f" / {literal(rest)}" if rest else "")
+
+
+def _shell_line(words: list[str]) -> str:
+    """A shell command for a comment: quoted words, and no line break whatever the words hold."""
+    return " ".join(shlex.quote(word) if word.isprintable() else literal(word) for word in words)
+
+
+def _as_list(value: Any) -> list:
+    return list(value) if isinstance(value, list | tuple) else [value]

@@ -1,0 +1,229 @@
+"""The functions section of the generated module: each function's cost comment, decorator, signature and
+body, as layout docs.
+
+Function arguments become typed parameters (:func:`compiler.spec.pynames.parameter_type`): ``bool``,
+``int``, ``float`` or ``str``, as the target's annotation declares when the default fits it, else from the
+default's type. A list (or dict) becomes a ``str`` parameter holding JSON that the body decodes with
+``json.loads``, because Modal's CLI options only take scalars and a list default would be mutable. An
+``async def`` target gets an ``async def`` function that awaits it. A function with a ``sweep`` gains
+``overrides: str = "{}"``, JSON the body passes on as ``**overrides``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from compiler.codegen.layout import Entry, Group, call, value_doc
+from compiler.codegen.literals import RenderError, literal, number, optional
+from compiler.platform.pricing import Prices, PricingError, hourly_cost
+from compiler.spec.ir import App, Function, Schedule
+from compiler.spec.pynames import image_variables, parameter_type, volume_variables, writable_volumes
+from compiler.spec.sweep import OVERRIDES_PARAM
+from compiler.spec.targets import Target, keyword_parameters, read_target
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    annotation: str  # "bool" | "int" | "float" | "str"
+    default: Any  # as passed to the function: a list default is already its JSON text
+    is_json: bool
+    spread: bool = False  # JSON of keyword arguments, passed on as **name (a sweep's overrides)
+
+    @property
+    def argument(self) -> str:
+        """How the body passes the parameter to the target."""
+        if self.spread:
+            return f"**json.loads({self.name})"
+        return f"{self.name}=json.loads({self.name})" if self.is_json else f"{self.name}={self.name}"
+
+    @property
+    def source(self) -> str:
+        return f"{self.name}: {self.annotation} = {literal(self.default)}"
+
+    @property
+    def kind(self) -> str:
+        """What the option takes on the command line: its annotation, or JSON text."""
+        return "JSON text" if self.is_json or self.spread else self.annotation
+
+
+def parameters(function: Function, target: Target | None = None) -> list[Parameter]:
+    """The typed parameters of ``function`` in declared order (a sweep's ``overrides`` last)."""
+    out = []
+    for name, default in function.args:
+        found = parameter_type(name, default, target)
+        if found is None:  # the lint's render/argument-type reports it
+            path = ("functions", function.name, "args", name)
+            raise RenderError(f"argument '{name}': a default of type {type(default).__name__}", path)
+        out.append(Parameter(name, found.annotation, found.default, found.is_json))
+    if function.sweep:
+        out.append(Parameter(OVERRIDES_PARAM, "str", "{}", is_json=False, spread=True))
+    return out
+
+
+@dataclass
+class Model:
+    """What every section reads: the app, its Python names, its targets and their typed parameters."""
+
+    app: App
+    prices: Prices | None
+    root: Path
+
+    def __post_init__(self) -> None:
+        self.image_vars = image_variables(self.app)
+        self.volume_vars = volume_variables(self.app)
+        self.targets = {
+            name: read_target(function.module, function.entry, self.root).target
+            for name, function in self.app.functions.items()
+        }
+        self.params = {name: parameters(fn, self.targets[name]) for name, fn in self.app.functions.items()}
+
+    def secrets(self, names: tuple[str, ...]) -> Group | None:
+        return Group("[", tuple(secret(name) for name in names), "]") if names else None
+
+
+def secret(name: str) -> Group:
+    return call("modal.Secret.from_name", literal(name))
+
+
+class FunctionSection:
+    """One ``@app.function`` each: the pieces the template places for it."""
+
+    def __init__(self, model: Model):
+        self.model = model
+
+    def function(self, function: Function) -> dict[str, Any]:
+        params = self.model.params[function.name]
+        target_info = self.model.targets[function.name]
+        asynchronous = target_info is not None and target_info.is_async
+        target = _call_name(function.entry, {p.name for p in params})
+        imported = function.entry if target == function.entry else f"{function.entry} as {target}"
+        arguments = [p.argument for p in params if not p.spread]
+        commit = self.checkpoint_commit(function)
+        if commit:
+            arguments.append(f"on_checkpoint={commit}")
+        arguments += [p.argument for p in params if p.spread]  # ** last, as a person would write it
+        return {
+            "name": function.name,
+            "cost": self.cost_comment(function),
+            "note": parallel_note(function),
+            "decorator": self.decorator(function),
+            "signature": Group(
+                f"{'async ' if asynchronous else ''}def {function.name}(",
+                tuple(p.source for p in params),
+                ")",
+            ),
+            "import": f"from {function.module} import {imported}",
+            "call": Entry(
+                "return await " if asynchronous else "return ", Group(f"{target}(", tuple(arguments), ")")
+            ),
+        }
+
+    def checkpoint_commit(self, function: Function) -> str | None:
+        """What commits the function's writable Modal volumes, when its target takes ``on_checkpoint``.
+
+        Modal only persists a volume's writes on commit; a preempted run must find its last checkpoint.
+        """
+        writable = [self.model.volume_vars[name] for name in writable_volumes(self.model.app, function)]
+        accepted = keyword_parameters(function.module, function.entry, self.model.root)
+        if not writable or accepted is None or "on_checkpoint" not in accepted:
+            return None
+        if len(writable) == 1:
+            return f"{writable[0]}.commit"
+        return f"lambda: [volume.commit() for volume in ({', '.join(writable)})]"
+
+    def decorator(self, function: Function) -> Group:
+        resources = function.resources
+        gpus = [literal(gpu.modal_string()) for gpu in resources.gpus]
+        mounts = tuple(Entry(f"{literal(m.path)}: ", self.mounted(m.volume)) for m in function.mounts)
+        return call(
+            "@app.function",
+            image=self.model.image_vars.get(function.image) if function.image else None,
+            gpu=(gpus[0] if len(gpus) == 1 else Group("[", tuple(gpus), "]")) if gpus else None,
+            cpu=optional(number(resources.cpu)),
+            memory=optional(resources.memory_mib),
+            ephemeral_disk=optional(resources.ephemeral_disk_mib),
+            timeout=optional(resources.timeout_s),
+            retries=retries(function),
+            volumes=Group("{", mounts, "}") if mounts else None,
+            secrets=self.model.secrets(function.secrets),
+            env=value_doc(dict(function.env)) if function.env else None,
+            region=_region(function.region),
+            cloud=optional(function.cloud),
+            nonpreemptible=literal(True) if function.nonpreemptible else None,
+            min_containers=optional(function.min_containers),
+            max_containers=optional(max_containers(function)),
+            scaledown_window=optional(function.scaledown_window_s),
+            schedule=_schedule(function.schedule) if function.schedule else None,
+        )
+
+    def mounted(self, name: str) -> str:
+        """How a function mounts a volume: a Modal Volume declared read-only gets .read_only()."""
+        volume = self.model.app.volumes[name]
+        read_only = volume.kind == "volume" and volume.read_only
+        variable = self.model.volume_vars[name]
+        return f"{variable}.read_only()" if read_only else variable
+
+    def cost_comment(self, function: Function) -> str:
+        try:
+            cost = hourly_cost(function.resources, self.model.prices)
+        except PricingError:
+            return "Estimated cost: unknown (no price for this GPU type)"
+        parts = [f"GPU ${cost.gpu:.2f}"] if function.resources.gpus else []
+        parts += [f"CPU ${cost.cpu:.2f}", f"memory ${cost.memory:.2f}"]
+        return f"Estimated cost: ${cost.total:.2f}/hour ({' + '.join(parts)})"
+
+
+def max_containers(function: Function) -> int | None:
+    """The spec's max_containers, else the sweep's max_parallel: Modal runs that many trials at once."""
+    if function.max_containers is not None or function.sweep is None:
+        return function.max_containers
+    return function.sweep.max_parallel
+
+
+def parallel_note(function: Function) -> str | None:
+    parallel = function.sweep.max_parallel if function.sweep else None
+    if function.max_containers is None and parallel:
+        return f"max_containers is the sweep's max_parallel: at most {parallel} trials at once"
+    return None
+
+
+def retries(function: Function) -> Any:
+    spec = function.retries
+    if spec is None:
+        return None
+    if spec.is_simple:
+        return literal(spec.max_retries)
+    return call(
+        "modal.Retries",
+        max_retries=literal(spec.max_retries),
+        backoff_coefficient=optional(number(spec.backoff_coefficient)),
+        initial_delay=optional(number(spec.initial_delay)),
+        max_delay=optional(number(spec.max_delay)),
+    )
+
+
+def _region(region: tuple[str, ...]) -> Any:
+    if not region:
+        return None
+    return literal(region[0]) if len(region) == 1 else value_doc(region)
+
+
+def _schedule(schedule: Schedule) -> Group:
+    if schedule.kind == "cron":
+        return call("modal.Cron", literal(schedule.cron), timezone=optional(schedule.timezone))
+    seconds = schedule.period_s
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds and seconds % size == 0:
+            return call("modal.Period", **{unit: literal(seconds // size)})
+    return call("modal.Period", seconds=literal(seconds))
+
+
+def _call_name(entry: str, params: set[str]) -> str:
+    """The name the body calls the target by: the entry's own name unless a parameter shadows it."""
+    name = entry
+    while name in params:
+        name += "_"
+    return name
