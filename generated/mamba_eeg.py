@@ -47,7 +47,7 @@ eeg_bucket = modal.CloudBucketMount(
 
 
 # Estimated cost: $4.63/hour (GPU $2.10 + CPU $1.51 + memory $1.02)
-@app.function(image=cuda_image, gpu="A100", cpu=32, memory=131072, timeout=300)
+@app.function(image=cuda_image, gpu="A100", cpu=32, memory=131072, timeout=5 * 60)
 def test_mamba_cuda():
     from runtime.smoke import test_mamba_cuda
 
@@ -61,7 +61,7 @@ def test_mamba_cuda():
     gpu="A100-80GB",
     cpu=32,
     memory=131072,
-    timeout=86400,
+    timeout=24 * 60 * 60,
     retries=modal.Retries(max_retries=3, backoff_coefficient=2, initial_delay=10),
     volumes={"/data": eeg_bucket, "/results": results_volume},
     max_containers=2,
@@ -83,7 +83,7 @@ def train(config: str = "specs/train.yaml", resume: bool = True, overrides: str 
     gpu="A100",
     cpu=32,
     memory=131072,
-    timeout=3600,
+    timeout=60 * 60,
     volumes={"/data": eeg_bucket, "/results": results_volume},
 )
 def evaluate(config: str = "specs/train.yaml", checkpoint: str = ""):
@@ -101,7 +101,7 @@ def evaluate(config: str = "specs/train.yaml", checkpoint: str = ""):
     image=cuda_image,
     cpu=8,
     memory=32768,
-    timeout=21600,
+    timeout=6 * 60 * 60,
     volumes={"/data": eeg_bucket, "/results": results_volume},
 )
 def populate_cache(config: str = "specs/train.yaml"):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler.codegen.layout import Entry, Group, call, value_doc
-from compiler.codegen.literals import RenderError, literal, number, optional
+from compiler.codegen.literals import RenderError, duration, literal, number, optional
 from compiler.platform.pricing import Prices, PricingError, hourly_cost
 from compiler.spec.ir import App, Function, Schedule
 from compiler.spec.pynames import image_variables, parameter_type, volume_variables, writable_volumes
@@ -145,7 +145,7 @@ class FunctionSection:
             cpu=optional(number(resources.cpu)),
             memory=optional(resources.memory_mib),
             ephemeral_disk=optional(resources.ephemeral_disk_mib),
-            timeout=optional(resources.timeout_s),
+            timeout=duration(resources.timeout_s),
             retries=retries(function),
             volumes=Group("{", mounts, "}") if mounts else None,
             secrets=self.model.secrets(function.secrets),
@@ -155,7 +155,7 @@ class FunctionSection:
             nonpreemptible=literal(True) if function.nonpreemptible else None,
             min_containers=optional(function.min_containers),
             max_containers=optional(max_containers(function)),
-            scaledown_window=optional(function.scaledown_window_s),
+            scaledown_window=duration(function.scaledown_window_s),
             schedule=_schedule(function.schedule) if function.schedule else None,
         )
 

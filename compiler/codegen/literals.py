@@ -67,3 +67,15 @@ def number(value: float | None) -> float | int | None:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def duration(seconds: int | None) -> str | None:
+    """Seconds as Modal's examples write them: ``24 * 60 * 60`` for 24 h, ``5 * 60`` for 5 min, ``45``."""
+    if seconds is None:
+        return None
+    if seconds > 60 and seconds % 3600 == 0:
+        hours = seconds // 3600
+        return f"{literal(hours)} * 60 * 60" if hours > 1 else "60 * 60"
+    if seconds > 60 and seconds % 60 == 0:
+        return f"{literal(seconds // 60)} * 60"
+    return literal(seconds)

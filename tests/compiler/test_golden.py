@@ -55,7 +55,7 @@ def test_check_reports_a_changed_spec_with_a_diff_and_writes_nothing(workspace, 
     capsys.readouterr()
     assert mtc("compile", "--check") == 2
     diff = capsys.readouterr().out
-    assert "-    timeout=86400," in diff and "+    timeout=43200," in diff
+    assert "-    timeout=24 * 60 * 60," in diff and "+    timeout=12 * 60 * 60," in diff
     assert diff.startswith("--- generated/mamba_eeg.py\n+++ generated/mamba_eeg.py (from the spec)\n")
     assert snapshot(workspace) == before
 

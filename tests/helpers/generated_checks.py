@@ -166,6 +166,11 @@ def expected_image_calls(image: Image) -> list[tuple[str, list, dict]]:
 
 
 def _maybe_literal(node: ast.AST) -> Any:
+    """A literal's value, a product of literals' value (durations: ``24 * 60 * 60``), else the source."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+        left, right = _maybe_literal(node.left), _maybe_literal(node.right)
+        if isinstance(left, int) and isinstance(right, int):
+            return left * right
     try:
         return ast.literal_eval(node)
     except ValueError:
