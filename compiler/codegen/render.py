@@ -3,7 +3,7 @@
 The pipeline's codegen step, in three parts: the template context (:mod:`compiler.codegen.context`, every
 value through :func:`compiler.codegen.literals.literal` and laid out as ``ruff format`` would by
 :mod:`compiler.codegen.layout`), the template (``templates/app.py.j2``, with the module's fixed helper code
-in ``templates/sweeps.py.j2``), and a check that the result stays within the layout's width (else the
+in ``templates/sweep_helpers.py.j2``), and a check that the result stays within the layout's width (else the
 module says ``# ruff: noqa: E501``). :mod:`compiler.codegen.emit` then verifies and writes it.
 
 Names are the lint's job (:mod:`compiler.lint.names`): the renderer asserts the spec passed them and raises
@@ -18,18 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from compiler.codegen.context import module_context
-from compiler.codegen.functions import Model, Parameter, parameters
-from compiler.codegen.layout import WIDTH, Group, layout
+from compiler.codegen.functions import Model
+from compiler.codegen.layout import WIDTH, layout
 from compiler.codegen.literals import RenderError, literal
 from compiler.lint.names import name_problems
 from compiler.platform.pricing import Prices, load_prices
 from compiler.spec.ir import App
-from compiler.spec.pynames import variable_name
 
 TEMPLATE = "app.py.j2"
 GENERATED_DIR = "generated"  # where `mtc compile` writes the module, relative to the current folder
-
-__all__ = ["Group", "Parameter", "RenderError", "layout", "literal", "parameters", "render", "variable_name"]
 
 
 def render(

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from compiler.codegen.render import render, variable_name
-from compiler.spec.check import check
+from compiler.codegen.render import render
+from compiler.lint.check import check
+from compiler.spec.pynames import variable_name
 from tests.helpers.generated_checks import (
     actual_info,
     decorator_keywords,

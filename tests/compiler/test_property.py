@@ -20,8 +20,11 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from compiler.codegen.emit import verify
-from compiler.codegen.render import RenderError, parameters, render, variable_name
-from compiler.spec.check import check
+from compiler.codegen.functions import parameters
+from compiler.codegen.literals import RenderError
+from compiler.codegen.render import render
+from compiler.lint.check import check
+from compiler.spec.pynames import variable_name
 from tests.helpers.generated_checks import (
     actual_info,
     expected_image_calls,

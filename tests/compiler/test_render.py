@@ -16,7 +16,10 @@ from compiler.codegen import context, functions, literals
 from compiler.codegen import layout as layout_module
 from compiler.codegen import render as render_module
 from compiler.codegen.emit import InternalError
-from compiler.codegen.render import Group, RenderError, layout, literal, parameters, render
+from compiler.codegen.functions import parameters
+from compiler.codegen.layout import Group, layout
+from compiler.codegen.literals import RenderError, literal
+from compiler.codegen.render import render
 from compiler.lint.names import name_problems
 from compiler.platform.resources import Gpu, Resources
 from compiler.spec.ir import App, Function, Image, ImageStep, Mount, Retries, Schedule, Volume
