@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import scan  # noqa: E402  (benchmarks/scan.py: the same two-layer model as the CPU benchmark)
 
 from runtime import smoke
-from runtime.nn.models.signal import Mamba, SignalMamba  # noqa: E402
+from runtime.nn.models.signal import SignalMamba  # noqa: E402
+from runtime.nn.modules.mamba import Mamba  # noqa: E402
 from runtime.nn.ops import scan as ssm  # noqa: E402
 
 LENGTHS = (256, 1024, 4096)

@@ -89,14 +89,16 @@ def shuffled_train_loader(cfg, bundle):
 
 def debug_model_rate(steps: int = 12) -> tuple[float, object]:
     """Windows per second the debug config's model trains on, on this machine (after two warm-up steps)."""
-    from runtime.train import trainer as train
+    from runtime.train.loss import make_loss
+    from runtime.train.model import build, resolved_model_config
+    from runtime.train.optim import make_optimizer
 
     cfg = load_config(str(REPO / "specs" / "train.debug.yaml"))
     cfg = replace(cfg, data=replace(cfg.data, cache_dir=tempfile.mkdtemp(prefix="mtc-bench-")))
     bundle = prepare_data(cfg.data, seed=0, log=lambda m: None)
-    model = train.build(train.resolved_model_config(cfg, bundle), bundle)
-    optimizer = train.make_optimizer(model, cfg.optim)
-    loss_fn = train.make_loss(cfg, bundle)
+    model = build(resolved_model_config(cfg, bundle), bundle)
+    optimizer = make_optimizer(model, cfg.optim)
+    loss_fn = make_loss(cfg, bundle)
     loader = shuffled_train_loader(cfg, bundle)
     batches = [b for _, b in zip(range(steps + 2), loader, strict=False)]
     started = None

@@ -3,11 +3,11 @@
 Two residual layers (RMSNorm + Mamba mixer, B=32, d_model=64, d_state=16, expand=2) on 2 threads, at L=256 and
 L=1024, for three contenders measured in this one run:
 
-- ``runtime``: :class:`runtime.nn.models.signal.Mamba` on its PyTorch path (chunked scan with a hand-written
+- ``runtime``: :class:`runtime.nn.modules.mamba.Mamba` on its PyTorch path (chunked scan with a hand-written
   backward);
 - ``mambapy``: PyPI ``mambapy``'s own model of the same size (``mambapy.mamba.Mamba``, parallel ``pscan``),
   the baseline the ratios are against;
-- ``naive``: :class:`runtime.nn.models.signal.Mamba` with the scan replaced by autograd through a Python loop
+- ``naive``: :class:`runtime.nn.modules.mamba.Mamba` with the scan replaced by autograd through a Python loop
   that
   indexes ``x[:, :, t]`` (mamba-ssm's reference formulation). It is so slow that it runs once, at L=256 only.
 
@@ -46,10 +46,11 @@ PLAN = {
 
 
 def build_runtime_layers(kernels: str = "torch"):
-    """The two residual layers (RMSNorm + runtime.nn.models.signal.Mamba) every figure here is about."""
+    """The two residual layers (RMSNorm + runtime.nn.modules.mamba.Mamba) every figure here is about."""
     import torch.nn as nn
 
-    from runtime.nn.models.signal import Mamba, RMSNorm
+    from runtime.nn.models.signal import RMSNorm
+    from runtime.nn.modules.mamba import Mamba
 
     class Layer(nn.Module):
         def __init__(self):

@@ -31,6 +31,7 @@ from runtime.config import load_config  # noqa: E402
 from runtime.data import prepare_data  # noqa: E402
 from runtime.train import checkpoint
 from runtime.train import trainer as train  # noqa: E402
+from runtime.train.placement import place, seed_everything  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,8 +40,8 @@ def make_trainer(cfg, bundle, steps: int) -> train.Trainer:
     cfg = replace(
         cfg, train=replace(cfg.train, max_steps=steps, log_every=10, checkpoint_every=0, eval_every=0)
     )
-    train.seed_everything(0)
-    trainer = train.Trainer(cfg, bundle, train.place("fp32"), on_checkpoint=None)
+    seed_everything(0)
+    trainer = train.Trainer(cfg, bundle, place("fp32"), on_checkpoint=None)
     trainer.validate_and_save = lambda: None  # measured separately
     trainer.save = lambda **_: None
     return trainer

@@ -19,6 +19,7 @@ from runtime.config_schema import SCHEMA
 from runtime.core.diagnostics import Diagnostic, SpecError
 from runtime.core.schema import schema_diagnostics
 from runtime.core.yamlfile import SourceDoc, load_yaml
+from runtime.nn.config import ModelConfig
 from runtime.paths import resolve
 
 MAX_UNKNOWN_TOP_LEVEL_KEYS = 3  # more, and the file is reported as not a training config, its keys unechoed
@@ -120,7 +121,7 @@ class Config:
     run_name: str
     output_dir: str
     data: DataConfig
-    model: dict[str, Any]  # keyword arguments of runtime.nn.SignalMamba (head may still be "auto")
+    model: ModelConfig  # head may still be "auto"
     optim: OptimConfig
     train: TrainConfig
     evaluate: EvaluateConfig
@@ -283,7 +284,7 @@ def _build(path: str, data: dict) -> Config:
             synthetic=_make(SyntheticConfig, section["synthetic"]),
             loader=_make(LoaderConfig, loader),
         ),
-        model=dict(data["model"]),
+        model=ModelConfig.from_dict(data["model"]),
         optim=_make(OptimConfig, optim),
         train=_make(
             TrainConfig,

@@ -20,44 +20,19 @@ from runtime.config import Config, load_config
 from runtime.core import files
 from runtime.core.errors import UserError, user_message
 from runtime.data import DataBundle, DataError, make_loader, prepare_data
-from runtime.metrics import MetricAccumulator, sensitivity_at_false_alarm_rates
+from runtime.metrics import sensitivity_at_false_alarm_rates
+from runtime.nn.config import ModelConfig
+from runtime.paths import resolve
+from runtime.plots import write_plots
 from runtime.train import checkpoint
+from runtime.train import checkpoint as checkpoint_file  # main's parameter is named checkpoint
+from runtime.train.errors import TrainingError
+from runtime.train.loss import make_loss
+from runtime.train.model import build, check_model_fits
+from runtime.train.placement import place
+from runtime.train.predict import evaluate_loader
 
 REPORT_FILE = "report.json"
-
-
-@torch.no_grad()
-def evaluate_loader(
-    model,
-    loader,
-    loss_fn,
-    placement,
-    bundle: DataBundle,
-    *,
-    sample_rate_hz: float,
-    thresholds=(0.5,),
-    events: bool = True,
-) -> dict:
-    """Metrics of ``model`` over every batch of ``loader`` (the model is left in eval mode); ``events``
-    adds the detection metrics of per-timestep binary tasks (skipped by validations during training)."""
-    model.eval()
-    accumulator = MetricAccumulator(
-        bundle.num_classes,
-        detect_events=bundle.per_timestep and events,
-        sample_rate_hz=sample_rate_hz,
-        thresholds=thresholds,
-    )
-    for windows, labels in loader:
-        windows = windows.to(placement.device, non_blocking=True)
-        labels = labels.to(placement.device, non_blocking=True)
-        with placement.autocast():
-            logits = model(windows)
-        loss = loss_fn(logits, labels)
-        probs = torch.softmax(logits.float(), dim=1)
-        accumulator.update(
-            probs.cpu().numpy(), labels.cpu().numpy(), float(loss) * len(windows), len(windows)
-        )
-    return accumulator.result()
 
 
 def evaluate_run(
@@ -68,9 +43,6 @@ def evaluate_run(
     on_checkpoint: Callable[[], None] | None = None,
 ) -> dict:
     """Evaluate one checkpoint on the configured split; write report.json and plots next to the run."""
-    from runtime.plots import write_plots
-    from runtime.train.trainer import make_loss
-
     state = checkpoint.load(checkpoint_path, map_location=placement.device)
     _check_compatible(state, bundle, checkpoint_path)
     model = _model_from(state, bundle, placement, checkpoint_path)
@@ -128,11 +100,10 @@ def _split(cfg: Config, bundle: DataBundle) -> str:
 def _model_from(state: dict, bundle: DataBundle, placement, path: Path) -> torch.nn.Module:
     """The checkpoint's model, checked to fit in memory before it is built; a model_config or weights that
     make no model are the file's fault, not a bug."""
-    from runtime.train.trainer import TrainingError, build, check_model_fits
-
     try:
-        check_model_fits(state["model_config"], bundle, placement)
-        model = build(state["model_config"], bundle).to(placement.device)
+        model_cfg = ModelConfig.from_dict(state["model_config"])
+        check_model_fits(model_cfg, bundle, placement)
+        model = build(model_cfg, bundle).to(placement.device)
         model.load_state_dict(state["model"])
     except TrainingError:
         raise
@@ -161,14 +132,10 @@ def main(config: str, checkpoint: str = "", on_checkpoint: Callable[[], None] | 
 
     Returns a summary: run_dir, checkpoint, split, metrics, report and plot paths.
     """
-    from runtime.paths import resolve
-    from runtime.train import checkpoint as checkpoints
-    from runtime.train.trainer import place
-
     cfg = load_config(config)
     placement = place(cfg.train.precision)
     path = resolve(checkpoint) if checkpoint else default_checkpoint(cfg.run_dir)
-    checkpoints.load(path)  # fail early, before the data is prepared, if it is unusable
+    checkpoint_file.load(path)  # fail early, before the data is prepared, if it is unusable
     bundle = prepare_data(cfg.data, seed=cfg.train.seed, log=lambda m: print(m, file=sys.stderr))
     report = evaluate_run(cfg, path, bundle, placement, on_checkpoint=on_checkpoint)
     metrics = report["metrics"]

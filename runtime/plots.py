@@ -7,13 +7,13 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from runtime.train.metrics_log import read_metrics
+
 CURVE_METRICS = ("val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_auroc")
 
 
 def write_plots(run_dir: Path, metrics: dict, class_names: list[str]) -> list[Path]:
     """Every plot the run's data allows; returns the files written."""
-    from runtime.train.trainer import read_metrics
-
     written = [plot_curves(read_metrics(run_dir), run_dir / "curves.png")]
     if metrics.get("roc"):
         written.append(plot_roc(metrics["roc"], metrics["auroc"], run_dir / "roc.png"))

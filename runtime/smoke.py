@@ -20,7 +20,8 @@ from collections.abc import Callable
 
 import torch
 
-from runtime.nn.models.signal import Mamba, SignalMamba
+from runtime.nn.models.signal import SignalMamba
+from runtime.nn.modules.mamba import Mamba
 from runtime.nn.ops import scan as ssm
 
 RTOL, ATOL = 6e-4, 2e-3

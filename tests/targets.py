@@ -61,7 +61,7 @@ def train_crashing_once(
 ) -> None:
     """Train; on the first attempt stop after ``crash_after_steps`` steps and fail, like a preempted run."""
     from runtime.paths import resolve
-    from runtime.train.trainer import main
+    from runtime.train import main
 
     flag = resolve(marker)
     if not flag.exists():
@@ -86,7 +86,7 @@ def allocate_in_grandchild(pid_file: str = "/results/grandchild.pid") -> None:
 def train_with_a_bad_config(config: str = "/results/bad.yaml", counter: str = "/results/tries.txt") -> None:
     """Count the attempt, then train on a config with an unknown key: a user's mistake the runtime reports."""
     from runtime.paths import resolve
-    from runtime.train.trainer import main
+    from runtime.train import main
 
     path = resolve(counter)
     path.write_text(str(int(path.read_text()) + 1) if path.exists() else "1")

@@ -1,7 +1,6 @@
-"""The model: the selective scan (``ops``), the Mamba layer and the signal classifier built from it
-(``models``)."""
+"""The model, in mamba-ssm's layout: the selective scan (``ops``), the Mamba block (``modules``), the
+signal classifier built from it (``models``), and the torch-free
+:class:`~runtime.nn.config.ModelConfig` (``config``).
 
-from runtime.nn.models.signal import Mamba, SignalMamba, build_model, parameter_count
-from runtime.nn.ops.scan import FusedKernelsUnavailable
-
-__all__ = ["FusedKernelsUnavailable", "Mamba", "SignalMamba", "build_model", "parameter_count"]
+Import the submodules; this package imports nothing, so ``runtime.nn.config`` loads without torch.
+"""

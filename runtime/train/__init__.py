@@ -1,5 +1,9 @@
-"""Training: ``runtime.train:main`` is the entry point every spec names (see :mod:`runtime.train.trainer`)."""
+"""Training: ``runtime.train:main`` is the entry point every spec names (see :mod:`runtime.train.entry`).
 
-from runtime.train.trainer import main
+placement (device, precision) → model, loss, optim, metrics_log, predict → trainer (the loop) → entry (main,
+CLI); checkpoint, distributed and runlock beside them.
+"""
+
+from runtime.train.entry import main
 
 __all__ = ["main"]

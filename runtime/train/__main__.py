@@ -3,7 +3,7 @@
 import os
 import sys
 
-from runtime.train.trainer import cli
+from runtime.train.entry import cli
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONUNBUFFERED", "1")

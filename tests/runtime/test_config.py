@@ -11,7 +11,7 @@ from jsonschema import Draft202012Validator
 from runtime.config import load_config
 from runtime.config_schema import SCHEMA
 from runtime.core.diagnostics import SpecError
-from runtime.nn.models.signal import MODEL_KEYS
+from runtime.nn.config import ModelConfig
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,7 +42,7 @@ def test_the_schema_is_valid_draft_2020_12():
 def test_the_shipped_configs_load(name):
     cfg = load_config(str(REPO / "specs" / name))
     assert cfg.data.loader.eval_batch_size == 2 * cfg.data.loader.batch_size
-    assert set(cfg.model) == set(MODEL_KEYS)  # the schema's defaults fill exactly what the model takes
+    assert isinstance(cfg.model, ModelConfig)
 
 
 def test_production_config_reads_data_from_the_mount_and_writes_to_the_volume():
@@ -55,7 +55,7 @@ def test_production_config_reads_data_from_the_mount_and_writes_to_the_volume():
 def test_defaults_come_from_the_schema(tmp_path):
     cfg = load_config(write(tmp_path, MINIMAL))
     assert cfg.run_name == "default" and cfg.train.precision == "auto" and cfg.data.nonfinite == "drop"
-    assert cfg.model["kernels"] == "auto" and cfg.optim.betas == (0.9, 0.999)
+    assert cfg.model.kernels == "auto" and cfg.optim.betas == (0.9, 0.999)
     assert cfg.train.early_stopping.metric == "val_loss" and cfg.train.early_stopping.mode == "min"
     assert cfg.train.loss.class_weights == "balanced" and cfg.train.max_steps is None
     assert cfg.run_dir == Path("/results/runs/default")
@@ -142,3 +142,10 @@ def test_numbers_that_are_not_finite_are_refused_in_the_file_and_in_overrides(
 ):
     found = diagnostics(write(tmp_path, text), overrides)
     assert len(found) == 1 and expected in found[0], found
+
+
+def test_the_schemas_model_defaults_are_the_model_configs():
+    from runtime.config_schema import SCHEMA
+
+    defaults = {key: spec["default"] for key, spec in SCHEMA["$defs"]["model"]["properties"].items()}
+    assert ModelConfig.from_dict(defaults) == ModelConfig()

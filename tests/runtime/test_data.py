@@ -20,7 +20,15 @@ import pytest
 import torch
 
 from runtime.config import load_config
-from runtime.data import DataError, EpochBatchSampler, build_caches, make_loader, populate_cache, prepare_data
+from runtime.data import (
+    DataError,
+    EpochBatchSampler,
+    build_caches,
+    cache_build,
+    make_loader,
+    populate_cache,
+    prepare_data,
+)
 from runtime.data import cache as cache_module
 
 
@@ -430,8 +438,8 @@ def test_progress_is_recorded_in_batches_not_per_file(tmp_path, monkeypatch):
     for index in range(40):
         write_npz(tmp_path / f"src/f{index:02d}.npz", n=2, seed=index)
     config = data_config(tmp_path, format="npz", train=str(tmp_path / "src"))
-    monkeypatch.setattr(cache_module, "PROGRESS_EVERY_FILES", 16)
-    monkeypatch.setattr(cache_module, "PROGRESS_EVERY_SECONDS", 3600.0)
+    monkeypatch.setattr(cache_build, "PROGRESS_EVERY_FILES", 16)
+    monkeypatch.setattr(cache_build, "PROGRESS_EVERY_SECONDS", 3600.0)
     real_fsync, synced = os.fsync, []
     monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
     split = build_caches(config)["train"]
@@ -444,8 +452,8 @@ def test_progress_is_recorded_in_batches_not_per_file(tmp_path, monkeypatch):
 CHILD_BUILD = """
 import os, signal, sys
 from runtime.config import load_config
-from runtime.data import cache, formats, loading
-cache.PROGRESS_EVERY_FILES, cache.PROGRESS_EVERY_SECONDS = 10, 3600.0
+from runtime.data import cache_build, formats, loading
+cache_build.PROGRESS_EVERY_FILES, cache_build.PROGRESS_EVERY_SECONDS = 10, 3600.0
 reads = []
 def read_npz(path, shown):
     reads.append(path)
@@ -469,7 +477,7 @@ def test_a_build_killed_with_sigkill_resumes_after_the_last_recorded_batch(tmp_p
     )
     assert done.returncode == -signal.SIGKILL, done.stderr.decode()[-2000:]
     (partial,) = (tmp_path / "cache").glob("*.partial")
-    with open(partial / cache_module.PROGRESS_FILE, "a") as log:
+    with open(partial / cache_build.PROGRESS_FILE, "a") as log:
         log.write('{"chunk": {"name": "torn')  # a line cut short by the kill
     reads = []
     monkeypatch.setattr(
@@ -516,6 +524,7 @@ def test_a_read_only_cache_dir_is_a_user_error_naming_the_key(tmp_path, monkeypa
         return real_open(path, mode, *args, **kwargs)
 
     monkeypatch.setattr(cache_module, "open", read_only_open, raising=False)
+    monkeypatch.setattr(cache_build, "open", read_only_open, raising=False)
     with pytest.raises(
         DataError, match=r"data\.cache_dir: cannot write the cache in .*Read-only file system"
     ) as refused:

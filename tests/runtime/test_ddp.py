@@ -17,8 +17,10 @@ import pytest
 import torch
 
 from runtime.data.loading import EpochBatchSampler
-from runtime.train import checkpoint, distributed
+from runtime.train import checkpoint, distributed, entry, metrics_log
+from runtime.train import loss as losses
 from runtime.train import trainer as train
+from runtime.train.errors import TrainingError
 from tests.runtime.test_train import run_dir, write_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,7 +43,7 @@ class Preempted(Exception):
 
 
 def curve(path: Path) -> tuple[list[int], np.ndarray]:
-    records = [r for r in train.read_metrics(path) if r["kind"] in ("train", "val")]
+    records = [r for r in metrics_log.read_metrics(path) if r["kind"] in ("train", "val")]
     return [r["step"] for r in records], np.array([r.get("loss", r.get("val_loss")) for r in records])
 
 
@@ -77,7 +79,7 @@ def test_shares_weighted_by_their_total_weight_give_the_global_loss(kind, weight
     labels = torch.tensor([0] * 9 + [1, 2, 1])  # unbalanced, so shares weigh differently
     if per_timestep:
         labels = labels[:, None].repeat(1, 5)
-    loss_fn = train.ClassificationLoss(
+    loss_fn = losses.ClassificationLoss(
         kind, None if weights is None else torch.tensor(weights), 2.0, smoothing
     )
     shares = [(logits[:6], labels[:6]), (logits[6:], labels[6:])]
@@ -100,9 +102,9 @@ def test_a_global_batch_that_does_not_split_evenly_is_refused(tmp_path, monkeypa
     monkeypatch.setenv(distributed.NPROC_ENV, "2")
     config = small_config(tmp_path, data={"loader": {"batch_size": 33}})
     with pytest.raises(
-        train.TrainingError, match=r"batch_size is 33, the global batch .* divisible by 2; use 32 or 34"
+        TrainingError, match=r"batch_size is 33, the global batch .* divisible by 2; use 32 or 34"
     ):
-        train.main(config, resume=False)
+        entry.main(config, resume=False)
 
 
 # ------------------------------------------------------------------------------------------ 2 processes
@@ -116,7 +118,7 @@ def test_a_global_batch_that_does_not_split_evenly_is_refused(tmp_path, monkeypa
 def test_two_processes_follow_the_loss_curve_of_one(tmp_path, monkeypatch, loss, alone_until):
     sections = {"train": {"epochs": 2, "log_every": 1, "checkpoint_every": 3, "seed": 5, "loss": loss}}
     monkeypatch.setenv(distributed.NPROC_ENV, "1")
-    single = train.main(small_config(tmp_path / "single", **sections), resume=False)
+    single = entry.main(small_config(tmp_path / "single", **sections), resume=False)
     config = small_config(tmp_path / "double", **sections)
     if alone_until:  # one process trains until it is stopped after the checkpoint at step `alone_until`
         real = train.compute_loss
@@ -128,10 +130,10 @@ def test_two_processes_follow_the_loss_curve_of_one(tmp_path, monkeypatch, loss,
 
         monkeypatch.setattr(train, "compute_loss", stop_after_checkpoint)  # the spawned ranks do not see it
         with pytest.raises(Preempted):
-            train.main(config, resume=False)
+            entry.main(config, resume=False)
     monkeypatch.setenv(distributed.NPROC_ENV, "2")
     commits = []
-    double = train.main(config, resume=bool(alone_until), on_checkpoint=lambda: commits.append(1))
+    double = entry.main(config, resume=bool(alone_until), on_checkpoint=lambda: commits.append(1))
     assert double["steps"] == single["steps"] == 8
     steps, losses = curve(Path(single["run_dir"]))
     double_steps, double_losses = curve(Path(double["run_dir"]))
@@ -149,7 +151,7 @@ def test_two_processes_follow_the_loss_curve_of_one(tmp_path, monkeypatch, loss,
 CHILD = textwrap.dedent(
     """
     import os, signal, sys
-    from runtime.train import trainer as train
+    from runtime.train import entry, trainer as train
 
     real_loss = train.compute_loss
 
@@ -164,7 +166,7 @@ CHILD = textwrap.dedent(
     train.compute_loss = loss_or_die
 
     if __name__ == "__main__":
-        train.main(sys.argv[1])
+        entry.main(sys.argv[1])
     """
 )
 
@@ -212,7 +214,9 @@ def test_a_distributed_run_killed_with_sigkill_resumes_to_the_uninterrupted_weig
     assert resumed["loop"] == expected["loop"] and resumed["step"] == 12
     for name, tensor in expected["model"].items():  # dropout included: each rank's RNG was restored
         torch.testing.assert_close(resumed["model"][name], tensor, rtol=1e-5, atol=1e-7, msg=name)
-    logged = [r["step"] for r in train.read_metrics(run_dir(tmp_path / "killed")) if r["kind"] == "train"]
+    logged = [
+        r["step"] for r in metrics_log.read_metrics(run_dir(tmp_path / "killed")) if r["kind"] == "train"
+    ]
     assert logged == list(range(1, 13))
 
 
@@ -225,10 +229,8 @@ def test_a_rank_that_dies_ends_the_run_with_a_message_instead_of_a_hang(tmp_path
 def test_a_ranks_error_reaches_the_caller_as_itself(tmp_path, monkeypatch):
     monkeypatch.setenv(distributed.NPROC_ENV, "2")
     config = small_config(tmp_path, model={"head": "timestep"})  # the synthetic data has per-window labels
-    with pytest.raises(
-        train.TrainingError, match="model.head is 'timestep' but the data has per-window"
-    ) as caught:
-        train.main(config, resume=False)
+    with pytest.raises(TrainingError, match="model.head is 'timestep' but the data has per-window") as caught:
+        entry.main(config, resume=False)
     assert any("raised in data-parallel rank" in note for note in caught.value.__notes__)
 
 
@@ -263,7 +265,7 @@ def test_mtc_run_with_two_processes_trains_end_to_end(tmp_path):
 
 
 def test_local_process_counts_are_capped_by_the_cores_and_usage_errors_exit_3(tmp_path):
-    from compiler.backends.local import run as localrun
+    from compiler.backends.local import prepare as localrun
     from compiler.platform.resources import Gpu
 
     run = localrun.LocalRun(

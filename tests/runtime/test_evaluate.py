@@ -9,8 +9,7 @@ import pytest
 from test_train import run_dir, write_config
 
 from runtime import evaluate
-from runtime.train import checkpoint
-from runtime.train import trainer as train
+from runtime.train import checkpoint, entry, metrics_log
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +35,7 @@ def timestep_run(tmp_path_factory):
         train={"epochs": 1, "log_every": 2, "checkpoint_every": 4},
         evaluate={"thresholds": [0.3, 0.6], "fa_per_24h_targets": [100, 10]},
     )
-    train.main(config, resume=False)
+    entry.main(config, resume=False)
     return tmp_path, config
 
 
@@ -94,7 +93,7 @@ def test_evaluate_refuses_a_checkpoint_trained_on_other_data(timestep_run, tmp_p
 
 def test_evaluate_skips_a_partial_last_line_of_metrics_like_training_does(timestep_run):
     tmp_path, config = timestep_run
-    metrics = run_dir(tmp_path) / train.METRICS_FILE
+    metrics = run_dir(tmp_path) / metrics_log.METRICS_FILE
     whole = metrics.read_bytes()
     metrics.write_bytes(whole + b'{"kind": "val", "step": 9, "val_lo')  # a run killed mid-write
     try:

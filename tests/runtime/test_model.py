@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import io
 import logging
 import math
@@ -11,8 +13,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from runtime.nn.config import ModelConfig
 from runtime.nn.models import signal as model_module
-from runtime.nn.models.signal import Mamba, SignalMamba, build_model, parameter_count
+from runtime.nn.models.signal import SignalMamba, build_model, parameter_count
+from runtime.nn.modules.mamba import Mamba
 from runtime.nn.ops import scan as ssm
 
 
@@ -144,11 +148,11 @@ def test_bidirectional_block_sees_the_future():
 
 def test_state_dict_round_trip_through_a_file():
     torch.manual_seed(0)
-    net = build_model({"head": "timestep", "d_model": 16, "n_layers": 2, "bidirectional": True}, 19, 2)
+    net = build_model(ModelConfig(head="timestep", d_model=16, n_layers=2, bidirectional=True), 19, 2)
     buffer = io.BytesIO()
     torch.save(net.state_dict(), buffer)
     torch.manual_seed(1)
-    other = build_model({"head": "timestep", "d_model": 16, "n_layers": 2, "bidirectional": True}, 19, 2)
+    other = build_model(ModelConfig(head="timestep", d_model=16, n_layers=2, bidirectional=True), 19, 2)
     x = torch.randn(2, 19, 101)
     assert not torch.allclose(net(x), other(x))
     buffer.seek(0)
@@ -157,7 +161,8 @@ def test_state_dict_round_trip_through_a_file():
 
 
 def test_build_model_passes_the_config_through():
-    net = build_model({"d_model": 24, "n_layers": 3, "d_state": 8, "downsample": 2, "dropout": 0.1}, 5, 4)
+    config = ModelConfig(head="window", d_model=24, n_layers=3, d_state=8, downsample=2, dropout=0.1)
+    net = build_model(config, 5, 4)
     assert len(net.blocks) == 3
     assert net.blocks[0].mixer.d_state == 8
     assert net.stem.stride == (2,)
@@ -165,20 +170,37 @@ def test_build_model_passes_the_config_through():
 
 def test_build_model_rejects_unknown_keys_with_a_suggestion():
     with pytest.raises(ValueError, match="d_modle; did you mean 'd_model'"):
-        build_model({"d_modle": 32}, 19, 2)
+        ModelConfig.from_dict({"d_modle": 32})
 
 
 @pytest.mark.parametrize(
     "config, message",
     [
-        ({"head": "windows"}, "head must be one of window, timestep, got 'windows'; did you mean 'window'"),
+        ({"head": "windows"}, "head must be one of auto, window, timestep, got 'windows'; did you mean"),
         ({"kernels": "cuda"}, "kernels must be one of auto, fused, torch"),
         ({"downsample": 0}, "downsample must be a positive integer"),
     ],
 )
 def test_bad_model_config_values_are_explained(config, message):
     with pytest.raises(ValueError, match=message):
-        build_model(config, 19, 2)
+        ModelConfig.from_dict(config)
+
+
+def test_the_model_refuses_a_head_left_on_auto():
+    with pytest.raises(ValueError, match="head must be one of window, timestep, got 'auto'"):
+        build_model(ModelConfig(), 19, 2)
+
+
+def test_the_model_config_lists_exactly_the_models_keyword_arguments():
+    keywords = set(inspect.signature(SignalMamba).parameters) - {"in_channels", "num_classes"}
+    assert {field.name for field in dataclasses.fields(ModelConfig)} == keywords
+
+
+def test_a_checkpoints_model_config_round_trips_and_old_ones_take_defaults():
+    config = ModelConfig(head="timestep", d_model=16, bidirectional=True)
+    assert ModelConfig.from_dict(config.to_dict()) == config
+    older = {key: value for key, value in config.to_dict().items() if key != "kernels"}
+    assert ModelConfig.from_dict(older).kernels == "auto"
 
 
 # ------------------------------------------------------------------------------------------ backend
@@ -195,13 +217,13 @@ def test_built_model_logs_its_backend(caplog):
 
 def test_fused_kernels_on_cpu_fail_when_the_model_is_built():
     with pytest.raises(ssm.FusedKernelsUnavailable, match="kernels=fused needs a CUDA device"):
-        build_model({"kernels": "fused"}, 3, 2)
+        build_model(ModelConfig(head="window", kernels="fused"), 3, 2)
 
 
 def test_environment_variable_forces_torch_and_says_so(monkeypatch, caplog):
     monkeypatch.setenv(ssm.FORCE_TORCH_ENV, "1")
     with caplog.at_level(logging.INFO, logger="runtime.nn.models.signal"):
-        net = build_model({"kernels": "fused", "d_model": 8, "n_layers": 1}, 3, 2)
+        net = build_model(ModelConfig(head="window", kernels="fused", d_model=8, n_layers=1), 3, 2)
     assert net.scan_backend == "torch"
     assert f"{ssm.FORCE_TORCH_ENV} is set" in caplog.text
     assert net(torch.randn(1, 3, 16)).shape == (1, 2)
@@ -285,7 +307,7 @@ def test_fused_branches_pass_mamba_ssm_its_arguments_in_order(monkeypatch, use_f
     ("length", "taps", "with_bias"), [(7, 4, True), (2, 4, False), (5, 3, True), (1, 4, True)]
 )
 def test_causal_conv_silu_matches_conv1d_and_passes_gradcheck(length, taps, with_bias):
-    from runtime.nn.models.signal import _CausalConvSiLU
+    from runtime.nn.modules.mamba import _CausalConvSiLU
 
     generator = torch.Generator().manual_seed(length * 10 + taps)
     batch, channels = 2, 3
@@ -316,12 +338,13 @@ def test_causal_conv_silu_matches_conv1d_and_passes_gradcheck(length, taps, with
     ],
 )
 def test_the_parameter_count_from_the_config_is_exact(config, in_channels, num_classes):
-    built = build_model({**config, "kernels": "torch"}, in_channels, num_classes)
+    config = ModelConfig(**{"head": "window", **config})
+    built = build_model(dataclasses.replace(config, kernels="torch"), in_channels, num_classes)
     assert parameter_count(config, in_channels, num_classes) == sum(p.numel() for p in built.parameters())
 
 
 def test_the_parameter_count_of_a_huge_config_is_computed_without_allocating():
-    count = parameter_count({"d_model": 100_000, "n_layers": 4}, 19, 2)
+    count = parameter_count(ModelConfig(d_model=100_000, n_layers=4), 19, 2)
     assert count > 10**11  # about 1.6 TB for weights, gradients and AdamW states
     with pytest.raises(ValueError, match="d_model must be a positive integer, got '64'"):
-        parameter_count({"d_model": "64"}, 19, 2)
+        ModelConfig(d_model="64")

@@ -15,8 +15,12 @@ import pytest
 import torch
 
 from runtime.core.diagnostics import SpecError
-from runtime.train import checkpoint
+from runtime.train import checkpoint, entry, metrics_log, runlock
+from runtime.train import loss as losses
+from runtime.train import placement as placements
 from runtime.train import trainer as train
+from runtime.train.errors import TrainingError
+from runtime.train.optim import make_scheduler
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -89,14 +93,14 @@ def test_a_short_run_learns_the_synthetic_task(tmp_path, one_thread):
             "early_stopping": {"metric": "val_accuracy"},
         },
     )
-    summary = train.main(config, resume=False)
+    summary = entry.main(config, resume=False)
     assert summary["steps"] == 5 * (1024 // 32)
     assert summary["test_metrics"]["accuracy"] >= 0.9, summary["test_metrics"]
     assert summary["test_metrics"]["auroc"] >= 0.95
     assert summary["scan_backend"] == "torch"
     report = json.loads(Path(summary["report"]).read_text())
     assert report["split"] == "test" and report["windows"] == 256
-    records = train.read_metrics(Path(summary["run_dir"]))
+    records = metrics_log.read_metrics(Path(summary["run_dir"]))
     train_losses = [r["loss"] for r in records if r["kind"] == "train"]
     assert train_losses[-1] < train_losses[0] * 0.7
     assert all(r["windows_per_s"] > 0 for r in records if r["kind"] == "train")
@@ -106,7 +110,7 @@ def test_a_short_run_learns_the_synthetic_task(tmp_path, one_thread):
 
 def test_checkpoints_hold_everything_needed_to_resume(tmp_path):
     commits = []
-    summary = train.main(write_config(tmp_path), resume=False, on_checkpoint=lambda: commits.append(1))
+    summary = entry.main(write_config(tmp_path), resume=False, on_checkpoint=lambda: commits.append(1))
     state = checkpoint.load(Path(summary["last_checkpoint"]))
     for key in ("model", "optimizer", "scheduler", "scaler", "rng", "loop", "model_config"):
         assert key in state
@@ -119,14 +123,14 @@ def test_checkpoints_hold_everything_needed_to_resume(tmp_path):
 
 def test_resume_continues_and_resume_false_starts_over(tmp_path):
     config = write_config(tmp_path)
-    train.main(config, resume=False, **{"train.max_steps": 6})
-    summary = train.main(config, **{"train.max_steps": 10})
+    entry.main(config, resume=False, **{"train.max_steps": 6})
+    summary = entry.main(config, **{"train.max_steps": 10})
     assert summary["steps"] == 10
-    steps = [r["step"] for r in train.read_metrics(run_dir(tmp_path)) if r["kind"] == "train"]
+    steps = [r["step"] for r in metrics_log.read_metrics(run_dir(tmp_path)) if r["kind"] == "train"]
     assert steps == [2, 4, 6, 8, 10]  # no step logged twice across the restart
-    summary = train.main(config, resume=False, **{"train.max_steps": 4})
+    summary = entry.main(config, resume=False, **{"train.max_steps": 4})
     assert summary["steps"] == 4
-    assert max(r["step"] for r in train.read_metrics(run_dir(tmp_path))) == 4
+    assert max(r["step"] for r in metrics_log.read_metrics(run_dir(tmp_path))) == 4
 
 
 CHILD = textwrap.dedent(
@@ -134,7 +138,7 @@ CHILD = textwrap.dedent(
     import os, signal, sys
     import torch
     torch.set_num_threads(1)
-    from runtime.train import trainer as train
+    from runtime.train import entry, trainer as train
     config, kill_at = sys.argv[1], int(sys.argv[2])
     real_loss = train.compute_loss
 
@@ -144,7 +148,7 @@ CHILD = textwrap.dedent(
         return real_loss(loss_fn, logits, labels, step)
 
     train.compute_loss = loss_or_die
-    train.main(config)
+    entry.main(config)
     """
 )
 
@@ -174,7 +178,9 @@ def test_a_run_killed_with_sigkill_resumes_to_the_same_weights(tmp_path):
     assert _run_child(straight) == 0
     assert _run_child(killed, kill_at=13) == -signal.SIGKILL  # in step 14; checkpoints at 5, 8, 10, 15, 16
     assert checkpoint.load(run_dir(tmp_path / "killed") / "last.pt")["step"] == 10
-    logged = [r["step"] for r in train.read_metrics(run_dir(tmp_path / "killed")) if r["kind"] == "train"]
+    logged = [
+        r["step"] for r in metrics_log.read_metrics(run_dir(tmp_path / "killed")) if r["kind"] == "train"
+    ]
     assert logged[-1] == 13  # steps 11-13 ran and were logged after the checkpoint
     assert _run_child(killed) == 0
     expected = checkpoint.load(run_dir(tmp_path / "straight") / "last.pt")
@@ -183,18 +189,20 @@ def test_a_run_killed_with_sigkill_resumes_to_the_same_weights(tmp_path):
     for name, tensor in expected["model"].items():
         assert torch.equal(tensor, resumed["model"][name]), name
     assert resumed["loop"] == expected["loop"]
-    logged = [r["step"] for r in train.read_metrics(run_dir(tmp_path / "killed")) if r["kind"] == "train"]
+    logged = [
+        r["step"] for r in metrics_log.read_metrics(run_dir(tmp_path / "killed")) if r["kind"] == "train"
+    ]
     assert logged == list(range(1, 25))  # each step logged once: the lines after the checkpoint were dropped
 
 
 def test_a_corrupt_last_checkpoint_falls_back_to_the_previous_one(tmp_path):
     config = write_config(tmp_path)
-    train.main(config, resume=False, **{"train.max_steps": 8})
+    entry.main(config, resume=False, **{"train.max_steps": 8})
     last = run_dir(tmp_path) / "last.pt"
     previous_step = checkpoint.load(run_dir(tmp_path) / "last.prev.pt")["step"]
     last.write_bytes(last.read_bytes()[:1000])  # truncated, as by a crash of a non-atomic writer
     with pytest.warns(RuntimeWarning, match="damaged checkpoint.*last.pt"):
-        summary = train.main(config, **{"train.max_steps": 10})
+        summary = entry.main(config, **{"train.max_steps": 10})
     assert previous_step < 8
     assert summary["steps"] == 10
     assert checkpoint.load(last)["step"] == 10
@@ -208,8 +216,8 @@ def test_a_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(
         return loss * float("nan") if step >= 6 else loss  # step index 6 is the 7th step
 
     monkeypatch.setattr(train, "compute_loss", poisoned)
-    with pytest.raises(train.TrainingError) as stopped:
-        train.main(write_config(tmp_path), resume=False)
+    with pytest.raises(TrainingError) as stopped:
+        entry.main(write_config(tmp_path), resume=False)
     message = str(stopped.value)
     assert "the training loss became nan at step 7; training stopped" in message
     assert (
@@ -226,40 +234,38 @@ def test_a_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(
 def test_a_nan_loss_before_any_checkpoint_says_a_restart_begins_at_step_0(tmp_path, monkeypatch):
     real = train.compute_loss
     monkeypatch.setattr(train, "compute_loss", lambda *args: real(*args) * float("nan"))
-    with pytest.raises(train.TrainingError) as stopped:
-        train.main(write_config(tmp_path), resume=False)
+    with pytest.raises(TrainingError) as stopped:
+        entry.main(write_config(tmp_path), resume=False)
     message = str(stopped.value)
     assert "No checkpoint was written in this run directory, so starting again trains from step 0" in message
     assert "resumes from" not in message
     assert not (run_dir(tmp_path) / "last.pt").exists()
     monkeypatch.setattr(train, "compute_loss", real)
-    train.main(write_config(tmp_path), **{"train.max_steps": 2})  # an earlier run leaves a checkpoint
+    entry.main(write_config(tmp_path), **{"train.max_steps": 2})  # an earlier run leaves a checkpoint
     monkeypatch.setattr(train, "compute_loss", lambda *args: real(*args) * float("nan"))
-    with pytest.raises(
-        train.TrainingError, match=r"This run wrote no checkpoint; .*last\.pt is an earlier run's"
-    ):
-        train.main(write_config(tmp_path), resume=False)
+    with pytest.raises(TrainingError, match=r"This run wrote no checkpoint; .*last\.pt is an earlier run's"):
+        entry.main(write_config(tmp_path), resume=False)
 
 
 def test_a_partial_last_line_in_metrics_is_skipped_by_the_one_reader(tmp_path):
     config = write_config(tmp_path)
-    train.main(config, resume=False, **{"train.max_steps": 4})
-    metrics = run_dir(tmp_path) / train.METRICS_FILE
-    whole = train.read_metrics(run_dir(tmp_path))
+    entry.main(config, resume=False, **{"train.max_steps": 4})
+    metrics = run_dir(tmp_path) / metrics_log.METRICS_FILE
+    whole = metrics_log.read_metrics(run_dir(tmp_path))
     with open(metrics, "a", encoding="utf-8") as handle:
         handle.write('{"kind": "train", "step": 5, "lo')  # killed in the middle of a write
-    assert train.read_metrics(run_dir(tmp_path)) == whole
-    summary = train.main(config, **{"train.max_steps": 6})  # resumes, and the final evaluation plots them
+    assert metrics_log.read_metrics(run_dir(tmp_path)) == whole
+    summary = entry.main(config, **{"train.max_steps": 6})  # resumes, and the final evaluation plots them
     assert summary["steps"] == 6
-    logged = [r["step"] for r in train.read_metrics(run_dir(tmp_path)) if r["kind"] == "train"]
+    logged = [r["step"] for r in metrics_log.read_metrics(run_dir(tmp_path)) if r["kind"] == "train"]
     assert logged == [2, 4, 6]  # log_every 2; the torn line is gone
 
 
 def test_a_metrics_log_that_is_not_text_is_named_as_damaged(tmp_path):
     run_dir(tmp_path).mkdir(parents=True)
-    (run_dir(tmp_path) / train.METRICS_FILE).write_bytes(b"\x9c\xff" + bytes(range(256)))
-    with pytest.raises(train.TrainingError, match=r"metrics\.jsonl: not a metrics log \(not UTF-8 text\)"):
-        train.read_metrics(run_dir(tmp_path))
+    (run_dir(tmp_path) / metrics_log.METRICS_FILE).write_bytes(b"\x9c\xff" + bytes(range(256)))
+    with pytest.raises(TrainingError, match=r"metrics\.jsonl: not a metrics log \(not UTF-8 text\)"):
+        metrics_log.read_metrics(run_dir(tmp_path))
 
 
 HOLD_LOCK = """
@@ -283,8 +289,8 @@ def test_a_second_training_on_a_run_directory_is_refused_until_the_first_dies(tm
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(train.runlock.RunDirError) as refused:
-            train.main(config)
+        with pytest.raises(runlock.RunDirError) as refused:
+            entry.main(config)
         message = str(refused.value)
         assert f"in use by another training (PID {holder.pid} on {socket.gethostname()}, started" in message
         assert "another run_name" in message
@@ -293,7 +299,7 @@ def test_a_second_training_on_a_run_directory_is_refused_until_the_first_dies(tm
         holder.kill()  # SIGKILL: the kernel releases its lock; the file stays behind
         holder.wait()
     assert (run_dir(tmp_path) / ".lock").exists()
-    assert train.main(config)["steps"] > 0
+    assert entry.main(config)["steps"] > 0
 
 
 def test_a_temporary_checkpoint_left_by_a_killed_writer_is_removed_at_the_next_start(tmp_path):
@@ -304,15 +310,15 @@ def test_a_temporary_checkpoint_left_by_a_killed_writer_is_removed_at_the_next_s
     )
     litter = run_dir(tmp_path) / f".last.pt.{int(dead.stdout)}.k2j4x9_a.tmp"
     litter.write_bytes(b"\0" * 4096)
-    train.main(config, **{"train.max_steps": 2})
+    entry.main(config, **{"train.max_steps": 2})
     assert not litter.exists()
     assert not list(run_dir(tmp_path).glob(".*.tmp"))
 
 
 def test_a_model_too_large_for_memory_is_refused_before_it_is_built(tmp_path):
     started = time.perf_counter()
-    with pytest.raises(train.TrainingError) as refused:
-        train.main(write_config(tmp_path), **{"model.d_model": 100000})
+    with pytest.raises(TrainingError) as refused:
+        entry.main(write_config(tmp_path), **{"model.d_model": 100000})
     message = str(refused.value)
     assert "the model does not fit in memory: its " in message
     assert "parameters (model.d_model 100000, model.n_layers 1, " in message
@@ -323,9 +329,9 @@ def test_a_model_too_large_for_memory_is_refused_before_it_is_built(tmp_path):
 
 def test_resuming_with_another_model_says_how_to_go_on(tmp_path):
     config = write_config(tmp_path)
-    train.main(config, resume=False, **{"train.max_steps": 2})
-    with pytest.raises(train.TrainingError, match=r"last\.pt does not fit this config .*resume=False"):
-        train.main(config, **{"model.d_model": 12})
+    entry.main(config, resume=False, **{"train.max_steps": 2})
+    with pytest.raises(TrainingError, match=r"last\.pt does not fit this config .*resume=False"):
+        entry.main(config, **{"model.d_model": 12})
 
 
 def test_early_stopping_ends_the_run_and_survives_a_restart(tmp_path):
@@ -339,29 +345,29 @@ def test_early_stopping_ends_the_run_and_survives_a_restart(tmp_path):
             "early_stopping": {"metric": "val_accuracy", "patience": 2},
         },
     )
-    summary = train.main(config, resume=False)
+    summary = entry.main(config, resume=False)
     assert summary["stopped_early"] and summary["steps"] == 6 and summary["best_step"] == 2
-    assert train.main(config)["steps"] == 6  # a retry of a finished run does not train again
+    assert entry.main(config)["steps"] == 6  # a retry of a finished run does not train again
 
 
 def test_overrides_are_validated_like_the_file(tmp_path):
     with pytest.raises(SpecError, match=r"train\.max_steps: .*from the override"):
-        train.main(write_config(tmp_path), **{"train.max_steps": 0})
+        entry.main(write_config(tmp_path), **{"train.max_steps": 0})
 
 
 def test_loss_functions_weight_classes():
     logits = torch.randn(6, 2, generator=torch.Generator().manual_seed(0))
     labels = torch.tensor([0, 0, 0, 0, 0, 1])
-    plain = train.ClassificationLoss("cross_entropy", None, 2.0, 0.0)(logits, labels)
-    weighted = train.ClassificationLoss("cross_entropy", torch.tensor([1.0, 5.0]), 2.0, 0.0)(logits, labels)
+    plain = losses.ClassificationLoss("cross_entropy", None, 2.0, 0.0)(logits, labels)
+    weighted = losses.ClassificationLoss("cross_entropy", torch.tensor([1.0, 5.0]), 2.0, 0.0)(logits, labels)
     per_sample = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
     assert torch.isclose(plain, per_sample.mean())
     assert torch.isclose(weighted, (per_sample[:5].sum() + 5 * per_sample[5]) / 10)
-    focal = train.ClassificationLoss("focal", None, 0.0, 0.0)(logits, labels)
+    focal = losses.ClassificationLoss("focal", None, 0.0, 0.0)(logits, labels)
     assert torch.isclose(focal, plain)  # gamma 0 is cross-entropy
-    sharper = train.ClassificationLoss("focal", None, 2.0, 0.0)(logits, labels)
+    sharper = losses.ClassificationLoss("focal", None, 2.0, 0.0)(logits, labels)
     assert sharper < plain
-    timestep = train.ClassificationLoss("focal", torch.tensor([1.0, 2.0]), 2.0, 0.0)(
+    timestep = losses.ClassificationLoss("focal", torch.tensor([1.0, 2.0]), 2.0, 0.0)(
         torch.randn(3, 2, 5), torch.randint(0, 2, (3, 5))
     )
     assert timestep.ndim == 0 and torch.isfinite(timestep)
@@ -381,7 +387,7 @@ def test_the_schedule_warms_up_then_decays_to_the_floor():
     )
     parameter = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([parameter], lr=1.0)
-    scheduler = train.make_scheduler(optimizer, optim, total_steps=110)
+    scheduler = make_scheduler(optimizer, optim, total_steps=110)
     rates = []
     for _ in range(110):
         rates.append(scheduler.get_last_lr()[0])
@@ -393,9 +399,9 @@ def test_the_schedule_warms_up_then_decays_to_the_floor():
 
 
 def test_precision_follows_the_device():
-    assert train.choose_precision("auto", torch.device("cpu")) == "fp32"
-    with pytest.raises(train.TrainingError, match="fp16.*needs a GPU"):
-        train.choose_precision("fp16", torch.device("cpu"))
+    assert placements.choose_precision("auto", torch.device("cpu")) == "fp32"
+    with pytest.raises(TrainingError, match="fp16.*needs a GPU"):
+        placements.choose_precision("fp16", torch.device("cpu"))
 
 
 def test_the_module_cli_reports_bad_input_without_a_traceback(tmp_path):

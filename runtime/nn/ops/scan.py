@@ -32,8 +32,8 @@ import torch.nn.functional as F
 
 from runtime.core.env import FORCE_TORCH_SCAN as FORCE_TORCH_ENV
 from runtime.core.errors import UserError
+from runtime.nn.config import KERNELS
 
-KERNELS = ("auto", "fused", "torch")
 GPU_INSTALL_HINT = (
     "install the GPU extra on a CUDA devel image (nvcc present), built against the installed torch: "
     "pip install --no-build-isolation '.[gpu]'; or set `kernels: torch` in the model config to run the "

@@ -1,0 +1,60 @@
+"""The training loss: class-weighted cross-entropy or focal loss, and the weights the config asks for."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from runtime.config import Config
+from runtime.data import DataBundle
+from runtime.train.errors import TrainingError
+
+
+class ClassificationLoss(torch.nn.Module):
+    """Class-weighted cross-entropy or focal loss, for (B, K) or (B, K, T) logits; computed in fp32."""
+
+    def __init__(self, kind: str, weights: torch.Tensor | None, focal_gamma: float, label_smoothing: float):
+        super().__init__()
+        self.kind, self.gamma, self.smoothing = kind, focal_gamma, label_smoothing
+        self.register_buffer("weights", weights, persistent=False)
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        if self.kind == "cross_entropy":
+            return F.cross_entropy(logits, labels, weight=self.weights, label_smoothing=self.smoothing)
+        log_p = F.log_softmax(logits, dim=1).gather(1, labels.unsqueeze(1)).squeeze(1)
+        loss = -((1 - log_p.exp()) ** self.gamma) * log_p
+        if self.weights is None:
+            return loss.mean()
+        weight = self.weights[labels]
+        return (loss * weight).sum() / weight.sum()
+
+    def total_weight(self, labels: torch.Tensor) -> torch.Tensor:
+        """The denominator of ``forward``'s weighted mean (the label count when unweighted)."""
+        if self.weights is None:
+            return torch.tensor(float(labels.numel()), device=labels.device)
+        return self.weights[labels].sum()
+
+
+def make_loss(cfg: Config, bundle: DataBundle) -> ClassificationLoss:
+    spec = cfg.train.loss
+    counts = np.asarray(bundle.train_label_counts[: bundle.num_classes], dtype=np.float64)
+    if spec.class_weights == "none":
+        weights = None
+    elif spec.class_weights == "balanced":
+        weights = np.where(counts > 0, counts.sum() / (bundle.num_classes * np.maximum(counts, 1)), 1.0)
+    else:
+        if len(spec.class_weights) != bundle.num_classes:
+            raise TrainingError(
+                f"train.loss.class_weights has {len(spec.class_weights)} weights, but the data has "
+                f"{bundle.num_classes} classes ({', '.join(bundle.class_names)})"
+            )
+        weights = np.asarray(spec.class_weights)
+    tensor = None if weights is None else torch.tensor(weights, dtype=torch.float32)
+    return ClassificationLoss(spec.kind, tensor, spec.focal_gamma, spec.label_smoothing)
+
+
+def compute_loss(loss_fn, logits: torch.Tensor, labels: torch.Tensor, step: int) -> torch.Tensor:
+    """The training loss of one batch (a seam for tests that inject a NaN at a given step)."""
+    return loss_fn(logits, labels)
