@@ -24,7 +24,7 @@ PACKAGED = {
     "train.schema.json": (config_schema.TEXT, "mtc schema --training"),
 }
 FULL = Path(__file__).parents[1] / "specs" / "full.yaml"
-REFERENCE = Path(__file__).parents[2] / "README.md"
+REFERENCE = Path(__file__).parents[2] / "docs" / "spec.md"
 
 
 def walk(node, path=()):

@@ -288,7 +288,7 @@ def test_sweep_rules_are_documented():
     import compiler.lint.sweeps  # noqa: F401 - registers the sweep rules
     from compiler import lint
 
-    reference = (ROOT / "README.md").read_text(encoding="utf-8")
+    reference = (ROOT / "docs" / "lint-rules.md").read_text(encoding="utf-8")
     ids = [rule.id for rule in lint.RULES.values() if rule.id.startswith("sweep-")]
     assert len(ids) == 8
     for rule_id in ids:

@@ -155,34 +155,6 @@ def test_each_module_maps_to_its_extra():
     assert set(EXTRAS) == {"train", "modal"}
 
 
-def readme_dependency_rows() -> dict[str, str]:
-    """package -> its extra, from the README's table under "Dependencies" (`| package | extra | why |`)."""
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n## Dependencies\n")[1].split("\n## ")[0]
-    table = section.split("\n| package | extra | why |\n| --- | --- | --- |\n")[1].split("\n\n")[0]
-    rows: dict[str, str] = {}
-    for line in table.splitlines():
-        names, extra, _why = (cell.strip() for cell in line.strip("|").split("|", 2))
-        for package in names.split(","):
-            rows[package.strip().lower()] = extra.strip("`")
-    return rows
-
-
-def test_the_readme_lists_every_dependency_with_its_extra():
-    tomllib = pytest.importorskip("tomllib")
-    from packaging.requirements import Requirement
-
-    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    groups = {"core": project["dependencies"], **project["optional-dependencies"]}
-    declared = {
-        Requirement(text).name.lower(): extra
-        for extra, requirements in groups.items()
-        for text in requirements
-        if Requirement(text).name != "mtc"
-    }
-    assert readme_dependency_rows() == declared
-
-
 @pytest.mark.parametrize(("missing", "extra"), [("modal", "modal"), ("torch.nn", "train")])
 def test_the_local_child_names_the_extra_of_a_module_that_is_not_there(
     tmp_path, monkeypatch, capsys, missing, extra

@@ -2,7 +2,7 @@
 
 Each case runs one command (``mtc lint|compile|plan|diff|schema|run``, ``python -m runtime.train``,
 ``python -m runtime.evaluate``; ``mtc run`` calls the spec's functions locally, as the generated module
-would on Modal) and checks three things: the exit code the README documents (1 bad input, 3 usage), no
+would on Modal) and checks three things: the exit code of docs/exit-codes.md (1 bad input, 3 usage), no
 ``Traceback (most recent call last)`` in stdout or stderr, and a message that names the problem.
 
 Inputs: a device that never ends, 2 MB through a file and through a pipe on ``/dev/stdin``, a FIFO with no
