@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import stat
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,18 @@ class TrainingConfig:
                 return default
             node = node[part]
         return node
+
+    def where(self, *path: str) -> str:
+        """``file:line`` of the value at ``path`` (or its nearest ancestor), for a message."""
+        line, _ = self.doc.position(path) if self.doc else (1, 1)
+        return f"{self.arg}:{line}"
+
+    @cached_property
+    def schema_problems(self) -> list[Diagnostic]:
+        """What the training config schema finds wrong in the file, validated once per version of it."""
+        from runtime.core.schema import schema_diagnostics
+
+        return schema_diagnostics(self.doc, TRAINING_SCHEMA) if self.doc else []
 
 
 def config_arg(fn: Function) -> str | None:
@@ -77,9 +89,3 @@ def _load(local: str, arg: str, stamp: tuple[int, int] | None) -> TrainingConfig
         return TrainingConfig(arg, Path(local), load_yaml(local, display_path=arg))
     except SpecError as exc:
         return TrainingConfig(arg, Path(local), None, tuple(exc.diagnostics))
-
-
-def schema_problems(config: TrainingConfig) -> list[Diagnostic]:
-    from runtime.core.schema import schema_diagnostics
-
-    return schema_diagnostics(config.doc, TRAINING_SCHEMA)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from compiler.lint.configs import TrainingConfig, schema_problems, training_config
+from compiler.lint.configs import TrainingConfig, training_config
 from compiler.lint.registry import ERROR, LintContext, rule
 from compiler.lint.shared import container_path, mount_at, shipped_from
 from compiler.spec.ir import Function
@@ -32,7 +32,7 @@ SPLITS = ("train", "val", "test")
 )
 def _memory_vs_data(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
     config = training_config(fn, ctx)
-    if config is None or config.doc is None or fn.resources.memory_mib is None or schema_problems(config):
+    if config is None or config.doc is None or fn.resources.memory_mib is None or config.schema_problems:
         return  # an invalid config is config-invalid's finding; its sizes may not even be numbers
     in_memory = config.get("data", "in_memory", default=False)
     kept = (
@@ -45,10 +45,10 @@ def _memory_vs_data(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
     total = sum(known.values())
     if total <= fn.resources.memory_mib:
         return
-    line, _ = config.doc.position(("data", "in_memory"))
     parts = ", ".join(f"{split} {size:,} MiB" for split, size in known.items())
+    where = config.where("data", "in_memory")
     message = (
-        f"the splits {config.arg}:{line} keeps in RAM need {total:,} MiB ({parts}) but memory is "
+        f"the splits {where} keeps in RAM need {total:,} MiB ({parts}) but memory is "
         f"{fn.resources.memory_mib:,} MiB; raise memory to at least {total + 1024:,} MiB or keep fewer in RAM"
     )
     yield ctx.at_field("memory-vs-data", fn, "memory", message)

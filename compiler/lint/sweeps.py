@@ -12,12 +12,10 @@ Positions point into the sweep mapping where the function (or the profile that r
 
 from __future__ import annotations
 
-import ast
 import copy
 import json
 from collections.abc import Iterator
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from compiler.lint.configs import TRAINING_SCHEMA, training_config
@@ -25,7 +23,7 @@ from compiler.lint.registry import ERROR, WARNING, LintContext, rule
 from compiler.lint.shared import container_path, mount_at
 from compiler.spec import sweep as sweeps
 from compiler.spec.ir import Function, Image, JsonPath
-from compiler.spec.targets import module_file, parse_module
+from compiler.spec.targets import takes_var_keyword
 from runtime.core.diagnostics import Diagnostic, did_you_mean
 
 MANY_TRIALS = 100
@@ -83,24 +81,13 @@ def _sweep_empty(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
     "add **overrides to the target and apply them to its config, as runtime.train:main does",
 )
 def _sweep_target(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
-    if fn.sweep is None or _takes_overrides(fn.module, fn.entry, str(ctx.root)) is not False:
+    if fn.sweep is None or takes_var_keyword(fn.module, fn.entry, ctx.root) is not False:
         return
     message = (
         f"the sweep needs {fn.run} to take **overrides: every trial sets run_name there to get its own run "
         "directory"
     )
     yield _at(ctx, "sweep-target", fn, (), message, key=True)
-
-
-@cache
-def _takes_overrides(module: str, entry: str, root: str) -> bool | None:
-    """Whether ``module:entry`` has a ``**`` parameter; None when its source cannot be read."""
-    path = module_file(module, Path(root))
-    tree = parse_module(path) if path else None
-    for node in tree.body if tree else ():
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == entry:
-            return node.args.kwarg is not None
-    return None
 
 
 @rule(

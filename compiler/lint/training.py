@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-from compiler.lint.configs import MISSING_FILE, config_arg, schema_problems, training_config
+from compiler.lint.configs import MISSING_FILE, config_arg, training_config
 from compiler.lint.registry import ERROR, WARNING, LintContext, rule
 from compiler.lint.shared import container_path, mount_at, shipped_from
 from compiler.spec.ir import Function
@@ -73,7 +73,7 @@ def _config_invalid(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
                 message = f"training config {config.arg}: {problem.message} [{problem.rule}]"
                 yield ctx.at_field("config-invalid", fn, "args[config]", message)
         return
-    for problem in schema_problems(config):
+    for problem in config.schema_problems:
         yield Diagnostic(problem.path, problem.line, problem.col, ERROR, problem.message, "config-invalid")
 
 
@@ -98,10 +98,9 @@ def _config_dir_read_only(fn: Function, ctx: LintContext) -> Iterator[Diagnostic
         volume = ctx.app.volumes.get(mount.volume) if mount else None
         if volume is None or not volume.read_only:
             continue
-        line, _ = config.doc.position(key)
         name = ".".join(key)
         message = (
-            f"{name} {value} ({config.arg}:{line}) is on volume '{mount.volume}', mounted read-only at "
+            f"{name} {value} ({config.where(*key)}) is on volume '{mount.volume}', mounted read-only at "
             f"{mount.path}: the run would stop writing its {written}; point {name} at a writable volume"
         )
         yield ctx.at_field("config-dir-read-only", fn, f"volumes[{mount.path}]", message)
@@ -122,10 +121,10 @@ def _workers_vs_cpu(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
     needed = workers * CORES_PER_WORKER
     if cpu >= needed:
         return
-    line, _ = config.doc.position(("data", "loader", "num_workers"))
     fitting = max(0, math.floor(cpu / CORES_PER_WORKER))
+    where = config.where("data", "loader", "num_workers")
     message = (
-        f"cpu {cpu:g} cannot feed data.loader.num_workers {workers} ({config.arg}:{line}): about "
+        f"cpu {cpu:g} cannot feed data.loader.num_workers {workers} ({where}): about "
         f"{CORES_PER_WORKER} cores per worker are needed, {needed} in all; set num_workers to {fitting} "
         f"or cpu to {needed}"
     )

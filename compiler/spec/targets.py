@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from compiler.spec.summary import module_summary
+from compiler.spec.summary import save as save_summaries
+
 ROOT_MARKERS = (".git", "pyproject.toml")
 IMPORT_DEPTH = 4  # how many `from x import name` re-exports are followed to the definition
 
@@ -124,24 +127,6 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def parse_module(path: Path) -> ast.Module | None:
-    """The syntax tree of ``path``, None when it cannot be read; parsed once per version of the file (the
-    lint rules and the renderer read the same modules)."""
-    try:
-        stat = path.stat()
-    except (OSError, ValueError):
-        return None
-    return _parsed(path, stat.st_mtime_ns, stat.st_size)
-
-
-@cache
-def _parsed(path: Path, mtime_ns: int, size: int) -> ast.Module | None:
-    try:
-        return ast.parse(path.read_text(encoding="utf-8"), str(path))
-    except (SyntaxError, UnicodeDecodeError, OSError, ValueError):
-        return None
-
-
 # ------------------------------------------------------------------------------------------- the target
 
 
@@ -194,55 +179,48 @@ def read_target(module: str, entry: str, root: Path) -> Lookup:
     located = locate(module, root)
     if located is None:
         return Lookup(None, None)
-    return Lookup(located, _definition(module, entry, root, located, IMPORT_DEPTH))
+    target = _definition(module, entry, root, located, IMPORT_DEPTH)
+    save_summaries()
+    return Lookup(located, target)
 
 
 def _definition(module: str, entry: str, root: Path, located: Located, depth: int) -> Target | None:
-    tree = parse_module(located.source) if located.source else None
-    if tree is None:
+    entries = module_summary(located.source) if located.source else None
+    if entries is None:
         return UNKNOWN  # no source to read: trust the spec
     found: Target | None = None
-    for node in _module_statements(tree.body):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == entry:
-            return _function_target(node, located.source)
-        if isinstance(node, ast.ClassDef) and node.name == entry:
+    for kind, *fields in entries:
+        if kind == "def" and fields[0] == entry:
+            return _function_target(fields, located.source)
+        if kind == "class" and fields[0] == entry:
             return Target("class", source=located.source)
-        if isinstance(node, ast.ImportFrom):
-            found = found or _imported(node, entry, module, located, root, depth)
-        elif isinstance(node, ast.FunctionDef) and node.name == "__getattr__":
+        if kind == "from":
+            found = found or _imported(fields, entry, module, located, root, depth)
+        elif kind == "def" and fields[0] == "__getattr__" and not fields[1].startswith("async"):
             found = found or UNKNOWN  # a module __getattr__ can provide any name
-        elif _binds(node, entry):
+        elif kind == "binds" and entry in fields[0]:
             found = found or UNKNOWN
     return found
 
 
-def _module_statements(body: list[ast.stmt]):
-    """Statements at module level, including those inside module-level if/try/with blocks."""
-    for node in body:
-        yield node
-        if isinstance(node, ast.If | ast.With):
-            yield from _module_statements([*node.body, *getattr(node, "orelse", [])])
-        elif isinstance(node, ast.Try):
-            handlers = [s for h in node.handlers for s in h.body]
-            yield from _module_statements([*node.body, *handlers, *node.orelse, *node.finalbody])
-
-
 def _imported(
-    node: ast.ImportFrom, entry: str, module: str, located: Located, root: Path, depth: int
+    fields: list, entry: str, module: str, located: Located, root: Path, depth: int
 ) -> Target | None:
-    for alias in node.names:
-        if alias.name == "*":
+    """The target a ``from`` import binds to ``entry`` (``fields``: level, module, [[name, asname]])."""
+    level, imported, names = fields
+    for name, asname in names:
+        if name == "*":
             return UNKNOWN
-        if (alias.asname or alias.name) != entry:
+        if (asname or name) != entry:
             continue
-        source_module = absolute_module(node, package_of(module, located.source))
-        nested = locate(f"{source_module}.{alias.name}", root) if source_module else None
+        source_module = absolute_module(level, imported, package_of(module, located.source))
+        nested = locate(f"{source_module}.{name}", root) if source_module else None
         if nested is not None:
             return UNKNOWN  # `from package import submodule`: a module, not a function
         origin = locate(source_module, root) if source_module and depth > 0 else None
         if origin is None:
             return UNKNOWN
-        return _definition(source_module, alias.name, root, origin, depth - 1) or UNKNOWN
+        return _definition(source_module, name, root, origin, depth - 1) or UNKNOWN
     return None
 
 
@@ -251,73 +229,39 @@ def package_of(module: str, source: Path | None) -> str:
     return module if source is not None and source.name == "__init__.py" else module.rpartition(".")[0]
 
 
-def absolute_module(node: ast.ImportFrom, package: str) -> str:
-    """The module ``from ... import`` names, relative levels resolved against ``package``."""
-    if node.level == 0:
-        return node.module or ""
+def absolute_module(level: int, module: str | None, package: str) -> str:
+    """The module ``from <level dots><module> import`` names, relative levels resolved against ``package``."""
+    if level == 0:
+        return module or ""
     parts = package.split(".")
-    parent = ".".join(parts[: len(parts) - node.level + 1])
-    return f"{parent}.{node.module}" if node.module else parent
+    parent = ".".join(parts[: len(parts) - level + 1])
+    return f"{parent}.{module}" if module else parent
 
 
-def _binds(node: ast.stmt, name: str) -> bool:
-    if isinstance(node, ast.Assign):
-        targets = node.targets
-    elif isinstance(node, ast.AnnAssign | ast.AugAssign):
-        targets = [node.target]
-    elif isinstance(node, ast.Import):
-        return any((a.asname or a.name.split(".")[0]) == name for a in node.names)
-    else:
-        return False
-    return any(isinstance(n, ast.Name) and n.id == name for t in targets for n in ast.walk(t))
-
-
-@cache  # per node: the trees themselves are cached per version of the file
-def _function_target(node: ast.FunctionDef | ast.AsyncFunctionDef, source: Path | None) -> Target:
-    asynchronous = isinstance(node, ast.AsyncFunctionDef)
-    shape = "async function" if asynchronous else "function"
-    if _yields(node):
-        shape = "async generator" if asynchronous else "generator"
-    if node.decorator_list:
+def _function_target(fields: list, source: Path | None) -> Target:
+    """A :class:`Target` from a summary's ``def`` entry (name, shape, parameters, takes **kwargs)."""
+    _, shape, parameters, takes_any_keyword = fields
+    if parameters is None:  # decorated
         return Target(shape, source=source)
-    return Target(shape, _parameters(node.args), node.args.kwarg is not None, source)
+    return Target(shape, tuple(_parameter(*p) for p in parameters), takes_any_keyword, source)
 
 
-def _yields(function: ast.AST) -> bool:
-    """Whether ``function``'s own body yields (not a nested function's or class's)."""
-    pending = list(ast.iter_child_nodes(function))
-    while pending:
-        node = pending.pop()
-        if isinstance(node, ast.Yield | ast.YieldFrom):
-            return True
-        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
-            pending.extend(ast.iter_child_nodes(node))
-    return False
-
-
-def _parameters(arguments: ast.arguments) -> tuple[Parameter, ...]:
-    positional = [*arguments.posonlyargs, *arguments.args]
-    defaults = [None] * (len(positional) - len(arguments.defaults)) + list(arguments.defaults)
-    out = [
-        _parameter(arg, default, keyword=index >= len(arguments.posonlyargs))
-        for index, (arg, default) in enumerate(zip(positional, defaults, strict=True))
-    ]
-    out += [
-        _parameter(arg, default, keyword=True)
-        for arg, default in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True)
-    ]
-    return tuple(out)
-
-
-def _parameter(arg: ast.arg, default: ast.expr | None, *, keyword: bool) -> Parameter:
-    annotation = ast.unparse(arg.annotation) if arg.annotation is not None else None
-    if default is None:
-        return Parameter(arg.arg, annotation, None, required=True, keyword=keyword)
+def _parameter(name: str, annotation: str | None, written: str | None, required: bool, keyword: bool):
+    if required:
+        return Parameter(name, annotation, None, required=True, keyword=keyword)
     try:
-        value = ast.literal_eval(default)
+        value = ast.literal_eval(written)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         value = NOT_LITERAL
-    return Parameter(arg.arg, annotation, value, required=False, keyword=keyword)
+    return Parameter(name, annotation, value, required=False, keyword=keyword)
+
+
+def takes_var_keyword(module: str, entry: str, root: Path) -> bool | None:
+    """Whether the function ``entry`` defined in ``module``'s own source takes ``**``; None when the source
+    cannot be read or defines no such function."""
+    path = module_file(module, root)
+    entries = module_summary(path) if path else None
+    return next((e[4] for e in entries or () if e[0] == "def" and e[1] == entry), None)
 
 
 def keyword_parameters(module: str, entry: str, root: Path) -> frozenset[str] | None:
@@ -330,9 +274,5 @@ def keyword_parameters(module: str, entry: str, root: Path) -> frozenset[str] | 
 
 def function_names(located: Located) -> list[str]:
     """The functions ``located``'s module defines at top level, for a did-you-mean."""
-    tree = parse_module(located.source) if located.source else None
-    return [
-        node.name
-        for node in _module_statements(tree.body if tree else [])
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-    ]
+    entries = module_summary(located.source) if located.source else None
+    return [fields[1] for fields in entries or () if fields[0] == "def"]
