@@ -200,3 +200,60 @@ def rule_ids_in_the_compiler() -> set[str]:
 
 if __name__ == "__main__":
     regenerate()
+
+
+PAGES = [REPO / "README.md", *sorted(DOCS.glob("*.md"))]
+PATH_IN_TEXT = re.compile(r"`((?:compiler|runtime|specs|tests|benchmarks|generated)/[\w./-]*)`")
+MODULE_IN_TEXT = re.compile(r"\b((?:compiler|runtime)(?:\.\w+)+)")
+
+
+def is_module(parts: list[str]) -> bool:
+    path = REPO.joinpath(*parts)
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def stale_names(page: Path) -> list[str]:
+    """The repository paths and project modules a page names that do not exist (a file an example writes
+    with ``> PATH`` does not count)."""
+    text = page.read_text(encoding="utf-8")
+    written = set(re.findall(r"> (\S+)", text))
+    paths = [path.rstrip("/") for path in PATH_IN_TEXT.findall(text) if "<" not in path]
+    stale = [path for path in paths if path not in written and not (REPO / path).exists()]
+    for module in MODULE_IN_TEXT.findall(text):
+        parts = module.split(".")
+        if not is_module(parts) and not is_module(parts[:-1]):  # a module, or an attribute of one
+            stale.append(module)
+    return stale
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_the_pages_name_only_paths_and_modules_that_exist(page):
+    assert not stale_names(page)
+
+
+EXCERPT = re.compile(r"^<!-- excerpt of (\S+) -->\n```\w*\n(.*?)^```$", re.M | re.S)
+
+
+def missing_from(path: Path, excerpt: str) -> list[str]:
+    """The excerpt's lines that are not, in this order, lines of the file (``...`` skips; a line ending in
+    `` ...`` matches a line that starts with the rest)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    at, missing = 0, []
+    for line in excerpt.splitlines():
+        if not line.strip() or line.strip() == "...":
+            continue
+        prefix = line.removesuffix(" ...")
+        matches = str.startswith if prefix != line else str.__eq__
+        found = next((n for n in range(at, len(lines)) if matches(lines[n], prefix)), None)
+        if found is None:
+            missing.append(line)
+        else:
+            at = found + 1
+    return missing
+
+
+def test_every_excerpt_matches_its_file():
+    excerpts = [match.groups() for page in PAGES for match in EXCERPT.finditer(page.read_text("utf-8"))]
+    assert excerpts
+    for name, excerpt in excerpts:
+        assert not missing_from(REPO / name, excerpt), name
