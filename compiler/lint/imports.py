@@ -26,29 +26,41 @@ def imports_of(module: str, root: str, shipped: tuple[str, ...]) -> tuple[tuple[
     found: list[tuple[str, str]] = []
     seen: set[str] = set()
     pending = [module]
+    folder = Path(root)
     while pending:
         current = pending.pop()
-        path = module_file(current, Path(root))
+        path = module_file(current, folder)
         if current in seen or path is None:
             continue
         seen.add(current)
+        shown = ""
         for name, line in imported_names(path, current):
             top = name.split(".")[0]
             if top in shipped:
                 pending.append(name)
-            elif top not in sys.stdlib_module_names and not module_file(top, Path(root)):
-                found.append((name, f"{path.relative_to(project_folders(Path(root))[-1])}:{line}"))
+            elif top not in sys.stdlib_module_names and not module_file(top, folder):
+                shown = shown or str(path.relative_to(project_folders(folder)[-1]))
+                found.append((name, f"{shown}:{line}"))
     _STORE.save()
     return tuple(found)
 
 
 def imported_names(path: Path, module: str) -> Imports:
-    """Modules the file imports, except in ``try`` blocks that handle ImportError (optional imports)."""
+    """Modules the file imports, except in ``try`` blocks that handle ImportError (optional imports); read
+    once per version of the file in a process, and from the cache when its content was read before."""
+    try:
+        stat = path.stat()
+    except (OSError, ValueError):
+        return ()
+    return _names_in(path, package_of(module, path), stat.st_mtime_ns, stat.st_size)
+
+
+@cache
+def _names_in(path: Path, package: str, mtime_ns: int, size: int) -> Imports:
     try:
         source = path.read_bytes()
     except (OSError, ValueError):
         return ()
-    package = package_of(module, path)
     key = content_key(source, package)
     known = _STORE.get(key)
     if isinstance(known, list):

@@ -57,14 +57,23 @@ def _folder_of(module: str, folders: tuple[Path, ...]) -> Path | None:
     or a regular package (with ``__init__.py``); else the first namespace portion (a folder without one) that
     holds ``module``, else the first portion. A namespace folder earlier on the path (``tests/runtime/``) does
     not hide a regular package further up (``runtime/``)."""
-    top = module.split(".")[0]
-    portions = []
+    regular, portions = _top_level(module.split(".")[0], folders)
+    if regular is not None:
+        return regular
+    return next((f for f in portions if _source_in(module, f)), portions[0] if portions else None)
+
+
+@cache  # every module of a package asks: the lint looks up hundreds of names
+def _top_level(top: str, folders: tuple[Path, ...]) -> tuple[Path | None, tuple[Path, ...]]:
+    """The first folder holding ``top`` as a module or a regular package, else None; and the folders before
+    it that hold ``top`` as a namespace portion."""
+    portions: list[Path] = []
     for folder in folders:
         if _is_file(folder / top / "__init__.py") or _exists(folder / f"{top}.py"):
-            return folder
+            return folder, tuple(portions)
         if _exists(folder / top):
             portions.append(folder)
-    return next((f for f in portions if _source_in(module, f)), portions[0] if portions else None)
+    return None, tuple(portions)
 
 
 @dataclass(frozen=True)

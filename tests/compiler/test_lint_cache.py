@@ -23,6 +23,7 @@ def fresh(tmp_path, monkeypatch):
     monkeypatch.setattr(imports, "_STORE", SourceCache("lint-imports", version=1))
     monkeypatch.setattr(summary, "_CACHE", SourceCache("module-summaries", version=1))
     summary._summary.cache_clear()
+    imports._names_in.cache_clear()
     (tmp_path / "pyproject.toml").write_text("")
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "__init__.py").write_text("")
@@ -35,6 +36,7 @@ def restart(monkeypatch):
     monkeypatch.setattr(imports, "_STORE", SourceCache("lint-imports", version=1))
     monkeypatch.setattr(summary, "_CACHE", SourceCache("module-summaries", version=1))
     summary._summary.cache_clear()
+    imports._names_in.cache_clear()
 
 
 def count_parsing(monkeypatch) -> list[str]:
