@@ -2,10 +2,13 @@
 
 A config path in ``args`` is read as the container sees it: relative paths against the image's ``workdir``,
 then mapped back to the spec's folder through the image's ``add_local`` dirs. Each file is read once per
-version (mtime, size)."""
+version (mtime, size) in a process, and a config read before is taken from a
+:class:`compiler.spec.sourcecache.SourceCache` by the hash of its content: YAML parsing was a good part of
+`mtc lint`'s time."""
 
 from __future__ import annotations
 
+import hashlib
 import stat
 from dataclasses import dataclass
 from functools import cache, cached_property
@@ -15,6 +18,7 @@ from typing import Any
 from compiler.lint.registry import LintContext
 from compiler.lint.shared import container_path, shipped_from
 from compiler.spec.ir import Function
+from compiler.spec.sourcecache import SourceCache, content_key_of
 from runtime import config_schema
 from runtime.core.diagnostics import Diagnostic, SpecError
 from runtime.core.yamlfile import SourceDoc
@@ -85,7 +89,42 @@ def _load(local: str, arg: str, stamp: tuple[int, int] | None) -> TrainingConfig
     """The config at ``local``; ``stamp`` (mtime, size) keys the cache so an edited file is read again."""
     from runtime.core.yamlfile import load_yaml
 
+    remembered = _remembered(Path(local), arg) if stamp is not None else None
+    if remembered is not None:
+        return TrainingConfig(arg, Path(local), remembered)
     try:
-        return TrainingConfig(arg, Path(local), load_yaml(local, display_path=arg))
+        doc = load_yaml(local, display_path=arg)
     except SpecError as exc:
         return TrainingConfig(arg, Path(local), None, tuple(exc.diagnostics))
+    if stamp is not None:  # a regular file: a FIFO's next reader may see other content
+        _remember(doc)
+    return TrainingConfig(arg, Path(local), doc)
+
+
+_DOCS = SourceCache("training-configs", version=1)
+
+
+def _remember(doc: SourceDoc) -> None:
+    entry = {"text": doc.text, "data": doc.data}
+    entry["keys"] = [[list(path), *where] for path, where in doc.key_positions.items()]
+    entry["values"] = [[list(path), *where] for path, where in doc.value_positions.items()]
+    _DOCS.put(content_key_of(doc.sha256, doc.path), entry)
+    _DOCS.save()
+
+
+def _remembered(path: Path, arg: str) -> SourceDoc | None:
+    """The document read before from a file with ``path``'s content; None when there is none."""
+    from runtime.core.files import UnreadableFile, read_limited
+
+    try:
+        raw = read_limited(path, kind="YAML file")
+    except UnreadableFile:
+        return None  # load_yaml reports it
+    sha256 = hashlib.sha256(raw).hexdigest()
+    entry = _DOCS.get(content_key_of(sha256, arg))
+    try:
+        keys = {tuple(where): (line, col) for where, line, col in entry["keys"]}
+        values = {tuple(where): (line, col) for where, line, col in entry["values"]}
+        return SourceDoc(arg, entry["text"], entry["data"], keys, values, sha256=sha256)
+    except (TypeError, KeyError, ValueError):
+        return None  # not cached, or an entry mtc cannot use

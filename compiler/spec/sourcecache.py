@@ -31,7 +31,12 @@ def cache_folder() -> Path | None:
 
 def content_key(source: bytes, *context: str) -> str:
     """The cache key of a file's ``source`` (and of anything else its facts depend on)."""
-    return ":".join([hashlib.sha256(source).hexdigest(), *context])
+    return content_key_of(hashlib.sha256(source).hexdigest(), *context)
+
+
+def content_key_of(sha256: str, *context: str) -> str:
+    """The cache key of a file whose content hashes to ``sha256``."""
+    return ":".join([sha256, *context])
 
 
 class SourceCache:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import ast
 import json
+from pathlib import Path
 
 import pytest
 
-from compiler.lint import imports
+from compiler.lint import configs, imports
 from compiler.spec import sourcecache, summary, targets
 from compiler.spec.sourcecache import SourceCache
+from runtime.core.yamlfile import load_yaml
 
 SOURCE = "import numpy\nfrom . import sibling\ntry:\n    import optional\nexcept ImportError:\n    pass\n\n\n"
 SOURCE += "def main(config: str, epochs: int = 3, **overrides):\n    return config\n"
@@ -105,3 +107,15 @@ def test_writers_keep_each_others_entries(fresh, tmp_path, monkeypatch):
     two.save()
     assert SourceCache("shared", version=1).get("a") == [1]
     assert sourcecache.content_key(b"x", "pkg") != sourcecache.content_key(b"x", "other")
+
+
+@pytest.mark.parametrize("config", ["specs/train.yaml", "specs/train.debug.yaml"])
+def test_a_training_config_from_the_cache_is_the_one_read_from_the_file(fresh, monkeypatch, config):
+    monkeypatch.setattr(configs, "_DOCS", SourceCache("training-configs", version=1))
+    path = Path(__file__).resolve().parents[2] / config
+    assert configs._remembered(path, config) is None
+    read = load_yaml(path, display_path=config)
+    configs._remember(read)
+    monkeypatch.setattr(configs, "_DOCS", SourceCache("training-configs", version=1))
+    assert configs._remembered(path, config) == read
+    assert configs._remembered(path, "another/name.yaml") is None  # positions name the file as written
