@@ -10,7 +10,6 @@ import json
 import math
 import posixpath
 import re
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -112,6 +111,8 @@ def _npz_bytes(source: Path) -> int | None:
     files = sorted(source.glob("*.npz")) if source.is_dir() else ([source] if source.suffix == ".npz" else [])
     if not files or not all(f.is_file() for f in files):
         return None
+    import zipfile  # only when a split's size comes from npz files: not at start-up
+
     try:
         return sum(_npz_file_bytes(f) for f in files)
     except (OSError, ValueError, KeyError, TypeError, SyntaxError, RecursionError, zipfile.BadZipFile):
@@ -119,6 +120,8 @@ def _npz_bytes(source: Path) -> int | None:
 
 
 def _npz_file_bytes(path: Path) -> int:
+    import zipfile
+
     total = 0
     with zipfile.ZipFile(path) as archive:
         for member in archive.namelist():

@@ -225,11 +225,16 @@ def test_output_dir_on_a_read_only_volume_is_an_error(project):
     assert "output_dir /data/runs (specs/train.yaml:1)" in found.message
 
 
-def test_memory_vs_data_reads_the_cache_where_the_local_backend_keeps_the_volume(project, monkeypatch):
+def cached_split_meta(project: Path, monkeypatch, text: str) -> None:
+    """A cached train split's meta.json where the local backend keeps the results volume."""
     monkeypatch.setenv("MTC_VOLUMES_DIR", str(project / "volumes"))
     meta = project / "volumes" / "cross-results" / "cache" / "train-abc" / "meta.json"
     meta.parent.mkdir(parents=True)
-    meta.write_text('{"windows_bytes": 3221225472, "labels_bytes": 0}')
+    meta.write_text(text)
+
+
+def test_memory_vs_data_reads_the_cache_where_the_local_backend_keeps_the_volume(project, monkeypatch):
+    cached_split_meta(project, monkeypatch, '{"windows_bytes": 3221225472, "labels_bytes": 0}')
     data = "  in_memory: [train]\n  cache_dir: /results/cache\n"
     lint_of(project, memory="2GiB")
     config = CONFIG.replace("format: synthetic", "format: npz\n  train: /data/train")
@@ -239,10 +244,7 @@ def test_memory_vs_data_reads_the_cache_where_the_local_backend_keeps_the_volume
 
 
 def test_a_damaged_cache_or_npz_leaves_the_size_unknown_without_a_traceback(project, monkeypatch):
-    monkeypatch.setenv("MTC_VOLUMES_DIR", str(project / "volumes"))
-    meta = project / "volumes" / "cross-results" / "cache" / "train-abc" / "meta.json"
-    meta.parent.mkdir(parents=True)
-    meta.write_text('{"windows_bytes": "lots"')
+    cached_split_meta(project, monkeypatch, '{"windows_bytes": "lots"')
     (project / "specs" / "eeg").mkdir()
     (project / "specs" / "eeg" / "a_windows.npz").write_bytes(b"PK\x03\x04 not really a zip")
     config_text = CONFIG.replace("format: synthetic", "format: npz\n  train: specs/eeg")
