@@ -11,8 +11,9 @@ from pathlib import Path
 
 import click
 
+from compiler.cli.checked import checked
 from compiler.cli.exitcodes import ExitCode
-from compiler.cli.options import display_path, profile_option, spec_argument
+from compiler.cli.options import profile_option, spec_argument
 from compiler.cli.report import report
 
 GENERATED_DIR = "generated"
@@ -35,21 +36,16 @@ def compile_(spec: str, profile: str | None, output: str | None, check_only: boo
     is missing.
     """
     from compiler.codegen.emit import InternalError
-    from compiler.spec.check import check
 
-    shown = display_path(spec)
-    result = check(shown, profile)
-    diagnostics = list(result.diagnostics)
-    if result.has_errors or result.app is None:
-        report(diagnostics, "text", shown)
+    result = checked(spec, profile, warnings=False)  # printed below, with what the renderer finds
+    if result is None:
         return ExitCode.INVALID
+    shown = result.app.spec_path
+    diagnostics = list(result.diagnostics)
     try:
-        source, problems = render_module(result, Path(output).parent if output else None)
+        source = render_module(result, Path(output).parent if output else None)
     except InternalError as exc:
         click.echo(f"mtc: internal error: {exc}", err=True)
-        return ExitCode.INVALID
-    if problems:
-        report(diagnostics + problems, "text", shown)
         return ExitCode.INVALID
     if diagnostics:
         report(diagnostics, "text", shown)
@@ -57,31 +53,17 @@ def compile_(spec: str, profile: str | None, output: str | None, check_only: boo
     return check_module(target, source, shown) if check_only else write_module(target, source)
 
 
-def render_diagnostics(result) -> list:
-    """Problems only the renderer sees (names that clash once they are Python names), as diagnostics."""
-    from compiler.codegen.render import RenderError, check_names
-
-    try:
-        check_names(result.app)
-    except RenderError as exc:
-        return [result.doc.diagnostic(exc.path, exc.message, exc.rule)]
-    return []
-
-
-def render_module(result, module_dir: Path | None = None) -> tuple[str, list]:
-    """The verified source of the module for ``result.app``, or the diagnostics that prevent it.
+def render_module(result, module_dir: Path | None = None) -> str:
+    """The verified source of the module for ``result.app`` (lint has checked its names).
 
     ``module_dir`` is where it will be written (default: ``generated/``); it finds the spec's folder from it.
     """
     from compiler.codegen.emit import verify
-    from compiler.codegen.render import RenderError, render
+    from compiler.codegen.render import render
 
-    try:
-        source = render(result.app, module_dir=module_dir)
-    except RenderError as exc:
-        return "", [result.doc.diagnostic(exc.path, exc.message, exc.rule)]
+    source = render(result.app, module_dir=module_dir)
     verify(source, result.app.module_name + ".py")
-    return source, []
+    return source
 
 
 def check_module(target: str, source: str, shown: str) -> int:

@@ -12,9 +12,10 @@ from typing import Any
 
 import click
 
+from compiler.cli.checked import checked
 from compiler.cli.exitcodes import ExitCode
-from compiler.cli.options import DEFAULT_SPEC, profile_option
-from compiler.cli.plan import checked_app, prices_option, prices_or_none
+from compiler.cli.options import DEFAULT_SPEC, format_option, profile_option
+from compiler.cli.plan import prices_option, prices_or_none
 from runtime.core.files import MAX_FILE_BYTES
 
 
@@ -24,7 +25,7 @@ from runtime.core.files import MAX_FILE_BYTES
     "--rev", help="Compare the spec as committed at this git revision with NEW (or the file on disk)."
 )
 @profile_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@format_option(("text", "json"))
 @prices_option
 def diff(
     specs: tuple[str, ...], rev: str | None, profile: str | None, fmt: str, prices_file: str | None
@@ -48,17 +49,23 @@ def diff(
     if prices is None:
         return ExitCode.INVALID
     if rev is None:
-        old_app = checked_app(specs[0], profile)
+        old_app = _checked_app(specs[0], profile)
         new_spec = specs[1]
     else:
         new_spec = specs[0] if specs else DEFAULT_SPEC
         old_app = _app_at_revision(rev, new_spec, profile)
-    new_app = checked_app(new_spec, profile)
+    new_app = _checked_app(new_spec, profile)
     if old_app is None or new_app is None:
         return ExitCode.INVALID
     result = diff_apps(old_app, new_app, prices)
     click.echo(format_json(result) if fmt == "json" else format_text(result), nl=False)
     return ExitCode.DIFFERENT if result.changed else ExitCode.OK
+
+
+def _checked_app(spec: str, profile: str | None, display: str | None = None) -> Any:
+    """The resolved app of ``spec``, or None after printing its errors."""
+    result = checked(spec, profile, display=display, warnings=False)
+    return None if result is None else result.app
 
 
 def _app_at_revision(rev: str, spec: str, profile: str | None) -> Any:
@@ -90,4 +97,4 @@ def _app_at_revision(rev: str, spec: str, profile: str | None) -> Any:
     with tempfile.TemporaryDirectory(prefix="mtc-diff-") as folder:
         old = os.path.join(folder, path.name)
         Path(old).write_bytes(content)
-        return checked_app(old, profile, display=display)
+        return _checked_app(old, profile, display=display)

@@ -180,7 +180,7 @@ def _identifier(name: str) -> bool:
 
 def function_name_problem(name: str) -> str | None:
     """Why ``name`` cannot name a function in the spec (the lint's function-name rule), or None."""
-    from compiler.codegen.render import MODULE_NAMES
+    from compiler.spec.pynames import MODULE_NAMES
 
     if not _identifier(name):
         return "is not a Python identifier (ASCII letters, digits and '_', not a keyword)"
@@ -218,7 +218,7 @@ def with_signature(target: Target, root: Path) -> Target:
 def signature_args(parameters: Iterable[Any]) -> dict[str, tuple]:
     """``args``, ``unset`` and ``required`` for a Target, from its parameters
     (compiler.spec.targets.Parameter)."""
-    from compiler.codegen.render import ENTRYPOINT_FLAGS, MODULE_NAMES
+    from compiler.spec.pynames import ENTRYPOINT_FLAGS, MODULE_NAMES
 
     args: list[tuple[str, Any]] = []
     unset: list[tuple[str, str]] = []

@@ -1,5 +1,5 @@
-"""What the verbs share: the spec argument, ``--profile``, ``--format``, how a spec path is shown, and the
-check for an extra a command needs."""
+"""What the verbs share: the spec argument, ``--profile``, ``--format``, ``--volumes-dir``, how a spec path
+is shown, and the check for an extra a command needs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from compiler.cli.extras import EXTRAS, missing_extra_message
+from compiler.platform.extras import EXTRAS, missing_extra_message
 
 DEFAULT_SPEC = "specs/deployment.yaml"
 
@@ -16,9 +16,15 @@ spec_argument = click.argument("spec", default=DEFAULT_SPEC, required=False, met
 profile_option = click.option(
     "--profile", "-p", metavar="NAME", help="Apply this profile of the spec (e.g. debug) over the base."
 )
+volumes_dir_option = click.option(
+    "--volumes-dir",
+    type=click.Path(file_okay=False),
+    help="Local backend: folder with one sub-folder per volume (default $MTC_VOLUMES_DIR or .mtc/volumes).",
+)
 
 
 def format_option(choices: tuple[str, ...]):
+    """``--format`` among ``choices``, ``text`` by default; the value reaches the command as ``fmt``."""
     return click.option(
         "--format",
         "fmt",

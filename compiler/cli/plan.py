@@ -1,16 +1,16 @@
 """``mtc plan``: resources and estimated cost per function, before any GPU is billed; ``--budget`` makes it
-a CI gate. Also what ``mtc diff`` shares with it: the price table and the checked app of a spec.
+a CI gate. Also what ``mtc diff`` shares with it: the price table.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import click
 
+from compiler.cli.checked import checked
 from compiler.cli.exitcodes import ExitCode
-from compiler.cli.options import DEFAULT_SPEC, profile_option
+from compiler.cli.options import format_option, profile_option, spec_argument
 
 prices_option = click.option(
     "--prices",
@@ -31,28 +31,10 @@ def prices_or_none(path: str | None) -> Any:
         return None
 
 
-def checked_app(spec: str, profile: str | None, display: str | None = None) -> Any:
-    """The resolved app of ``spec``, or None after printing its diagnostics (under ``display`` if given)."""
-    from compiler.cli.options import display_path
-    from compiler.cli.report import report
-    from compiler.spec.check import check
-
-    shown = display_path(spec)
-    result = check(shown, profile=profile)
-    diagnostics = result.diagnostics
-    if display is not None:
-        diagnostics = [replace(d, path=display) if d.path == shown else d for d in diagnostics]
-    if result.has_errors or result.app is None:
-        report(diagnostics, "text", display or shown)
-        return None
-    app = result.app
-    return replace(app, spec_path=display) if display is not None else app
-
-
 @click.command()
-@click.argument("spec", required=False, default=DEFAULT_SPEC)
+@spec_argument
 @profile_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@format_option(("text", "json"))
 @click.option(
     "--budget", type=click.FloatRange(min=0), metavar="USD", help="Exit 1 when a worst case exceeds it."
 )
@@ -63,9 +45,10 @@ def plan(spec: str, profile: str | None, fmt: str, budget: float | None, prices_
     from compiler.review import plan as planning
 
     prices = prices_or_none(prices_file)
-    app = checked_app(spec, profile) if prices else None
-    if app is None:
+    result = checked(spec, profile, warnings=False) if prices else None
+    if result is None:
         return ExitCode.INVALID
+    app = result.app
     try:
         rows = planning.plan_rows(app, prices)
     except PricingError as exc:

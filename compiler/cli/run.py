@@ -1,6 +1,6 @@
 """``mtc run``: run a function locally or on Modal.
 
-``mtc run FUNCTION`` runs on the local embedded backend by default (:mod:`compiler.backends.local.run`);
+``mtc run FUNCTION`` runs on the local embedded backend by default (:mod:`compiler.backends.local`);
 ``--backend modal`` refuses a stale generated module, then hands over to ``modal run``. With ``--sweep`` every
 trial of the function's sweep runs: locally one after another (or ``--parallel N`` at once), on Modal through
 the generated entrypoint's ``--sweep``. Locally, ``--processes N`` (or ``--ddp``: as many as the function's
@@ -15,8 +15,16 @@ from typing import Any
 
 import click
 
+from compiler.cli.checked import checked
 from compiler.cli.exitcodes import ExitCode
-from compiler.cli.options import DEFAULT_SPEC, profile_option, require_extra
+from compiler.cli.options import (
+    DEFAULT_SPEC,
+    profile_option,
+    require_extra,
+    spec_argument,
+    volumes_dir_option,
+)
+from compiler.platform import local_storage
 
 
 class ArgError(Exception):
@@ -29,18 +37,14 @@ def say(message: str) -> None:
 
 @click.command()
 @click.argument("function")
-@click.argument("spec", required=False, default=DEFAULT_SPEC)
+@spec_argument
 @profile_option
 @click.option("--backend", type=click.Choice(["local", "modal"]), default="local", show_default=True)
 @click.option("--detach", is_flag=True, help="Modal only: keep the app running after this command exits.")
 @click.option(
     "--arg", "arg_pairs", multiple=True, metavar="NAME=VALUE", help="Override one of the function's args."
 )
-@click.option(
-    "--volumes-dir",
-    type=click.Path(file_okay=False),
-    help="Local backend: folder with one sub-folder per volume (default $MTC_VOLUMES_DIR or .mtc/volumes).",
-)
+@volumes_dir_option
 @click.option("--sweep", is_flag=True, help="Run every trial of the function's sweep, then show a summary.")
 @click.option(
     "--parallel",
@@ -82,7 +86,7 @@ def run(
     if processes is not None and ddp:
         raise click.UsageError("--processes and --ddp both set the process count; give one of them")
     require_extra("modal" if backend == "modal" else "train", f"mtc run --backend {backend}")
-    result = _checked(spec, profile)
+    result = checked(spec, profile)
     if result is None:
         return ExitCode.INVALID
     app = result.app
@@ -101,18 +105,24 @@ def run(
         return ExitCode.INVALID
     if backend == "modal":
         return _run_on_modal(result, profile, function, overrides, detach, sweep)
-    from compiler.backends.local import run as localrun
+    from compiler.backends.local.prepare import declared_gpu_count
 
-    workdir = workdir_stand_in(app, fn)
     kwargs = {**fn.arg_dict, **overrides}
+    volumes = local_storage.volumes_dir(volumes_dir)
     if sweep:
-        return _sweep_locally(app, fn, kwargs, localrun.volumes_dir(volumes_dir), parallel or 1)
-    plan = localrun.prepare(app, fn, kwargs, localrun.volumes_dir(volumes_dir), workdir)
-    if ddp:
-        processes = localrun.declared_gpu_count(fn)
+        return _sweep_locally(app, fn, kwargs, volumes, parallel or 1)
+    return _run_locally(app, fn, kwargs, volumes, declared_gpu_count(fn) if ddp else processes)
+
+
+def _run_locally(app: Any, fn: Any, kwargs: dict[str, Any], volumes: Path, processes: int | None) -> int:
+    """One local run of ``fn``, with ``processes`` data-parallel processes when given."""
+    from compiler.backends.local.prepare import prepare, with_processes
+    from compiler.backends.local.supervise import execute
+
+    plan = prepare(app, fn, kwargs, volumes, workdir_stand_in(app, fn))
     if processes is not None:
-        plan = localrun.with_processes(plan, processes, say)
-    return localrun.execute(plan, say)
+        plan = with_processes(plan, processes, say)
+    return execute(plan, say)
 
 
 def workdir_stand_in(app: Any, fn: Any) -> Path:
@@ -146,12 +156,12 @@ def workdir_stand_in(app: Any, fn: Any) -> Path:
 
 def _sweep_locally(app: Any, fn: Any, kwargs: dict[str, Any], volumes: Path, requested: int) -> int:
     """Every trial, then the summary table on stdout; exit 1 when a trial failed."""
-    from compiler.backends.local import run as localrun
+    from compiler.backends.local import sweep as local_sweep
     from compiler.spec import sweep
 
-    parallel = localrun.sweep_parallel(requested, len(sweep.function_trials(fn)), fn, say)
-    outcomes = localrun.execute_sweep(app, fn, kwargs, volumes, workdir_stand_in(app, fn), parallel, say)
-    click.echo(localrun.sweep_table(outcomes), nl=False)
+    parallel = local_sweep.sweep_parallel(requested, len(sweep.function_trials(fn)), fn, say)
+    outcomes = local_sweep.execute_sweep(app, fn, kwargs, volumes, workdir_stand_in(app, fn), parallel, say)
+    click.echo(local_sweep.sweep_table(outcomes), nl=False)
     failed = [o for o in outcomes if o.exit_code != 0]
     if failed:
         say(
@@ -159,20 +169,7 @@ def _sweep_locally(app: Any, fn: Any, kwargs: dict[str, Any], volumes: Path, req
             + ", ".join(str(o.trial.index) for o in failed)
         )
         return ExitCode.INVALID
-    return 0
-
-
-def _checked(spec: str, profile: str | None) -> Any:
-    """The spec's CheckResult with a resolved app, or None after printing its errors (and warnings)."""
-    from compiler.cli.options import display_path
-    from compiler.cli.report import report
-    from compiler.spec.check import check
-
-    shown = display_path(spec)  # as `mtc compile` shows it, so the generated header compares equal
-    result = check(shown, profile=profile)
-    if result.diagnostics:
-        report(result.diagnostics, "text", shown)
-    return None if result.has_errors or result.app is None else result
+    return ExitCode.OK
 
 
 def _unknown_function(name: str, app: Any) -> None:
@@ -240,8 +237,8 @@ def _run_on_modal(
         return ExitCode.INVALID
     spec = result.app.spec_path
     module = f"{GENERATED_DIR}/{result.app.module_name}.py"
-    source, problems = render_module(result)
-    if problems or difference(module, source) is not None:
+    source = render_module(result)
+    if difference(module, source) is not None:
         hint = (
             "mtc compile"
             + (f" {spec}" if spec != DEFAULT_SPEC else "")

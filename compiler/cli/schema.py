@@ -17,7 +17,7 @@ def schema(training: bool) -> int:
     Both schemas ship inside the package; `mtc schema > specs/schema/deployment.schema.json` and
     `mtc schema --training > specs/schema/train.schema.json` refresh the copies editors point at.
     """
-    from compiler.spec.check import deployment_schema_text
+    from compiler.spec.schema import deployment_schema_text
     from runtime import config_schema
 
     sys.stdout.write(config_schema.TEXT if training else deployment_schema_text())

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 from compiler.platform.modal_limits import MODAL_DEFAULT_TIMEOUT_S
 from compiler.platform.pricing import Prices, hourly_cost
+from compiler.review.tables import aligned
 from compiler.spec.ir import App, Function
 from compiler.spec.sweep import function_trials
 
@@ -117,21 +118,6 @@ def format_table(rows: list[PlanRow]) -> str:
     """An aligned plain-text table: text columns to the left, numbers to the right."""
     lines = [[cells(row), *([sweep_cells(row)] if row.sweep_trials else [])] for row in rows]
     return aligned(COLUMNS, [line for pair in lines for line in pair], NUMERIC)
-
-
-def aligned(columns: tuple[str, ...], rows: list[tuple[str, ...]], numeric: set[str]) -> str:
-    """A plain-text table under ``columns``: text to the left, the ``numeric`` columns to the right."""
-    table = [columns, *rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
-
-    def line(values: tuple[str, ...]) -> str:
-        parts = [
-            value.rjust(width) if name in numeric else value.ljust(width)
-            for name, value, width in zip(columns, values, widths, strict=True)
-        ]
-        return "  ".join(parts).rstrip()
-
-    return "\n".join(line(values) for values in table) + "\n"
 
 
 def footer(prices: Prices, rows: list[PlanRow]) -> str:

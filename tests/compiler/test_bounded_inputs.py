@@ -21,8 +21,8 @@ from compiler.codegen.emit import (
     remove_stale_temporaries,
     write_atomic,
 )
+from compiler.lint.check import check
 from compiler.platform.pricing import PricingError, load_prices
-from compiler.spec.check import check
 from runtime.config import load_config
 from runtime.core.diagnostics import SpecError
 from runtime.core.files import MAX_FILE_BYTES, READ_TIMEOUT_ENV, UnreadableFile, read_limited

@@ -12,7 +12,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compiler.spec.check import check
+from compiler.lint.check import check
 from runtime.core.yamlfile import load_yaml
 
 FULL = Path(__file__).parents[1] / "specs" / "full.yaml"

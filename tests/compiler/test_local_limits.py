@@ -21,8 +21,8 @@ import psutil
 import pytest
 from test_localrun import REPO, make_app, run_local
 
-from compiler.backends.local import limits
-from compiler.backends.local import run as localrun
+from compiler.backends.local import limits, supervise, volumes
+from compiler.backends.local import prepare as local_prepare
 from compiler.spec.ir import App, Function, Mount, Volume
 from tests.helpers.cli_runner import mtc
 
@@ -85,7 +85,7 @@ def test_shared_memory_counts_against_the_limit(tmp_path, mechanism, where):
         )
     finally:
         Path("/dev/shm", name).unlink(missing_ok=True)
-    assert code == localrun.EXIT_OUT_OF_MEMORY, messages
+    assert code == supervise.EXIT_OUT_OF_MEMORY, messages
     assert any("exceeded 300 MiB" in m for m in messages), messages
 
 
@@ -93,7 +93,7 @@ def test_a_double_forked_daemon_counts_against_the_limit_and_is_killed(tmp_path,
     mark = marker()
     args = {"marker": mark, "daemon_mib": 600, "wait_s": 60.0}
     code, messages = run_local(tmp_path, "spawn_and_leave", args=args, memory_mib=300, timeout_s=120)
-    assert code == localrun.EXIT_OUT_OF_MEMORY, messages
+    assert code == supervise.EXIT_OUT_OF_MEMORY, messages
     assert not wait_until_gone(mark)
 
 
@@ -202,13 +202,13 @@ def test_spec_entries_over_the_same_storage_share_one_folder(tmp_path):
     )
     app = App(name="t", volumes=volumes, functions={"job": fn})
     root = tmp_path / "volumes"
-    plan = localrun.prepare(app, fn, fn.arg_dict, root, REPO)
+    plan = local_prepare.prepare(app, fn, fn.arg_dict, root, REPO)
     local = {m.path: m.local for m in plan.mounts}
     assert local["/out"] == local["/in"] == root / "shared-vol"
     assert local["/raw"] == root / "bucket-my_bucket" / "eeg" / "_" / "v1"
     assert any("/in shares its storage with a read-write mount" in n for n in plan.notices)
-    assert localrun.protected_folders(plan.mounts) == [local["/raw"]]
-    assert localrun.execute(plan, lambda _: None) == 0
+    assert local_prepare.protected_folders(plan.mounts) == [local["/raw"]]
+    assert supervise.execute(plan, lambda _: None) == 0
     assert (local["/in"] / "f.txt").read_text() == "hello"
 
 
@@ -217,7 +217,7 @@ def test_a_folder_named_after_the_spec_key_gets_a_notice_and_is_left_alone(tmp_p
     old = tmp_path / "results"
     old.mkdir()
     (old / "keep.txt").write_text("data")
-    plan = localrun.prepare(app, fn, {}, tmp_path, REPO)
+    plan = local_prepare.prepare(app, fn, {}, tmp_path, REPO)
     assert any(
         f"{tmp_path / 't-results'}" in n and f"{old} (named after the spec key)" in n for n in plan.notices
     )
@@ -263,7 +263,7 @@ def modes(paths: list[Path]) -> dict[Path, int]:
 
 
 def test_write_protection_never_follows_symlinks_and_is_undone_afterwards(tmp_path, monkeypatch):
-    monkeypatch.setattr(localrun, "namespaces_available", lambda: False)
+    monkeypatch.setattr(volumes, "namespaces_available", lambda: False)
     root, outside = tmp_path / "volumes", tmp_path / "outside"
     volume = root / "raw"
     (volume / "sub").mkdir(parents=True)
@@ -274,12 +274,12 @@ def test_write_protection_never_follows_symlinks_and_is_undone_afterwards(tmp_pa
     (volume / "file-link").symlink_to(outside / "g.txt")
     inside = [volume, volume / "sub", volume / "sub" / "f.txt"]
     before = modes([*inside, outside, outside / "g.txt"])
-    with localrun._write_protected([volume], root):
+    with volumes.write_protected([volume], root):
         assert all(path.stat().st_mode & 0o222 == 0 for path in inside)
         assert modes([outside, outside / "g.txt"]) == {p: before[p] for p in (outside, outside / "g.txt")}
-        assert len(list(root.glob(f"{localrun.JOURNAL_PREFIX}*.json"))) == 1
+        assert len(list(root.glob(f"{volumes.JOURNAL_PREFIX}*.json"))) == 1
     assert modes(list(before)) == before
-    assert not list(root.glob(f"{localrun.JOURNAL_PREFIX}*"))
+    assert not list(root.glob(f"{volumes.JOURNAL_PREFIX}*"))
 
 
 def test_a_killed_runs_write_protection_is_undone_by_the_next_run(tmp_path):
@@ -288,9 +288,9 @@ def test_a_killed_runs_write_protection_is_undone_by_the_next_run(tmp_path):
     (volume / "sub").mkdir(parents=True)
     before = modes([volume, volume / "sub"])
     killed_run = (
-        "import os, signal\nfrom pathlib import Path\nfrom compiler.backends.local import run as localrun\n"
-        "localrun.namespaces_available = lambda: False\n"
-        f"with localrun._write_protected([Path({str(volume)!r})], Path({str(root)!r})):\n"
+        "import os, signal\nfrom pathlib import Path\nfrom compiler.backends.local import volumes\n"
+        "volumes.namespaces_available = lambda: False\n"
+        f"with volumes.write_protected([Path({str(volume)!r})], Path({str(root)!r})):\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
     )
     assert subprocess.run([sys.executable, "-c", killed_run], cwd=REPO).returncode == -signal.SIGKILL
@@ -299,7 +299,7 @@ def test_a_killed_runs_write_protection_is_undone_by_the_next_run(tmp_path):
     assert code == 0
     assert modes(list(before)) == before
     assert any("restored the write permission that a killed run" in m for m in messages), messages
-    assert not list(root.glob(f"{localrun.JOURNAL_PREFIX}*"))
+    assert not list(root.glob(f"{volumes.JOURNAL_PREFIX}*"))
 
 
 NOBODY_SPEC = """\

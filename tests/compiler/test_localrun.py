@@ -7,9 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from compiler.backends.local import run as localrun
+from compiler.backends.local import prepare as local_prepare
+from compiler.backends.local import supervise
+from compiler.platform import local_storage
+from compiler.platform.modal_limits import MODAL_DEFAULT_TIMEOUT_S
 from compiler.platform.resources import Gpu, Resources
 from compiler.spec.ir import App, Function, Image, Mount, Retries, Volume
+from runtime.core.env import VOLUMES_DIR as VOLUMES_DIR_ENV
 from tests.helpers.cli_runner import mtc
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,13 +48,13 @@ def make_app(
 def run_local(tmp_path: Path, entry: str, **kwargs) -> tuple[int, list[str]]:
     app, fn = make_app(entry, **kwargs)
     messages: list[str] = []
-    plan = localrun.prepare(app, fn, fn.arg_dict, tmp_path / "volumes", REPO)
-    return localrun.execute(plan, messages.append), messages
+    plan = local_prepare.prepare(app, fn, fn.arg_dict, tmp_path / "volumes", REPO)
+    return supervise.execute(plan, messages.append), messages
 
 
 def test_memory_limit_stops_a_function_that_allocates_past_it(tmp_path):
     code, messages = run_local(tmp_path, "allocate", memory_mib=200, timeout_s=60)
-    assert code == localrun.EXIT_OUT_OF_MEMORY
+    assert code == supervise.EXIT_OUT_OF_MEMORY
     assert any("exceeded 200 MiB" in m for m in messages), messages
 
 
@@ -58,14 +62,14 @@ def test_memory_limit_counts_the_whole_process_tree_and_kills_it(tmp_path):
     import psutil
 
     code, messages = run_local(tmp_path, "allocate_in_grandchild", memory_mib=200, timeout_s=60)
-    assert code == localrun.EXIT_OUT_OF_MEMORY
+    assert code == supervise.EXIT_OUT_OF_MEMORY
     grandchild = int((tmp_path / "volumes" / "t-results" / "grandchild.pid").read_text())
     assert not psutil.pid_exists(grandchild) or psutil.Process(grandchild).status() == psutil.STATUS_ZOMBIE
 
 
 def test_timeout_stops_a_sleeping_function(tmp_path):
     code, messages = run_local(tmp_path, "sleep", timeout_s=1)
-    assert code == localrun.EXIT_TIMEOUT
+    assert code == supervise.EXIT_TIMEOUT
     assert any("timed out after 1 s" in m for m in messages), messages
 
 
@@ -110,13 +114,13 @@ def test_exit_code_of_the_function_is_propagated(tmp_path):
 
 
 def test_prepare_caps_cores_maps_image_dirs_and_notes_missing_gpu(tmp_path, monkeypatch):
-    monkeypatch.setattr(localrun, "gpu_present", lambda: False)
+    monkeypatch.setattr(local_prepare, "gpu_present", lambda: False)
     app, fn = make_app("sleep", cpu=1000, gpus=(Gpu("A100-80GB"),), retries=2)
-    plan = localrun.prepare(app, fn, {}, tmp_path, REPO)
-    assert plan.cores == len(localrun._usable_cores())
+    plan = local_prepare.prepare(app, fn, {}, tmp_path, REPO)
+    assert plan.cores == len(local_prepare.usable_cores())
     assert plan.env["OMP_NUM_THREADS"] == str(plan.cores)
     assert plan.path_map["/app/specs"] == str(REPO / "specs")
-    assert plan.timeout_s == localrun.MODAL_DEFAULT_TIMEOUT_S and plan.attempts == 3
+    assert plan.timeout_s == MODAL_DEFAULT_TIMEOUT_S and plan.attempts == 3
     assert any("no GPU here" in n and "A100-80GB" in n for n in plan.notices)
 
 
@@ -125,7 +129,7 @@ def test_retry_delays_follow_the_declared_backoff():
     fn = Function(
         **{**fn.__dict__, "retries": Retries(3, backoff_coefficient=2.0, initial_delay=1.0, max_delay=3.0)}
     )
-    assert localrun._retry_delays(fn, 3) == (1.0, 2.0, 3.0)
+    assert local_prepare._retry_delays(fn, 3) == (1.0, 2.0, 3.0)
 
 
 @pytest.mark.parametrize(
@@ -134,10 +138,10 @@ def test_retry_delays_follow_the_declared_backoff():
 def test_volumes_dir_precedence(monkeypatch, tmp_path, option, env, expected):
     monkeypatch.chdir(tmp_path)
     if env:
-        monkeypatch.setenv(localrun.VOLUMES_DIR_ENV, env)
+        monkeypatch.setenv(VOLUMES_DIR_ENV, env)
     else:
-        monkeypatch.delenv(localrun.VOLUMES_DIR_ENV, raising=False)
-    assert localrun.volumes_dir(option) == tmp_path / expected
+        monkeypatch.delenv(VOLUMES_DIR_ENV, raising=False)
+    assert local_storage.volumes_dir(option) == tmp_path / expected
 
 
 # ------------------------------------------------------------------------------------------ through the CLI

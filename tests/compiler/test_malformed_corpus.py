@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler.spec.check import check
+from compiler.lint.check import check
 from runtime.core.files import MAX_FILE_BYTES
 
 CORPUS = Path(__file__).parents[1] / "specs" / "malformed"

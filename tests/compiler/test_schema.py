@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from compiler.spec.check import check, deployment_schema, deployment_schema_text
+from compiler.lint.check import check
+from compiler.spec.schema import deployment_schema, deployment_schema_text
 from runtime import config_schema
 
 SCHEMA = deployment_schema()

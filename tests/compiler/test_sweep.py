@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compiler.backends.local import run as localrun
+from compiler.backends.local import sweep as local_sweep
 from compiler.codegen.render import render
+from compiler.lint.check import check
 from compiler.platform.resources import Resources
-from compiler.spec.check import check
 from compiler.spec.ir import Function, Sweep
 from compiler.spec.sweep import expand, function_trials, run_name
 from tests.helpers.cli_runner import mtc
@@ -418,15 +418,15 @@ def test_modal_lists_the_sweep_options_offline(tmp_path):
 
 
 def test_local_parallelism_is_capped_by_max_parallel_and_by_cores(monkeypatch):
-    monkeypatch.setattr(localrun, "_usable_cores", lambda: [0, 1, 2, 3])
+    monkeypatch.setattr(local_sweep, "usable_cores", lambda: [0, 1, 2, 3])
     fn = Function("f", "m", "e", resources=Resources(cpu=2), sweep=Sweep(grid=(("a", (1, 2, 3, 4, 5)),)))
     said = []
-    assert localrun.sweep_parallel(4, 5, fn, said.append) == 2
+    assert local_sweep.sweep_parallel(4, 5, fn, said.append) == 2
     assert "2 core(s) do not fit the 4 core(s) here; running 2 at a time" in said[-1]
     bounded = Function("f", "m", "e", resources=Resources(cpu=1), sweep=Sweep(max_parallel=3))
-    assert localrun.sweep_parallel(4, 5, bounded, said.append) == 3
+    assert local_sweep.sweep_parallel(4, 5, bounded, said.append) == 3
     assert "max_parallel is 3" in said[-1]
-    assert localrun.sweep_parallel(4, 2, bounded, said.append) == 2  # never more than there are trials
+    assert local_sweep.sweep_parallel(4, 2, bounded, said.append) == 2  # never more than there are trials
 
 
 def test_the_trial_child_saves_what_the_target_returns(tmp_path):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler.cli.extras import EXTRAS, extra_providing
+from compiler.platform.extras import EXTRAS, extra_providing
 from tests.helpers.cli_runner import mtc
 from tests.helpers.worktree import REPO, checked, copy_of_the_project, copy_of_the_tree, run
 

@@ -1,5 +1,5 @@
-"""The child process of the local backend (:mod:`compiler.backends.local.run`): confine, guard, call the run
-target.
+"""The child process of the local backend (:mod:`compiler.backends.local.supervise`): confine, guard, call
+the run target.
 
 Started as ``python -m compiler.backends.local.child`` with its instructions in ``MTC_LOCAL_CALL`` (JSON:
 target,
@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from compiler.cli.extras import extra_providing, missing_extra_message
+from compiler.platform.extras import extra_providing, missing_extra_message
 from runtime.core.env import LOCAL_CALL as CALL_ENV
 from runtime.core.errors import UserError, user_message
 

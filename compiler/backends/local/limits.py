@@ -1,8 +1,8 @@
 """Memory limit and membership of one local run's processes: one interface, three mechanisms.
 
-The local backend (:mod:`compiler.backends.local.run`) asks :func:`choose` for a :class:`Watch` per attempt,
-adds the
-child to it, samples it, and at the end kills whatever is left in it. The mechanisms, probed in this order:
+The local backend (:mod:`compiler.backends.local.supervise`) asks :func:`choose` for a :class:`Watch` per
+attempt, adds the child to it, samples it, and at the end kills whatever is left in it. The mechanisms,
+probed in this order:
 
 - ``cgroup2``: a child of this process's own cgroup v2 group, when the memory controller is delegated there
   (listed in the parent's ``cgroup.subtree_control``, or enabled by us). ``memory.max`` is the limit and

@@ -1,4 +1,5 @@
-"""The front half of the compiler in one call: load, validate against the schema, resolve, lint.
+"""The front half of the compiler in one call: load, validate against the schema, resolve, lint. It sits
+above the lint (the spec layer never imports it); the CLI and the tests call it.
 
 ``check(spec_path, profile)`` never raises for a user's mistake: every problem comes back as a positioned
 diagnostic. A stage runs only when the previous one produced no errors, and a stage reports all of its
@@ -9,28 +10,16 @@ shows up before someone selects it.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from pathlib import Path
 
+from compiler.lint import lint
 from compiler.spec.ir import App
+from compiler.spec.resolve import resolve
+from compiler.spec.schema import deployment_schema
 from runtime.core.diagnostics import Diagnostic, SpecError
 from runtime.core.schema import schema_diagnostics
 from runtime.core.yamlfile import SourceDoc, load_yaml
-
-
-def deployment_schema_text() -> str:
-    """The deployment spec's JSON Schema as shipped in the package (``compiler/spec/schemas/``)."""
-    schema = resources.files("compiler.spec") / "schemas" / "deployment.schema.json"
-    return schema.read_text(encoding="utf-8")
-
-
-@cache
-def deployment_schema() -> dict:
-    """:func:`deployment_schema_text`, parsed once per process; read-only."""
-    return json.loads(deployment_schema_text())
 
 
 @dataclass
@@ -63,14 +52,11 @@ def check(spec_path: str | Path, profile: str | None = None) -> CheckResult:
 def _resolve_and_lint(
     doc: SourceDoc, profile: str | None, sha256: str
 ) -> tuple[App | None, list[Diagnostic]]:
-    from compiler import lint
-    from compiler.spec.resolve import resolve
-
     try:
         app = resolve(doc, profile, sha256=sha256)
     except SpecError as exc:
         return None, exc.diagnostics
-    return app, lint.lint(app, doc)
+    return app, lint(app, doc)
 
 
 def _with_every_profile(doc: SourceDoc, sha256: str, base: list[Diagnostic]) -> list[Diagnostic]:

@@ -1,7 +1,7 @@
 """The optional dependency groups (extras) of mtc and the message that names a missing one.
 
 `pip install mtc` is the light core (lint, compile, schema, plan, diff). The CLI checks for an extra before
-a command needs it (:func:`compiler.cli.require_extra`); the local backend's child turns a
+a command needs it (:func:`compiler.cli.options.require_extra`); the local backend's child turns a
 ``ModuleNotFoundError`` of an extra's module into the same message. Light on purpose: the child imports it.
 """
 
