@@ -7,7 +7,6 @@ Run it as ``python -m runtime.train CONFIG [key=value ...]``.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 from collections.abc import Callable
@@ -116,6 +115,11 @@ def _save_config(cfg: Config) -> None:
 
 
 def _finish(cfg: Config, trainer: Trainer, scan_backend: str, on_checkpoint) -> dict:
+    """Evaluate the best checkpoint (report.json, plots) and summarise the run.
+
+    The training package's one upward import (declared in pyproject.toml's contracts): specs name
+    ``runtime.train:main`` as train-then-evaluate, and evaluation writes the plots, which sit above training.
+    """
     from runtime.evaluate import default_checkpoint, evaluate_run, headline
 
     evaluated = default_checkpoint(cfg.run_dir)  # best.pt (or its previous generation), else last.pt
@@ -179,8 +183,3 @@ def cli(argv: list[str] | None = None) -> int:
         print(user_message(exc), file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    sys.exit(cli())

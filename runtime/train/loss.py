@@ -58,3 +58,19 @@ def make_loss(cfg: Config, bundle: DataBundle) -> ClassificationLoss:
 def compute_loss(loss_fn, logits: torch.Tensor, labels: torch.Tensor, step: int) -> torch.Tensor:
     """The training loss of one batch (a seam for tests that inject a NaN at a given step)."""
     return loss_fn(logits, labels)
+
+
+def global_loss(
+    loss_fn, local: torch.Tensor, labels: torch.Tensor, world
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(what to backpropagate, the loss of the whole global batch).
+
+    ``local`` is the (weighted) mean over this rank's share. Scaled by world size x local weight / global
+    weight, DDP's average of the ranks' gradients is the gradient of the global batch's mean, also when
+    class weights make the shares weigh differently.
+    """
+    if not world.distributed:
+        return local, local.detach()
+    weight = loss_fn.total_weight(labels).detach().float()
+    sums = world.sum_(torch.stack([local.detach() * weight, weight]))
+    return local * (weight * world.size / sums[1]), sums[0] / sums[1]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from runtime.train import checkpoint
 from runtime.train.distributed import SINGLE, World
 from runtime.train.errors import TrainingError
 
@@ -83,3 +84,14 @@ def data_parallel(model: torch.nn.Module, placement: Placement) -> torch.nn.Modu
 
     devices = [placement.device.index] if placement.device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=devices)
+
+
+def restore_rng(state: dict, world, seed: int) -> None:
+    """Each rank's own RNG states when the checkpoint has one per rank of this world, else new streams."""
+    by_rank = state.get("rng_by_rank")
+    if not world.distributed:
+        checkpoint.restore_rng_state(state["rng"])
+    elif by_rank and len(by_rank) == world.size:
+        checkpoint.restore_rng_state(by_rank[world.rank])
+    else:  # written with another number of processes: the data order is kept, dropout draws are not
+        seed_rank(seed, world.rank, state["step"])

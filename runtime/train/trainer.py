@@ -27,11 +27,11 @@ from runtime.data import DataBundle, make_loader
 from runtime.train import checkpoint, distributed
 from runtime.train.distributed import SINGLE
 from runtime.train.errors import TrainingError
-from runtime.train.loss import compute_loss, make_loss
+from runtime.train.loss import compute_loss, global_loss, make_loss
 from runtime.train.metrics_log import MetricsLog
 from runtime.train.model import build, check_model_fits, resolved_model_config
 from runtime.train.optim import make_optimizer, make_scheduler
-from runtime.train.placement import Placement, data_parallel, seed_rank
+from runtime.train.placement import Placement, data_parallel, restore_rng
 from runtime.train.predict import evaluate_loader
 
 VAL_METRICS = ("loss", "accuracy", "balanced_accuracy", "macro_f1", "auroc", "auprc")
@@ -48,6 +48,9 @@ class LoopState:
     best_step: int | None = None
     stale_evals: int = 0
     stopped_early: bool = False
+
+    def finished(self, total_steps: int, epochs: int) -> bool:
+        return self.stopped_early or self.step >= total_steps or self.epoch >= epochs
 
     def record_validation(self, value: float | None, stopping) -> tuple[bool, str | None]:
         """Track the best value of the early-stopping metric: (is this validation the new best, a message
@@ -100,19 +103,7 @@ class Trainer:
     # -------------------------------------------------------------------- state in and out
 
     def restore(self, state: dict, source: Path) -> None:
-        try:
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
-            self.scaler.load_state_dict(state["scaler"])
-            restore_rng(state, self.placement.world, self.cfg.train.seed)
-            self.state = LoopState(**state["loop"])
-        except (RuntimeError, KeyError, ValueError, TypeError) as exc:
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise TrainingError(
-                f"{source} does not fit this config ({first_line[:300]}); it was written by a run with "
-                "another model or optimizer. Use another run_name, or resume=False to start this run over"
-            ) from None
+        load_checkpoint_state(self, state, source)
         self.last_checkpoint_step = self.state.step
         self.log.reset(keep_until_step=self.state.step)
         self._say(
@@ -124,22 +115,7 @@ class Trainer:
         self.log.reset(keep_until_step=-1)
 
     def checkpoint_state(self) -> dict:
-        return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "rng": checkpoint.rng_state(),
-            "loop": asdict(self.state),
-            "step": self.state.step,
-            "epoch": self.state.epoch,
-            "batch": self.state.batch,
-            "model_config": self.model_cfg.to_dict(),
-            "in_channels": self.bundle.in_channels,
-            "num_classes": self.bundle.num_classes,
-            "class_names": self.bundle.class_names,
-            "per_timestep": self.bundle.per_timestep,
-        }
+        return checkpoint_state(self)
 
     def save(self, *, best: bool = False) -> None:
         """Write last.pt (and best.pt); every rank calls it, rank 0 writes (with every rank's RNG states)."""
@@ -161,8 +137,7 @@ class Trainer:
     # -------------------------------------------------------------------- training
 
     def finished(self) -> bool:
-        s = self.state
-        return s.stopped_early or s.step >= self.total_steps or s.epoch >= self.cfg.train.epochs
+        return self.state.finished(self.total_steps, self.cfg.train.epochs)
 
     def fit(self) -> None:
         progress = progress_bar(self.total_steps, self.state.step, enabled=self.placement.is_main)
@@ -239,17 +214,13 @@ class Trainer:
 
     def log_train(self, progress) -> None:
         self._check_losses()
-        rate = self.losses.windows_per_second()
-        record = {
-            "kind": "train",
-            "step": self.state.step,
-            "epoch": self.state.epoch,
-            "loss": self.losses.recent,
-            "lr": self.scheduler.get_last_lr()[0],
-            "windows_per_s": rate,
-        }
+        record = self.losses.train_record(self.state, self.scheduler.get_last_lr()[0])
         self.log.write(record)
-        postfix = {"loss": f"{self.losses.recent:.4f}", "lr": f"{record['lr']:.2e}", "win_s": f"{rate:.0f}"}
+        postfix = {
+            "loss": f"{record['loss']:.4f}",
+            "lr": f"{record['lr']:.2e}",
+            "win_s": f"{record['windows_per_s']:.0f}",
+        }
         progress.set_postfix(postfix, refresh=False)  # the bar redraws at its own interval (30 s in logs)
 
     def validate(self) -> dict:
@@ -270,6 +241,47 @@ class Trainer:
     def _say(self, message: str) -> None:
         if self.placement.is_main:
             print(message, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------ what a checkpoint holds
+
+
+def checkpoint_state(trainer: Trainer) -> dict:
+    """Everything a restarted run needs to go on exactly where ``trainer`` is now."""
+    return {
+        "model": trainer.model.state_dict(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "scheduler": trainer.scheduler.state_dict(),
+        "scaler": trainer.scaler.state_dict(),
+        "rng": checkpoint.rng_state(),
+        "loop": asdict(trainer.state),
+        "step": trainer.state.step,
+        "epoch": trainer.state.epoch,
+        "batch": trainer.state.batch,
+        "model_config": trainer.model_cfg.to_dict(),
+        "in_channels": trainer.bundle.in_channels,
+        "num_classes": trainer.bundle.num_classes,
+        "class_names": trainer.bundle.class_names,
+        "per_timestep": trainer.bundle.per_timestep,
+    }
+
+
+def load_checkpoint_state(trainer: Trainer, state: dict, source: Path) -> None:
+    """Put ``state`` (from :func:`checkpoint_state`) back into ``trainer``; a checkpoint of another model or
+    optimizer is the config's mismatch, said as such."""
+    try:
+        trainer.model.load_state_dict(state["model"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        trainer.scheduler.load_state_dict(state["scheduler"])
+        trainer.scaler.load_state_dict(state["scaler"])
+        restore_rng(state, trainer.placement.world, trainer.cfg.train.seed)
+        trainer.state = LoopState(**state["loop"])
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrainingError(
+            f"{source} does not fit this config ({first_line[:300]}); it was written by a run with "
+            "another model or optimizer. Use another run_name, or resume=False to start this run over"
+        ) from None
 
 
 # ------------------------------------------------------------------------ the loop's helpers
@@ -311,6 +323,18 @@ class LossWatch:
         self.window_count, self.interval_start = 0, time.perf_counter()
         return rate
 
+    def train_record(self, state: LoopState, lr: float) -> dict:
+        """The metrics log's line for the interval since the last one (which starts the next interval)."""
+        rate = self.windows_per_second()
+        return {
+            "kind": "train",
+            "step": state.step,
+            "epoch": state.epoch,
+            "loss": self.recent,
+            "lr": lr,
+            "windows_per_s": rate,
+        }
+
 
 def split_loader(cfg: Config, bundle: DataBundle, placement: Placement, split: str):
     """The train loader gives this rank its share of each global batch; rank 0 validates on all of val."""
@@ -338,33 +362,6 @@ def split_loader(cfg: Config, bundle: DataBundle, placement: Placement, split: s
 def total_steps(cfg: Config, batches_per_epoch: int) -> int:
     by_epochs = cfg.train.epochs * batches_per_epoch
     return min(by_epochs, cfg.train.max_steps) if cfg.train.max_steps else by_epochs
-
-
-def restore_rng(state: dict, world, seed: int) -> None:
-    """Each rank's own RNG states when the checkpoint has one per rank of this world, else new streams."""
-    by_rank = state.get("rng_by_rank")
-    if not world.distributed:
-        checkpoint.restore_rng_state(state["rng"])
-    elif by_rank and len(by_rank) == world.size:
-        checkpoint.restore_rng_state(by_rank[world.rank])
-    else:  # written with another number of processes: the data order is kept, dropout draws are not
-        seed_rank(seed, world.rank, state["step"])
-
-
-def global_loss(
-    loss_fn, local: torch.Tensor, labels: torch.Tensor, world
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(what to backpropagate, the loss of the whole global batch).
-
-    ``local`` is the (weighted) mean over this rank's share. Scaled by world size x local weight / global
-    weight, DDP's average of the ranks' gradients is the gradient of the global batch's mean, also when
-    class weights make the shares weigh differently.
-    """
-    if not world.distributed:
-        return local, local.detach()
-    weight = loss_fn.total_weight(labels).detach().float()
-    sums = world.sum_(torch.stack([local.detach() * weight, weight]))
-    return local * (weight * world.size / sums[1]), sums[0] / sums[1]
 
 
 def what_a_restart_does(run_dir: Path, last_checkpoint_step: int | None) -> str:
