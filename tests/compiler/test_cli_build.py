@@ -187,23 +187,24 @@ def test_no_user_mistake_ends_in_a_traceback(tmp_path, content):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]
 
 
-def test_lint_does_not_import_torch_modal_or_the_runtime(tmp_path):
+@pytest.mark.parametrize("argv", [["--help"], ["lint", str(EXAMPLE)]], ids=["help", "lint"])
+def test_help_and_lint_do_not_import_jinja2_torch_modal_psutil_or_the_runtime(tmp_path, argv):
     program = (
         "import sys\n"
         "from compiler.cli import main\n"
         "try:\n"
-        f"    main(['lint', {str(EXAMPLE)!r}])\n"
+        f"    main({argv!r})\n"
         "except SystemExit:\n"
         "    pass\n"
-        "heavy = ('torch', 'modal', 'runtime', 'jinja2')\n"
+        "heavy = ('torch', 'numpy', 'modal', 'psutil', 'runtime', 'jinja2')\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in heavy)\n"
-        "print(','.join(loaded))\n"
+        "print('LOADED', ','.join(loaded))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
-    loaded = [m for m in done.stdout.strip().split(",") if m]
+    loaded = [m for m in done.stdout.rpartition("LOADED ")[2].strip().split(",") if m]
     light = {"runtime", "runtime.paths", "runtime.config_schema"}
     assert all(m in light or m.partition("runtime.core")[0] == "" for m in loaded), loaded
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from compiler.cli import init as mtc_init
-from compiler.cli.init import Planned
+from compiler.cli import init_files, init_inputs
+from compiler.cli.init_files import Planned
 from tests.helpers.cli_runner import mtc as mtc_here
 
 REPO = Path(__file__).resolve().parents[2]
@@ -232,10 +232,10 @@ def test_a_failed_write_removes_what_was_written(tmp_path, monkeypatch):
             raise OSError(28, "No space left on device", str(path))
         path.write_text(text)
 
-    monkeypatch.setattr(mtc_init, "create_atomically", failing_on_the_third)
+    monkeypatch.setattr(init_files, "create_atomically", failing_on_the_third)
     files = [Planned(f"a/b/{n}.yaml", "x: 1\n") for n in range(2)] + [Planned("c/three.yaml", "x: 1\n")]
     with pytest.raises(OSError):
-        mtc_init.write_files(tmp_path, files)
+        init_files.write_files(tmp_path, files)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -259,7 +259,7 @@ def test_creating_a_file_never_replaces_one(tmp_path):
     target = tmp_path / "spec.yaml"
     target.write_text("theirs\n")
     with pytest.raises(FileExistsError):
-        mtc_init.create_atomically(target, "ours\n")
+        init_files.create_atomically(target, "ours\n")
     assert target.read_text() == "theirs\n"
     assert [p.name for p in tmp_path.iterdir()] == ["spec.yaml"]  # no temporary file left behind
 
@@ -320,8 +320,8 @@ def test_a_bad_app_name_is_exit_1_with_a_valid_suggestion(tmp_path, name):
     [("My Repo!", "my-repo"), ("__", "app"), ("2024.exp", "2024-exp"), ("a" * 80, "a" * 64)],
 )
 def test_the_app_name_from_the_folder_is_valid(tmp_path, folder, expected):
-    assert mtc_init.app_name_from(tmp_path / folder) == expected
-    assert mtc_init.APP_NAME.fullmatch(mtc_init.volume_name(expected, "-results"))
+    assert init_inputs.app_name_from(tmp_path / folder) == expected
+    assert init_inputs.APP_NAME.fullmatch(init_files.volume_name(expected, "-results"))
 
 
 # ---------------------------------------------------------------------------------------- rendering pieces
@@ -352,7 +352,7 @@ def test_the_app_name_from_the_folder_is_valid(tmp_path, folder, expected):
     ],
 )
 def test_yaml_values_read_back_as_themselves(value):
-    shown = mtc_init.yaml_value(value)
+    shown = init_files.yaml_value(value)
     assert YAML(typ="safe").load(f"key: {shown}\nlist: [{shown}]\n") == {"key": value, "list": [value]}
 
 
@@ -360,7 +360,7 @@ def test_the_pre_commit_hooks_are_the_ones_mtc_publishes():
     published = {
         hook["id"]: hook for hook in YAML(typ="safe").load((REPO / ".pre-commit-hooks.yaml").read_text())
     }
-    written = mtc_init.render("init_pre-commit-config.yaml.j2", {"module": "app"})
+    written = init_files.render("init_pre-commit-config.yaml.j2", {"module": "app"})
     hooks = {hook["id"]: hook for hook in YAML(typ="safe").load(written)["repos"][0]["hooks"]}
     assert set(hooks) == set(published)
     for hook_id, hook in hooks.items():
