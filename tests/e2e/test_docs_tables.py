@@ -168,8 +168,8 @@ def test_the_exit_code_table_has_every_exit_code():
     from compiler.cli.exitcodes import ExitCode
 
     text = (DOCS / "exit-codes.md").read_text(encoding="utf-8")
-    documented = {int(code) for code in re.findall(r"^\| (\d+) \|", text, re.M)}
-    assert documented == {int(code) for code in ExitCode}
+    documented = {int(code): name for code, name in re.findall(r"^\| (\d+) \| `(\w+)` \|", text, re.M)}
+    assert documented == {int(code): code.name for code in ExitCode}
 
 
 def registered_rules() -> dict:
