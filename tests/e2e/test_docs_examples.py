@@ -91,6 +91,7 @@ def test_the_example_runs_as_written(example, pristine, tmp_path):
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONPATH": str(copy),
         "MTC_VOLUMES_DIR": str(tmp_path / "volumes"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
         "COLUMNS": "200",
     }
     done = subprocess.run(
