@@ -257,3 +257,9 @@ def test_every_excerpt_matches_its_file():
     assert excerpts
     for name, excerpt in excerpts:
         assert not missing_from(REPO / name, excerpt), name
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_every_relative_link_reaches_a_file(page):
+    targets = re.findall(r"\]\(([^)#:\s]+)(?:#[^)]*)?\)", page.read_text(encoding="utf-8"))
+    assert [target for target in targets if not (page.parent / target).exists()] == []
