@@ -2,11 +2,11 @@
 
 A target's module is looked up the way a user's ``PYTHONPATH`` would be set for the project: in the spec's
 folder and its parents up to the project root (the nearest folder with ``.git`` or ``pyproject.toml``; every
-parent without one), then
-among the modules importable here (``importlib.util.find_spec`` on the top-level package only, which imports
-nothing of the user's). Its definition is read with :mod:`ast`: the lint checks the target against the spec's
-``args``, the renderer sees whether it is ``async def`` or takes an ``on_checkpoint`` callback, and
-``mtc run --arg`` types a value by the parameter's annotation.
+parent without one), then among the modules importable here (``importlib.util.find_spec`` on the top-level
+package only, which imports nothing of the user's). Its definition is read from the module's summary
+(:mod:`compiler.spec.summary`: parsed with :mod:`ast` once per content, then cached): the lint checks the
+target against the spec's ``args``, the renderer sees whether it is ``async def`` or takes an
+``on_checkpoint`` callback, and ``mtc run --arg`` types a value by the parameter's annotation.
 """
 
 from __future__ import annotations
