@@ -14,8 +14,13 @@ import click
 
 from compiler.cli.checked import checked
 from compiler.cli.exitcodes import ExitCode
-from compiler.cli.options import DEFAULT_SPEC, format_option, profile_option
-from compiler.cli.plan import prices_option, prices_or_none
+from compiler.cli.options import (
+    DEFAULT_SPEC,
+    format_option,
+    prices_option,
+    prices_or_none,
+    profile_option,
+)
 from runtime.core.files import MAX_FILE_BYTES
 
 

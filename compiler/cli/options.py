@@ -1,14 +1,18 @@
-"""What the verbs share: the spec argument, ``--profile``, ``--format``, ``--volumes-dir``, how a spec path
-is shown, and the check for an extra a command needs."""
+"""What the verbs share: the spec argument, ``--profile``, ``--format``, ``--prices``, ``--volumes-dir``,
+how a spec path is shown, and the check for an extra a command needs."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from compiler.platform.extras import EXTRAS, missing_extra_message
+
+if TYPE_CHECKING:
+    from compiler.platform.pricing import Prices
 
 DEFAULT_SPEC = "specs/deployment.yaml"
 
@@ -16,6 +20,25 @@ spec_argument = click.argument("spec", default=DEFAULT_SPEC, required=False, met
 profile_option = click.option(
     "--profile", "-p", metavar="NAME", help="Apply this profile of the spec (e.g. debug) over the base."
 )
+prices_option = click.option(
+    "--prices",
+    "prices_file",
+    type=click.Path(dir_okay=False),
+    help="A JSON price file laid over the built-in one (same keys as compiler/platform/data/pricing.json).",
+)
+
+
+def prices_or_none(path: str | None) -> Prices | None:
+    """The price table, or None after printing why the user's file cannot be used."""
+    from compiler.platform.pricing import PricingError, load_prices
+
+    try:
+        return load_prices(path)
+    except PricingError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return None
+
+
 volumes_dir_option = click.option(
     "--volumes-dir",
     type=click.Path(file_okay=False),

@@ -1,5 +1,5 @@
 """``mtc plan``: resources and estimated cost per function, before any GPU is billed; ``--budget`` makes it
-a CI gate. Also what ``mtc diff`` shares with it: the price table.
+a CI gate.
 """
 
 from __future__ import annotations
@@ -10,25 +10,13 @@ import click
 
 from compiler.cli.checked import checked
 from compiler.cli.exitcodes import ExitCode
-from compiler.cli.options import format_option, profile_option, spec_argument
-
-prices_option = click.option(
-    "--prices",
-    "prices_file",
-    type=click.Path(dir_okay=False),
-    help="A JSON price file laid over the built-in one (same keys as compiler/platform/data/pricing.json).",
+from compiler.cli.options import (
+    format_option,
+    prices_option,
+    prices_or_none,
+    profile_option,
+    spec_argument,
 )
-
-
-def prices_or_none(path: str | None) -> Any:
-    """The price table, or None after printing why the user's file cannot be used."""
-    from compiler.platform.pricing import PricingError, load_prices
-
-    try:
-        return load_prices(path)
-    except PricingError as exc:
-        click.echo(f"error: {exc}", err=True)
-        return None
 
 
 @click.command()

@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from compiler.platform.pricing import Prices
-from compiler.review.plan import PlanRow, money, plan_row
+from compiler.review.plan import PlanRow, plan_row
+from compiler.review.tables import money
 from compiler.spec.ir import App, Function, Image, Retries, Schedule, Volume
 from compiler.spec.sweep import function_trials
 

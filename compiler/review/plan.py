@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 from compiler.platform.modal_limits import MODAL_DEFAULT_TIMEOUT_S
 from compiler.platform.pricing import Prices, hourly_cost
-from compiler.review.tables import aligned
+from compiler.review.tables import aligned, money
 from compiler.spec.ir import App, Function
 from compiler.spec.sweep import function_trials
 
@@ -101,11 +101,6 @@ def cells(row: PlanRow) -> tuple[str, ...]:
         money(row.hourly_usd),
         money(row.worst_case_usd),
     )
-
-
-def money(usd: float) -> str:
-    """Dollars with cents, or four decimals for amounts under ten cents so they do not show as 0.00."""
-    return f"{usd:.2f}" if abs(usd) >= 0.1 or usd == 0 else f"{usd:.4f}"
 
 
 def sweep_cells(row: PlanRow) -> tuple[str, ...]:

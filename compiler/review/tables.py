@@ -1,4 +1,5 @@
-"""Plain-text tables, as ``mtc plan`` and the local sweep's summary print them."""
+"""Plain-text tables and amounts of money, as ``mtc plan``, ``mtc diff`` and the local sweep's summary print
+them."""
 
 from __future__ import annotations
 
@@ -16,3 +17,8 @@ def aligned(columns: tuple[str, ...], rows: list[tuple[str, ...]], numeric: set[
         return "  ".join(parts).rstrip()
 
     return "\n".join(line(values) for values in table) + "\n"
+
+
+def money(usd: float) -> str:
+    """Dollars with cents, or four decimals for amounts under ten cents so they do not show as 0.00."""
+    return f"{usd:.2f}" if abs(usd) >= 0.1 or usd == 0 else f"{usd:.4f}"
