@@ -21,6 +21,7 @@ from runtime.train.distributed import SINGLE, World
 from runtime.train.errors import TrainingError
 from runtime.train.metrics_log import METRICS_FILE
 from runtime.train.placement import place, seed_everything, seed_rank
+from runtime.train.report import default_checkpoint, evaluate_run, headline
 from runtime.train.trainer import Trainer
 
 CONFIG_COPY = "config.json"
@@ -115,13 +116,7 @@ def _save_config(cfg: Config) -> None:
 
 
 def _finish(cfg: Config, trainer: Trainer, scan_backend: str, on_checkpoint) -> dict:
-    """Evaluate the best checkpoint (report.json, plots) and summarise the run.
-
-    The training package's one upward import (declared in pyproject.toml's contracts): specs name
-    ``runtime.train:main`` as train-then-evaluate, and evaluation writes the plots, which sit above training.
-    """
-    from runtime.evaluate import default_checkpoint, evaluate_run, headline
-
+    """Evaluate the best checkpoint (report.json, plots) and summarise the run."""
     evaluated = default_checkpoint(cfg.run_dir)  # best.pt (or its previous generation), else last.pt
     report = evaluate_run(cfg, evaluated, trainer.bundle, trainer.placement, on_checkpoint=on_checkpoint)
     best = cfg.run_dir / checkpoint.BEST

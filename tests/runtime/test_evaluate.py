@@ -9,6 +9,7 @@ import pytest
 from test_train import run_dir, write_config
 
 from runtime import evaluate
+from runtime.data import DataError
 from runtime.train import checkpoint, entry, metrics_log
 
 
@@ -87,7 +88,7 @@ def test_evaluate_refuses_a_checkpoint_trained_on_other_data(timestep_run, tmp_p
     )
     trained = json.loads(Path(config).read_text())
     best = Path(trained["output_dir"]) / "tiny" / "best.pt"
-    with pytest.raises(evaluate.DataError, match="trained on 2 channels"):
+    with pytest.raises(DataError, match="trained on 2 channels"):
         evaluate.main(other, checkpoint=str(best))
 
 
