@@ -13,16 +13,18 @@ like ``H100`` and ``B200``.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from compiler.platform.resources import Gpu, Resources
 from runtime.core.files import UnreadableFile, read_limited
 
-DEFAULT_PRICES = Path(__file__).parent / "data" / "pricing.json"
+BUILTIN_PRICES = "mtc's built-in price table (compiler/platform/data/pricing.json)"
 MAX_PRICE_FILE_BYTES = 1024 * 1024
 _RATE_KEYS = ("cpu_core_per_second", "cpu_min_cores", "memory_gib_per_second", "memory_default_mib")
 
@@ -66,13 +68,13 @@ class Cost:
 
 def load_prices(path: str | Path | None = None) -> Prices:
     """The built-in table, with the keys of the JSON file at ``path`` (same layout) laid over it."""
-    table = _read_table(DEFAULT_PRICES)
+    table = copy.deepcopy(_builtin_table())
     if path is not None:
         override = _read_table(Path(path))
         for key in ("gpu_per_second", "gpu_aliases"):
             table[key] = {**table[key], **override.pop(key, {})}
         table.update(override)
-    return _prices_from(table, str(path or DEFAULT_PRICES))
+    return _prices_from(table, str(path or BUILTIN_PRICES))
 
 
 def hourly_cost(resources: Resources, prices: Prices | None = None, *, gpu: Gpu | None = None) -> Cost:
@@ -87,6 +89,15 @@ def hourly_cost(resources: Resources, prices: Prices | None = None, *, gpu: Gpu 
         cpu=cores * prices.cpu_core_per_second * 3600,
         memory=memory_mib / 1024 * prices.memory_gib_per_second * 3600,
     )
+
+
+@cache
+def _builtin_table() -> dict[str, Any]:
+    """The price table shipped as package data, read once per process."""
+    from importlib import resources
+
+    packaged = resources.files("compiler.platform").joinpath("data", "pricing.json")
+    return json.loads(packaged.read_text(encoding="utf-8"))
 
 
 def _read_table(path: Path) -> dict[str, Any]:

@@ -6,15 +6,22 @@ import json
 
 import pytest
 
-from compiler.platform.pricing import DEFAULT_PRICES, PricingError, hourly_cost, load_prices
+from compiler.platform.pricing import PricingError, hourly_cost, load_prices
 from compiler.platform.resources import Gpu, Resources
 
 
 def test_the_table_says_where_its_prices_come_from_and_when():
-    table = json.loads(DEFAULT_PRICES.read_text())
-    assert table["source"] and table["date"]
     prices = load_prices()
+    assert prices.source and prices.date
     assert prices.gpu_rate("A100-80GB") == 0.000694
+
+
+def test_an_override_file_leaves_the_built_in_table_as_it_was(tmp_path):
+    override = tmp_path / "prices.json"
+    override.write_text(json.dumps({"gpu_per_second": {"A100-80GB": 1.0}, "cpu_core_per_second": 2.0}))
+    assert load_prices(override).gpu_rate("A100-80GB") == 1.0
+    again = load_prices()
+    assert again.gpu_rate("A100-80GB") == 0.000694 and again.cpu_core_per_second == 0.0000131
 
 
 @pytest.mark.parametrize(
