@@ -69,8 +69,8 @@ def time_bare(cfg, bundle, steps: int) -> tuple[float, float]:
     )
 
     def loop() -> None:
-        for windows, labels in batches:
-            loss = loss_fn(model(windows), labels)
+        for windows, labels, lengths in batches:
+            loss = loss_fn(model(windows, lengths), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)

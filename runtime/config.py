@@ -56,6 +56,10 @@ class DataConfig:
     val: str | None
     test: str | None
     val_fraction: float
+    split_by: str
+    length_policy: str
+    length: int | None
+    normalize: str
     cache_dir: str
     nonfinite: str
     in_memory: bool | tuple[str, ...]
@@ -95,12 +99,13 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int
+    epochs: int | str  # or "auto"
+    min_steps: int
     max_steps: int | None
     precision: str
     seed: int
     log_every: int
-    eval_every: int
+    eval_every: int | str  # or "auto"
     checkpoint_every: int
     early_stopping: EarlyStoppingConfig
     loss: LossConfig
@@ -223,6 +228,16 @@ def _semantic_diagnostics(doc: SourceDoc) -> list[Diagnostic]:
     if data["format"] != "synthetic" and "train" not in data:
         message = f"data.train: required for format '{data['format']}': the path of the training data"
         out.append(doc.diagnostic(("data",), message, "config/missing-train", key=True))
+    if data.get("length_policy") in ("crop", "resample") and "length" not in data:
+        message = (
+            f"data.length: required with length_policy '{data['length_policy']}': the series length to use"
+        )
+        out.append(doc.diagnostic(("data", "length_policy"), message, "config/missing-length"))
+    if "length" in data and data.get("length_policy", "pad") == "pad":
+        message = (
+            "data.length: only used with length_policy crop or resample; remove it, or set length_policy"
+        )
+        out.append(doc.diagnostic(("data", "length"), message, "config/unused-length", key=True))
     for split in ("train", "val", "test"):
         if data["format"] == "synthetic" and split in data:
             message = (
@@ -278,6 +293,7 @@ def _build(path: str, data: dict) -> Config:
             train=section.get("train"),
             val=section.get("val"),
             test=section.get("test"),
+            length=section.get("length"),
             in_memory=tuple(section["in_memory"])
             if isinstance(section["in_memory"], list)
             else section["in_memory"],

@@ -40,25 +40,27 @@ class MetricAccumulator:
     def update(
         self, probs: np.ndarray, labels: np.ndarray, loss_sum: float = 0.0, loss_count: int = 0
     ) -> None:
-        """``probs`` (B, K) or (B, K, T) softmax outputs; ``labels`` (B,) or (B, T) class indices."""
+        """``probs`` (B, K) or (B, K, T) softmax outputs; ``labels`` (B,) or (B, T) class indices, negative
+        on padding (which no metric counts)."""
         self.loss_sum += loss_sum
         self.loss_count += loss_count
-        predicted = probs.argmax(axis=1)
-        pairs = labels.reshape(-1) * self.num_classes + predicted.reshape(-1)
+        valid = (labels >= 0).reshape(-1)
+        predicted = probs.argmax(axis=1).reshape(-1)[valid]
+        pairs = labels.reshape(-1)[valid] * self.num_classes + predicted
         self.confusion += np.bincount(pairs, minlength=self.num_classes**2).reshape(self.confusion.shape)
         if not self.binary:
             return
         positive = probs[:, 1]
-        bins = np.minimum((positive * HISTOGRAM_BINS).astype(np.int64), HISTOGRAM_BINS - 1).reshape(-1)
-        truth = labels.reshape(-1) == 1
+        bins = np.minimum((positive * HISTOGRAM_BINS).astype(np.int64), HISTOGRAM_BINS - 1).reshape(-1)[valid]
+        truth = labels.reshape(-1)[valid] == 1
         self.positive_hist += np.bincount(bins[truth], minlength=HISTOGRAM_BINS)
         self.negative_hist += np.bincount(bins[~truth], minlength=HISTOGRAM_BINS)
         if self.detect_events and labels.ndim == 2:
-            self._update_events(positive, labels)
+            self._update_events(np.where(labels >= 0, positive, 0.0), np.maximum(labels, 0))
+            self.seconds += (labels >= 0).sum() / self.sample_rate_hz
 
     def _update_events(self, positive: np.ndarray, labels: np.ndarray) -> None:
         length = positive.shape[-1]
-        self.seconds += positive.shape[0] * length / self.sample_rate_hz
         block = max(1, min(round(self.sample_rate_hz * EVENT_BLOCK_SECONDS), length // 16))
         blocks = -(-length // block)
         pad = blocks * block - length

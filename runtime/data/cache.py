@@ -1,7 +1,9 @@
 """The split cache: each split converted once into one contiguous, memory-mapped array on fast local disk.
 
 A cache folder ``<cache_dir>/<split>-<fingerprint>/`` holds ``windows.f32`` (n, C, T) float32, ``labels.bin``
-(int64 per window, or uint8 per timestep) and ``meta.json``. The fingerprint covers the format, the source
+(int64 per window, or uint8 per timestep), ``lengths.i32`` (each window's steps before its padding),
+``groups.i32`` (each window's recording: an index into ``meta.json``'s ``group_names``, -1 for none) and
+``meta.json``. The fingerprint covers the format, the source
 files (path, size, modification time), the synthetic generator's settings and the NaN/Inf policy, so a changed
 source builds a new cache and an unchanged one is reused. A build happens in ``<name>.partial/`` and appends
 each source chunk's offset and SHA-256 to ``progress.jsonl`` in batches (every ``PROGRESS_EVERY_FILES``
@@ -27,8 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from runtime.data.cache_build import (
+    ARRAY_FILES,
     CACHE_VERSION,
+    GROUPS_FILE,
     LABELS_FILE,
+    LENGTHS_FILE,
     LOCK,
     META_FILE,
     PARTIAL,
@@ -47,6 +52,8 @@ class CachedSplit:
     meta: dict
     reused: bool = False
     _arrays: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _lengths: np.ndarray | None = field(default=None, repr=False)
+    _groups: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def count(self) -> int:
@@ -64,6 +71,24 @@ class CachedSplit:
     @property
     def label_counts(self) -> list[int]:
         return self.meta["label_counts"]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Each window's steps before its padding (int64, in RAM: 4 bytes a window on disk)."""
+        if self._lengths is None:
+            self._lengths = np.fromfile(self.path / LENGTHS_FILE, dtype=np.int32).astype(np.int64)
+        return self._lengths
+
+    @property
+    def groups(self) -> np.ndarray:
+        """Each window's recording as an index into :attr:`group_names` (-1: not known)."""
+        if self._groups is None:
+            self._groups = np.fromfile(self.path / GROUPS_FILE, dtype=np.int32).astype(np.int64)
+        return self._groups
+
+    @property
+    def group_names(self) -> list[str]:
+        return self.meta["group_names"]
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """(windows, labels) as read-only memory maps, opened on first use (so each worker opens its own)."""
@@ -88,7 +113,7 @@ class CachedSplit:
 
     def __getstate__(self) -> dict:
         # DataLoader workers get the path, not the mapped pages: pickling a memmap would copy the whole array
-        return {**self.__dict__, "_arrays": None}
+        return {**self.__dict__, "_arrays": None, "_groups": None}
 
 
 def fingerprint(source: SplitSource, settings: dict) -> str:
@@ -230,7 +255,13 @@ def open_cache(path: Path) -> CachedSplit:
             f"{path}: unreadable cache metadata ({exc}); delete the folder to rebuild it"
         ) from None
     split = CachedSplit(path, meta)
-    for name, expected in ((WINDOWS_FILE, meta["windows_bytes"]), (LABELS_FILE, meta["labels_bytes"])):
+    if meta.get("version") != CACHE_VERSION:
+        raise DataError(
+            f"{path}: a cache of format {meta.get('version')}, this version reads format {CACHE_VERSION}; "
+            "delete the folder to rebuild it"
+        )
+    for key, name in ARRAY_FILES.items():
+        expected = meta[f"{key}_bytes"]
         size = (path / name).stat().st_size if (path / name).exists() else -1
         if size != expected:
             raise DataError(
@@ -252,7 +283,7 @@ def open_arrays(path: Path, meta: dict) -> tuple[np.ndarray, np.ndarray]:
 
 def verify_cache(split: CachedSplit) -> None:
     """Re-read every chunk written and compare its SHA-256 with the one recorded while writing."""
-    for name, key in ((WINDOWS_FILE, "windows"), (LABELS_FILE, "labels")):
+    for key, name in ARRAY_FILES.items():
         with open(split.path / name, "rb") as handle:
             for chunk in split.meta["chunks"]:
                 handle.seek(chunk[f"{key}_offset"])

@@ -13,6 +13,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +21,18 @@ import numpy as np
 from runtime.core.files import fsync_dir, remove_stale_temporaries, write_atomic
 from runtime.data.formats import Chunk, DataError
 
-CACHE_VERSION = 1
-WINDOWS_FILE, LABELS_FILE, META_FILE, PROGRESS_FILE = (
+CACHE_VERSION = 2
+WINDOWS_FILE, LABELS_FILE, LENGTHS_FILE, GROUPS_FILE, META_FILE, PROGRESS_FILE = (
     "windows.f32",
     "labels.bin",
+    "lengths.i32",
+    "groups.i32",
     "meta.json",
     "progress.jsonl",
 )
-CHUNK_KEYS = {"name", "count", "nonfinite", "label_counts"} | {
-    f"{array}_{field}" for array in ("windows", "labels") for field in ("offset", "bytes", "sha256")
+ARRAY_FILES = {"windows": WINDOWS_FILE, "labels": LABELS_FILE, "lengths": LENGTHS_FILE, "groups": GROUPS_FILE}
+CHUNK_KEYS = {"name", "count", "nonfinite", "label_counts", "new_groups"} | {
+    f"{array}_{field}" for array in ARRAY_FILES for field in ("offset", "bytes", "sha256")
 }
 PARTIAL, LOCK = ".partial", ".lock"
 PROGRESS_EVERY_FILES, PROGRESS_EVERY_SECONDS = 256, 1.0
@@ -38,19 +42,16 @@ def build(final: Path, digest: str, chunks: list[Callable[[], Chunk]], nonfinite
     partial = final.with_name(final.name + PARTIAL)
     state = _resume_state(partial, digest)
     mode = "r+b" if state["chunks"] else "wb"
-    with (
-        open(partial / WINDOWS_FILE, mode) as windows_out,
-        open(partial / LABELS_FILE, mode) as labels_out,
-        open(partial / PROGRESS_FILE, "a", encoding="utf-8") as log,
-    ):
-        _truncate_to(windows_out, labels_out, state)
-        recorder = _ProgressRecorder(log, (windows_out, labels_out))
+    with ExitStack() as stack:
+        outs = {key: stack.enter_context(open(partial / name, mode)) for key, name in ARRAY_FILES.items()}
+        log = stack.enter_context(open(partial / PROGRESS_FILE, "a", encoding="utf-8"))
+        _truncate_to(outs, state)
+        recorder = _ProgressRecorder(log, tuple(outs.values()))
         try:
             for load in chunks[len(state["chunks"]) :]:  # the first ones were written by an interrupted build
-                name, windows, labels = load()
-                windows, labels, bad = _apply_nonfinite(name, windows, labels, nonfinite)
-                _check_consistent(state, name, windows, labels)
-                record = _append(windows_out, labels_out, name, windows, labels, bad)
+                chunk, bad = _apply_nonfinite(load(), nonfinite)
+                _check_consistent(state, chunk)
+                record = _append(outs, chunk, bad, state)
                 _add_chunk(state, record)
                 recorder.add(_progress_line(state, record))
                 if progress:
@@ -126,18 +127,18 @@ def _fresh_state(digest: str) -> dict:
         "window_shape": None,
         "per_timestep": None,
         "label_counts": [],
+        "group_names": [],
+        "group_ids": {},
     }
 
 
 def _holds_recorded_bytes(partial: Path, last: dict) -> bool:
     """Whether the data files still reach the end of the last recorded chunk (nobody cut them short)."""
     try:
-        windows, labels = ((partial / name).stat().st_size for name in (WINDOWS_FILE, LABELS_FILE))
+        sizes = {key: (partial / name).stat().st_size for key, name in ARRAY_FILES.items()}
     except OSError:
         return False
-    return windows >= last["windows_offset"] + last["windows_bytes"] and (
-        labels >= last["labels_offset"] + last["labels_bytes"]
-    )
+    return all(sizes[key] >= last[f"{key}_offset"] + last[f"{key}_bytes"] for key in ARRAY_FILES)
 
 
 def _progress_lines(path: Path) -> list[dict]:
@@ -177,34 +178,43 @@ def _add_chunk(state: dict, record: dict) -> None:
     totals.extend([0] * (len(counts) - len(totals)))
     for label, count in enumerate(counts):
         totals[label] += count
+    for name in record["new_groups"]:
+        state["group_ids"][name] = len(state["group_names"])
+        state["group_names"].append(name)
 
 
-def _truncate_to(windows_out, labels_out, state: dict) -> None:
+def _truncate_to(outs: dict, state: dict) -> None:
     """Drop whatever a killed build wrote after its last recorded chunk."""
     last = state["chunks"][-1] if state["chunks"] else None
-    windows_out.truncate(last["windows_offset"] + last["windows_bytes"] if last else 0)
-    labels_out.truncate(last["labels_offset"] + last["labels_bytes"] if last else 0)
-    windows_out.seek(0, os.SEEK_END)
-    labels_out.seek(0, os.SEEK_END)
+    for key, handle in outs.items():
+        handle.truncate(last[f"{key}_offset"] + last[f"{key}_bytes"] if last else 0)
+        handle.seek(0, os.SEEK_END)
 
 
-def _apply_nonfinite(name: str, windows: np.ndarray, labels: np.ndarray, policy: str):
-    bad = ~np.isfinite(windows).all(axis=(1, 2))
+def _apply_nonfinite(chunk: Chunk, policy: str) -> tuple[Chunk, int]:
+    bad = ~np.isfinite(chunk.windows).all(axis=(1, 2))
     count = int(bad.sum())
     if not count:
-        return windows, labels, 0
+        return chunk, 0
     if policy == "error":
         first = int(np.flatnonzero(bad)[0])
         raise DataError(
-            f"{name}: {count} window(s) hold NaN or Inf values (first: window {first}); "
+            f"{chunk.name}: {count} window(s) hold NaN or Inf values (first: window {first}); "
             "set data.nonfinite to 'drop' or 'zero' to continue without them"
         )
     if policy == "drop":
-        return windows[~bad], labels[~bad], count
-    return np.nan_to_num(windows, nan=0.0, posinf=0.0, neginf=0.0), labels, count
+        keep = ~bad
+        return chunk._replace(
+            windows=chunk.windows[keep],
+            labels=chunk.labels[keep],
+            lengths=None if chunk.lengths is None else chunk.lengths[keep],
+            groups=None if chunk.groups is None else chunk.groups[keep],
+        ), count
+    return chunk._replace(windows=np.nan_to_num(chunk.windows, nan=0.0, posinf=0.0, neginf=0.0)), count
 
 
-def _check_consistent(state: dict, name: str, windows: np.ndarray, labels: np.ndarray) -> None:
+def _check_consistent(state: dict, chunk: Chunk) -> None:
+    name, windows, labels = chunk.name, chunk.windows, chunk.labels
     shape, per_timestep = list(windows.shape[1:]), labels.ndim == 2
     if state["window_shape"] is None:
         state["window_shape"], state["per_timestep"] = shape, per_timestep
@@ -223,17 +233,34 @@ def _check_consistent(state: dict, name: str, windows: np.ndarray, labels: np.nd
         )
 
 
-def _append(windows_out, labels_out, name: str, windows: np.ndarray, labels: np.ndarray, bad: int) -> dict:
+def _append(outs: dict, chunk: Chunk, bad: int, state: dict) -> dict:
     """Write one chunk (labels are already checked to be class indices below 256 by the format readers)."""
-    label_bytes = (labels.astype(np.uint8) if labels.ndim == 2 else labels.astype(np.int64)).tobytes()
-    window_bytes = np.ascontiguousarray(windows, dtype=np.float32).tobytes()
-    record = {
-        "name": name,
-        "count": len(windows),
-        "nonfinite": bad,
-        "label_counts": np.bincount(labels.reshape(-1)).tolist(),
+    windows, labels = chunk.windows, chunk.labels
+    count, _, steps = windows.shape
+    lengths = np.full(count, steps) if chunk.lengths is None else chunk.lengths
+    new_groups = []
+    if chunk.groups is None:
+        group_ids = np.full(count, -1)
+    else:
+        known = state["group_ids"]
+        new_groups = [name for name in dict.fromkeys(chunk.groups.tolist()) if name not in known]
+        lookup = {**known, **{name: len(known) + i for i, name in enumerate(new_groups)}}
+        group_ids = np.array([lookup[name] for name in chunk.groups.tolist()])
+    arrays = {
+        "windows": np.ascontiguousarray(windows, dtype=np.float32).tobytes(),
+        "labels": (labels.astype(np.uint8) if labels.ndim == 2 else labels.astype(np.int64)).tobytes(),
+        "lengths": lengths.astype(np.int32).tobytes(),
+        "groups": group_ids.astype(np.int32).tobytes(),
     }
-    for key, handle, data in (("windows", windows_out, window_bytes), ("labels", labels_out, label_bytes)):
+    record = {
+        "name": chunk.name,
+        "count": count,
+        "nonfinite": bad,
+        "label_counts": _valid_label_counts(labels, lengths),
+        "new_groups": new_groups,
+    }
+    for key, data in arrays.items():
+        handle = outs[key]
         record[f"{key}_offset"] = handle.tell()
         record[f"{key}_bytes"] = len(data)
         record[f"{key}_sha256"] = hashlib.sha256(data).hexdigest()
@@ -251,11 +278,19 @@ def _meta(state: dict) -> dict:
         "per_timestep": state["per_timestep"],
         "labels_dtype": "uint8" if state["per_timestep"] else "int64",
         "label_counts": state["label_counts"],
+        "group_names": state["group_names"],
         "nonfinite": sum(c["nonfinite"] for c in state["chunks"]),
-        "windows_bytes": sum(c["windows_bytes"] for c in state["chunks"]),
-        "labels_bytes": sum(c["labels_bytes"] for c in state["chunks"]),
+        **{f"{key}_bytes": sum(c[f"{key}_bytes"] for c in state["chunks"]) for key in ARRAY_FILES},
         "chunks": state["chunks"],
     }
+
+
+def _valid_label_counts(labels: np.ndarray, lengths: np.ndarray) -> list[int]:
+    """Windows per class (per-window labels) or timesteps per class, padding not counted."""
+    if labels.ndim == 1:
+        return np.bincount(labels).tolist()
+    valid = np.arange(labels.shape[1]) < lengths[:, None]
+    return np.bincount(labels[valid]).tolist()
 
 
 def _sync(*handles) -> None:

@@ -1,8 +1,10 @@
 """Readers for the three data formats, each yielding the same thing: chunks of windows and labels.
 
-A chunk is ``(name, windows, labels)``: ``windows`` float32 ``(n, C, T)``, ``labels`` int64 ``(n,)`` per
-window or ``(n, T)`` per timestep, ``name`` the file (or generator chunk) it came from, used in every error
-message. Malformed input raises :class:`DataError` naming the file and what is wrong.
+A :class:`Chunk` is ``name, windows, labels, lengths, groups``: ``windows`` float32 ``(n, C, T)``, ``labels``
+int64 ``(n,)`` per window or ``(n, T)`` per timestep, ``lengths`` the valid steps of each window (the rest is
+padding; None: all ``T``), ``groups`` the recording each window comes from (None: unknown), ``name`` the file
+(or generator chunk) it came from, used in every error message. Malformed input raises :class:`DataError`
+naming the file and what is wrong.
 """
 
 from __future__ import annotations
@@ -15,13 +17,24 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from runtime.core.errors import UserError
 from runtime.data.memory import available_memory, format_bytes
 
-Chunk = tuple[str, np.ndarray, np.ndarray]
+GROUP_ARRAYS = ("groups", "recording")  # npz arrays naming each window's recording (or subject)
+
+
+class Chunk(NamedTuple):
+    name: str
+    windows: np.ndarray
+    labels: np.ndarray
+    lengths: np.ndarray | None = None
+    groups: np.ndarray | None = None  # str per window
+
+
 SPLITS = ("train", "val", "test")
 SYNTHETIC_CHUNK = 512
 MAX_CLASSES = 256  # per-timestep labels are cached as uint8
@@ -41,6 +54,7 @@ class SplitSource:
     files: tuple[Path, ...] = ()
     shown: tuple[str, ...] = ()  # the files as the user named them (container paths), for messages
     classes: tuple[str, ...] = ()  # ts: class names in index order
+    groups: tuple[str | None, ...] = ()  # npz: the manifest's recording of each file (None: not named)
 
 
 # ------------------------------------------------------------------------------------------------- npz
@@ -65,12 +79,31 @@ def npz_files(path: Path, shown: str, split: str) -> tuple[list[Path], list[str]
     return found, [f"{shown.rstrip('/')}/{p.relative_to(path).as_posix()}" for p in found]
 
 
-def _manifest_files(manifest: Path, shown: str, split: str) -> list[str] | None:
-    """The files the manifest lists for ``split``; None when it lists none for it."""
+def _manifest(manifest: Path, shown: str):
     try:
-        content = json.loads(manifest.read_text(encoding="utf-8"))
+        return json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise DataError(f"{shown}: not readable JSON ({exc})") from None
+
+
+def manifest_groups(folder: Path, shown: str) -> dict[str, str]:
+    """The manifest's ``"groups": {"file.npz": "recording or subject"}`` map (empty without one)."""
+    manifest = folder / "manifest.json"
+    if not (folder.is_dir() and manifest.is_file()):
+        return {}
+    shown = f"{shown.rstrip('/')}/manifest.json"
+    content = _manifest(manifest, shown)
+    groups = content.get("groups", {}) if isinstance(content, dict) else {}
+    if not isinstance(groups, dict) or not all(isinstance(v, str | int) for v in groups.values()):
+        raise DataError(
+            f'{shown}: expected "groups" to map file names to recording names, as in {{"a.npz": "s01"}}'
+        )
+    return {name: str(group) for name, group in groups.items()}
+
+
+def _manifest_files(manifest: Path, shown: str, split: str) -> list[str] | None:
+    """The files the manifest lists for ``split``; None when it lists none for it."""
+    content = _manifest(manifest, shown)
     if isinstance(content, dict) and isinstance(content.get("splits"), dict):
         content = content["splits"]
     names = content.get(split) if isinstance(content, dict) else content
@@ -86,8 +119,11 @@ def _manifest_files(manifest: Path, shown: str, split: str) -> list[str] | None:
     return names
 
 
-def read_npz(path: Path, shown: str) -> Chunk:
-    """The windows and labels of one npz file, each array's header checked before anything is allocated."""
+def read_npz(path: Path, shown: str, group: str | None = None) -> Chunk:
+    """The windows and labels of one npz file, each array's header checked before anything is allocated.
+
+    Each window's recording is the file's ``groups`` (or ``recording``) array when it has one, else ``group``
+    (the manifest's name for the file), else the file itself."""
     try:
         with zipfile.ZipFile(path) as archive:
             members = {name.removesuffix(".npy"): name for name in archive.namelist()}
@@ -97,6 +133,8 @@ def read_npz(path: Path, shown: str) -> Chunk:
             windows, labels = (
                 _read_member(archive, members[key], shown, key) for key in ("windows", "labels")
             )
+            named = next((key for key in GROUP_ARRAYS if key in members), None)
+            groups = _read_member(archive, members[named], shown, named) if named else None
     except DataError:
         raise
     except zipfile.BadZipFile as exc:
@@ -113,7 +151,35 @@ def read_npz(path: Path, shown: str) -> Chunk:
         zlib.error,
     ) as exc:  # RuntimeError: encrypted
         raise DataError(f"{shown}: not a readable .npz file ({_first_line(exc)})") from None
-    return shown, _check_windows(windows, shown), _check_labels(labels, windows, shown)
+    windows, labels = _check_windows(windows, shown), _check_labels(labels, windows, shown)
+    if groups is None:
+        groups = np.full(len(windows), group or shown)
+    return Chunk(shown, windows, labels, None, _check_groups(groups, len(windows), shown, named))
+
+
+def npz_length(path: Path, shown: str) -> int:
+    """The timesteps of an npz file's windows, from the array's header (no data is read)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            with archive.open(archive.getinfo("windows.npy")) as member:
+                shape, _, _ = _array_header(member, shown, "windows")
+    except KeyError:
+        raise DataError(f"{shown}: expected arrays 'windows' and 'labels'") from None
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError) as exc:
+        raise DataError(f"{shown}: not a readable .npz file ({_first_line(exc)})") from None
+    if len(shape) != 3:
+        raise DataError(f"{shown}: 'windows' has shape {shape}; expected (n, channels, timesteps)")
+    return shape[2]
+
+
+def _check_groups(groups: np.ndarray, count: int, shown: str, key: str | None) -> np.ndarray:
+    if groups.shape != (count,):
+        raise DataError(
+            f"{shown}: '{key}' has shape {groups.shape}; expected ({count},), one name per window"
+        )
+    if groups.dtype.kind not in "USiub":
+        raise DataError(f"{shown}: '{key}' has dtype {groups.dtype}; expected strings or integers")
+    return groups.astype(str)
 
 
 def _read_member(archive: zipfile.ZipFile, name: str, shown: str, key: str) -> np.ndarray:
@@ -252,15 +318,24 @@ def read_ts(path: Path, shown: str, classes: Sequence[str]) -> Chunk:
         labels.append(index[label])
     if not series:
         raise DataError(f"{shown}: no series after '@data'")
-    first = series[0].shape
-    for number, (values, _) in enumerate(zip(series, labels, strict=True), start=1):
-        if values.shape != first:
+    channels = series[0].shape[0]
+    for number, values in enumerate(series, start=1):
+        if values.shape[0] != channels:
             raise DataError(
-                f"{shown}: series {number} has {values.shape[0]} dimension(s) of length {values.shape[1]}, "
-                f"series 1 has {first[0]} of length {first[1]}; "
-                "unequal lengths are not supported (resample them)"
+                f"{shown}: series {number} has {values.shape[0]} dimension(s), series 1 has {channels}; "
+                "every series needs the same dimensions (channels)"
             )
-    return shown, np.stack(series).astype(np.float32), np.asarray(labels, dtype=np.int64)
+    windows, lengths = pad_series(series)
+    return Chunk(shown, windows, np.asarray(labels, dtype=np.int64), lengths)
+
+
+def pad_series(series: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(n, C, longest) float32 windows, zero-padded at the end, and each series' own length."""
+    lengths = np.array([values.shape[1] for values in series], dtype=np.int64)
+    windows = np.zeros((len(series), series[0].shape[0], int(lengths.max())), dtype=np.float32)
+    for row, values in enumerate(series):
+        windows[row, :, : values.shape[1]] = values
+    return windows, lengths
 
 
 def _ts_dimensions(fields: list[str], shown: str, number: int) -> np.ndarray:
@@ -332,7 +407,7 @@ def synthetic_chunks(cfg, split: str) -> list[Callable[[], Chunk]]:
 def _synthetic_chunk(cfg, split: str, chunk: int, n: int) -> Chunk:
     rng = np.random.default_rng([cfg.seed, SPLITS.index(split), chunk])
     windows, labels = _synthetic_windows(rng, n, cfg)
-    return f"synthetic:{split}:{chunk}", windows, labels
+    return Chunk(f"synthetic:{split}:{chunk}", windows, labels)
 
 
 def _synthetic_windows(rng: np.random.Generator, n: int, cfg) -> tuple[np.ndarray, np.ndarray]:

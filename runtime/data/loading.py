@@ -24,15 +24,19 @@ from runtime.data.formats import (
     SPLITS,
     DataError,
     SplitSource,
+    manifest_groups,
     npz_files,
+    npz_length,
     read_npz,
     read_ts,
     synthetic_chunks,
     ts_classes,
 )
+from runtime.data.lengths import conform
+from runtime.data.split import hold_out
 from runtime.paths import resolve
 
-HOLDOUT_STREAM = 7  # keeps the val hold-out draw apart from the per-epoch batch orders
+IGNORE_LABEL = -100  # per-timestep labels of padding: no loss, no metric (torch's cross-entropy default)
 
 
 @dataclass
@@ -56,6 +60,7 @@ class DataBundle:
     class_names: list[str]
     per_timestep: bool
     train_label_counts: list[int]
+    split_record: dict | None = None  # how val was held out of train (split.json), None when given
 
     def summary(self) -> str:
         parts = []
@@ -89,7 +94,11 @@ def split_sources(data) -> dict[str, SplitSource]:
         path = getattr(data, split) or (data.train if _manifest_lists(resolve(data.train), split) else None)
         if path:
             files, shown = npz_files(resolve(path), path, split)
-            sources[split] = SplitSource(split, "npz", tuple(files), tuple(shown))
+            named = manifest_groups(resolve(path), path)
+            groups = tuple(
+                named.get(file.relative_to(resolve(path)).as_posix()) if named else None for file in files
+            )
+            sources[split] = SplitSource(split, "npz", tuple(files), tuple(shown), groups=groups)
     return sources
 
 
@@ -113,12 +122,39 @@ def _chunks(source: SplitSource, data) -> list[Callable]:
     if source.format == "synthetic":
         return synthetic_chunks(data.synthetic, source.split)
     if source.format == "ts":
-        return [partial(read_ts, source.files[0], source.shown[0], source.classes)]
-    return [partial(read_npz, path, shown) for path, shown in zip(source.files, source.shown, strict=True)]
+        loads = [partial(read_ts, source.files[0], source.shown[0], source.classes)]
+    else:
+        groups = source.groups or (None,) * len(source.files)
+        loads = [partial(read_npz, *args) for args in zip(source.files, source.shown, groups, strict=True)]
+    length = _SplitLength(source, data)
+    return [partial(_conformed, load, data.length_policy, length) for load in loads]
+
+
+class _SplitLength:
+    """The length of a split's windows, worked out on first use (only a cache build needs it): the
+    configured one for crop and resample; for pad the longest file's (npz: from every file's header)."""
+
+    def __init__(self, source: SplitSource, data):
+        self.source, self.data, self.value = source, data, None
+
+    def __call__(self, chunk_length: int) -> int:
+        if self.data.length_policy != "pad":
+            return self.data.length
+        if self.source.format == "ts":
+            return chunk_length  # one file, one chunk: already padded to its longest series
+        if self.value is None:
+            pairs = zip(self.source.files, self.source.shown, strict=True)
+            self.value = max(npz_length(path, shown) for path, shown in pairs)
+        return self.value
+
+
+def _conformed(load: Callable, policy: str, length: _SplitLength):
+    chunk = load()
+    return conform(chunk, policy, length(chunk.windows.shape[-1]))
 
 
 def _settings(data) -> dict:
-    settings = {"nonfinite": data.nonfinite}
+    settings = {"nonfinite": data.nonfinite, "length_policy": data.length_policy, "length": data.length}
     if data.format == "synthetic":
         settings["synthetic"] = asdict(data.synthetic)
     return settings
@@ -180,16 +216,20 @@ def prepare_data(data, *, seed: int, verify: bool = False, log: Callable[[str], 
     caches = build_caches(data, verify=verify, log=log)
     train = caches["train"]
     for split, cache in caches.items():
-        if cache.shape != train.shape or cache.per_timestep != train.per_timestep:
+        if cache.shape[0] != train.shape[0] or cache.per_timestep != train.per_timestep:
             raise DataError(
-                f"the {split} split has windows {cache.shape} with {_kind(cache)} labels, but train has "
-                f"{train.shape} with {_kind(train)} labels; the splits must match"
+                f"the {split} split has windows of {cache.shape[0]} channel(s) with {_kind(cache)} labels, "
+                f"but train has {train.shape[0]} with {_kind(train)} labels; the splits must match"
             )
     for split, cache in caches.items():
         _check_not_empty(split, cache)
     splits = {split: SplitView(cache, np.arange(cache.count)) for split, cache in caches.items()}
+    record = None
     if "val" not in splits:
-        splits["train"], splits["val"] = _hold_out(train, data.val_fraction, seed, data.nonfinite)
+        held = hold_out(train, data.val_fraction, seed, data.split_by)
+        note = f" (held out {data.val_fraction:.0%} of train, {held.method})"
+        splits["train"], splits["val"] = SplitView(train, held.train), SplitView(train, held.val, note)
+        record = held.record
     for split, view in splits.items():
         if data.in_memory is True or split in (data.in_memory or ()):
             view.cache.load_into_memory()
@@ -202,6 +242,7 @@ def prepare_data(data, *, seed: int, verify: bool = False, log: Callable[[str], 
         class_names=names,
         per_timestep=train.per_timestep,
         train_label_counts=_label_counts(splits["train"], len(names)),
+        split_record=record,
     )
 
 
@@ -233,20 +274,6 @@ def _kind(cache: CachedSplit) -> str:
     return "per-timestep" if cache.per_timestep else "per-window"
 
 
-def _hold_out(train: CachedSplit, fraction: float, seed: int, nonfinite: str) -> tuple[SplitView, SplitView]:
-    order = np.random.default_rng([seed, HOLDOUT_STREAM]).permutation(train.count)
-    n_val = max(1, round(fraction * train.count))
-    if n_val >= train.count:
-        dropped = train.meta["nonfinite"] if nonfinite == "drop" else 0
-        why = f" ({dropped} more held NaN/Inf values and were dropped: data.nonfinite)" if dropped else ""
-        raise DataError(
-            f"the train split has only {train.count} window(s){why}: too few to hold out a val split; "
-            "give a val split (data.val) or more training data"
-        )
-    note = f" (held out {fraction:.0%} of train)"
-    return SplitView(train, np.sort(order[n_val:])), SplitView(train, np.sort(order[:n_val]), note)
-
-
 def _label_counts(view: SplitView, num_classes: int) -> list[int]:
     if len(view) == view.cache.count:
         counts = np.zeros(num_classes, dtype=np.int64)
@@ -254,7 +281,10 @@ def _label_counts(view: SplitView, num_classes: int) -> list[int]:
         counts[: len(recorded)] = recorded
         return counts.tolist()
     _, labels = view.cache.arrays()
-    return np.bincount(np.asarray(labels[view.indices]).reshape(-1), minlength=num_classes).tolist()
+    labels = np.asarray(labels[view.indices])
+    if labels.ndim == 2:  # timesteps per class, padding not counted
+        labels = labels[np.arange(labels.shape[1]) < view.cache.lengths[view.indices, None]]
+    return np.bincount(labels.reshape(-1), minlength=num_classes).tolist()
 
 
 # ------------------------------------------------------------------------------------------ loading
@@ -272,7 +302,15 @@ class WindowBatches(Dataset):
     def __getitem__(self, positions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         rows = np.sort(self.view.indices[positions])  # sorted rows read the file forwards
         windows, labels = self.view.cache.arrays()
-        return torch.from_numpy(np.asarray(windows[rows])), torch.from_numpy(labels[rows].astype(np.int64))
+        lengths = self.view.cache.lengths[rows]
+        labels = labels[rows].astype(np.int64)
+        if labels.ndim == 2:
+            labels[np.arange(labels.shape[1]) >= lengths[:, None]] = IGNORE_LABEL
+        return (
+            torch.from_numpy(np.asarray(windows[rows])),
+            torch.from_numpy(labels),
+            torch.from_numpy(lengths),
+        )
 
 
 class EpochBatchSampler(Sampler):

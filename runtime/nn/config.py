@@ -15,6 +15,7 @@ from runtime.core.diagnostics import did_you_mean
 
 HEADS = ("window", "timestep")  # what the model builds; "auto" is resolved against the data first
 KERNELS = ("auto", "fused", "torch")  # see runtime.nn.ops.scan.resolve_backend
+NORMALIZE = ("channel", "window", "none")  # the training config's data.normalize
 POSITIVE_INTEGERS = ("d_model", "n_layers", "d_state", "d_conv", "expand", "downsample")
 
 
@@ -32,10 +33,12 @@ class ModelConfig:
     bidirectional: bool = False
     dropout: float = 0.0
     kernels: str = "auto"
+    normalize: str = "none"  # set from data.normalize; "none" for checkpoints that predate it
 
     def __post_init__(self):
         check_choice("head", self.head, ("auto", *HEADS))
         check_choice("kernels", self.kernels, KERNELS)
+        check_choice("normalize", self.normalize, NORMALIZE)
         for key in POSITIVE_INTEGERS:
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

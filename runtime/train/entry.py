@@ -16,15 +16,18 @@ from runtime.config import Config, load_config, make_dir
 from runtime.core import files
 from runtime.core.errors import UserError, user_message
 from runtime.data import prepare_data
+from runtime.data.describe import describe_data, render
+from runtime.data.split import few_val_warning
 from runtime.train import checkpoint, distributed, runlock
 from runtime.train.distributed import SINGLE, World
 from runtime.train.errors import TrainingError
 from runtime.train.metrics_log import METRICS_FILE
 from runtime.train.placement import place, seed_everything, seed_rank
 from runtime.train.report import default_checkpoint, evaluate_run, headline
+from runtime.train.schedule import describe as describe_schedule
 from runtime.train.trainer import Trainer
 
-CONFIG_COPY = "config.json"
+CONFIG_COPY, DATASET_REPORT, SPLIT_RECORD = "config.json", "dataset.json", "split.json"
 
 
 def main(
@@ -95,6 +98,7 @@ def train_in(cfg: Config, world: World, resume: bool, *, on_checkpoint: Callable
         seed_rank(cfg.train.seed, world.rank, 0)
     if world.is_main:
         _save_config(cfg)
+        say(_report_dataset(cfg, trainer, world.size))
     previous = checkpoint.load_latest(trainer.run_dir) if resume else None
     if previous:
         trainer.restore(*previous)
@@ -113,6 +117,23 @@ def train_in(cfg: Config, world: World, resume: bool, *, on_checkpoint: Callable
 
 def _save_config(cfg: Config) -> None:
     files.write_atomic(cfg.run_dir / CONFIG_COPY, json.dumps(cfg.raw, indent=2).encode())
+
+
+def _report_dataset(cfg: Config, trainer: Trainer, processes: int) -> str:
+    """The dataset report with the resolved schedule; written to the run directory (dataset.json, and
+    split.json when val was held out of train) and returned for printing."""
+    description = describe_data(trainer.bundle, cfg.data.sample_rate_hz)
+    description["schedule"] = trainer.schedule.as_dict()
+    lines = [describe_schedule(trainer.schedule, processes)]
+    record = trainer.bundle.split_record
+    val_per_class = description["splits"]["val"]["per_class"]
+    warning = few_val_warning(val_per_class, cfg.train.early_stopping.metric)
+    if warning:
+        lines.append(warning)
+    files.write_atomic(cfg.run_dir / DATASET_REPORT, json.dumps(description, indent=2).encode())
+    if record is not None:
+        files.write_atomic(cfg.run_dir / SPLIT_RECORD, json.dumps(record).encode())
+    return render(description, lines)
 
 
 def _finish(cfg: Config, trainer: Trainer, scan_backend: str, on_checkpoint) -> dict:

@@ -1,4 +1,6 @@
-"""The training loss: class-weighted cross-entropy or focal loss, and the weights the config asks for."""
+"""The training loss: class-weighted cross-entropy or focal loss, and the weights the config asks for.
+
+Per-timestep labels of padding are ``IGNORE_LABEL`` (-100, torch's ``ignore_index``) and count nowhere."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import torch.nn.functional as F
 
 from runtime.config import Config
 from runtime.data import DataBundle
+from runtime.data.loading import IGNORE_LABEL
 from runtime.train.errors import TrainingError
 
 
@@ -22,19 +25,22 @@ class ClassificationLoss(torch.nn.Module):
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
         if self.kind == "cross_entropy":
-            return F.cross_entropy(logits, labels, weight=self.weights, label_smoothing=self.smoothing)
-        log_p = F.log_softmax(logits, dim=1).gather(1, labels.unsqueeze(1)).squeeze(1)
+            return F.cross_entropy(
+                logits, labels, weight=self.weights, label_smoothing=self.smoothing, ignore_index=IGNORE_LABEL
+            )
+        valid = labels != IGNORE_LABEL
+        safe = torch.where(valid, labels, 0)
+        log_p = F.log_softmax(logits, dim=1).gather(1, safe.unsqueeze(1)).squeeze(1)
         loss = -((1 - log_p.exp()) ** self.gamma) * log_p
-        if self.weights is None:
-            return loss.mean()
-        weight = self.weights[labels]
-        return (loss * weight).sum() / weight.sum()
+        weight = valid.float() if self.weights is None else self.weights[safe] * valid
+        return (loss * weight).sum() / weight.sum().clamp_min(1e-12)
 
     def total_weight(self, labels: torch.Tensor) -> torch.Tensor:
-        """The denominator of ``forward``'s weighted mean (the label count when unweighted)."""
+        """The denominator of ``forward``'s weighted mean (the count of real labels when unweighted)."""
+        valid = labels != IGNORE_LABEL
         if self.weights is None:
-            return torch.tensor(float(labels.numel()), device=labels.device)
-        return self.weights[labels].sum()
+            return valid.sum().float()
+        return (self.weights[torch.where(valid, labels, 0)] * valid).sum()
 
 
 def make_loss(cfg: Config, bundle: DataBundle) -> ClassificationLoss:

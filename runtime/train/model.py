@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import torch
 
@@ -19,17 +20,19 @@ MODEL_SIZE_KEYS = ("d_model", "n_layers", "expand", "d_state", "d_conv", "downsa
 
 
 def resolved_model_config(cfg: Config, bundle: DataBundle) -> ModelConfig:
-    """The config's model with its head fitted to the data's labels ("auto": whichever they need)."""
+    """The config's model with its head fitted to the data's labels ("auto": whichever they need) and the
+    data's normalisation."""
     wanted = "timestep" if bundle.per_timestep else "window"
-    if cfg.model.head == "auto":
-        return cfg.model.with_head(wanted)
+    model = replace(cfg.model, normalize=cfg.data.normalize)
+    if model.head == "auto":
+        return model.with_head(wanted)
     if cfg.model.head != wanted:
         kind = "per-timestep" if bundle.per_timestep else "per-window"
         raise TrainingError(
             f"model.head is '{cfg.model.head}' but the data has {kind} labels; "
             f"set model.head to '{wanted}' or 'auto'"
         )
-    return cfg.model
+    return model
 
 
 def build(model_cfg: ModelConfig, bundle: DataBundle) -> torch.nn.Module:

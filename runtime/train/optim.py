@@ -22,9 +22,11 @@ def make_optimizer(model: torch.nn.Module, optim) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=optim.lr, betas=optim.betas, eps=optim.eps)
 
 
-def make_scheduler(optimizer, optim, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+def make_scheduler(
+    optimizer, optim, warmup_steps: int, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warmup to lr over warmup_steps, then a cosine down to lr x min_lr_ratio at total_steps."""
-    warmup = min(optim.warmup_steps, max(total_steps - 1, 0))
+    warmup = min(warmup_steps, max(total_steps - 1, 0))
 
     def factor(step: int) -> float:
         if step < warmup:

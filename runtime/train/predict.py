@@ -29,11 +29,11 @@ def evaluate_loader(
         sample_rate_hz=sample_rate_hz,
         thresholds=thresholds,
     )
-    for windows, labels in loader:
+    for windows, labels, lengths in loader:
         windows = windows.to(placement.device, non_blocking=True)
         labels = labels.to(placement.device, non_blocking=True)
         with placement.autocast():
-            logits = model(windows)
+            logits = model(windows, lengths.to(placement.device, non_blocking=True))
         loss = loss_fn(logits, labels)
         probs = torch.softmax(logits.float(), dim=1)
         accumulator.update(

@@ -24,6 +24,7 @@ import torch
 
 from runtime.config import Config, make_dir
 from runtime.data import DataBundle, make_loader
+from runtime.data.statistics import channel_statistics
 from runtime.train import checkpoint, distributed
 from runtime.train.distributed import SINGLE
 from runtime.train.errors import TrainingError
@@ -33,6 +34,7 @@ from runtime.train.model import build, check_model_fits, resolved_model_config
 from runtime.train.optim import make_optimizer, make_scheduler
 from runtime.train.placement import Placement, data_parallel, restore_rng
 from runtime.train.predict import evaluate_loader
+from runtime.train.schedule import clamp_batch, resolve_schedule
 
 VAL_METRICS = ("loss", "accuracy", "balanced_accuracy", "macro_f1", "auroc", "auprc")
 
@@ -87,12 +89,23 @@ class Trainer:
         self.model = build(self.model_cfg, bundle).to(placement.device)
         self.network = data_parallel(self.model, placement)  # what trains; self.model is what is saved
         self.loss_fn = make_loss(cfg, bundle).to(placement.device)
-        self.train_loader = split_loader(cfg, bundle, placement, "train")
-        self.val_loader = split_loader(cfg, bundle, placement, "val")
+        requested = cfg.data.loader.batch_size
+        batch = clamp_batch(requested, len(bundle.splits["train"]), placement.world.size)
+        self.train_loader = split_loader(cfg, bundle, placement, "train", batch)
+        self.val_loader = split_loader(cfg, bundle, placement, "val", cfg.data.loader.eval_batch_size)
         self.sampler = self.train_loader.sampler
-        self.total_steps = total_steps(cfg, self.sampler.batches_per_epoch)
+        self.schedule = resolve_schedule(
+            cfg.train,
+            cfg.optim,
+            requested_batch=requested,
+            batch=batch,
+            per_epoch=self.sampler.batches_per_epoch,
+        )
+        self.total_steps = self.schedule.total_steps
         self.optimizer = make_optimizer(self.model, cfg.optim)
-        self.scheduler = make_scheduler(self.optimizer, cfg.optim, self.total_steps)
+        self.scheduler = make_scheduler(
+            self.optimizer, cfg.optim, self.schedule.warmup_steps, self.total_steps
+        )
         self.scaler = torch.amp.GradScaler("cuda", enabled=placement.precision == "fp16")
         self.state = LoopState()
         self.log = MetricsLog(self.run_dir, placement.is_main)
@@ -112,7 +125,12 @@ class Trainer:
         )
 
     def start_fresh(self) -> None:
+        """Step 0: the normalisation statistics of the training split go into the model (and so into every
+        checkpoint)."""
         self.log.reset(keep_until_step=-1)
+        if self.model_cfg.normalize == "channel":
+            mean, std = channel_statistics(self.bundle.splits["train"], self.cfg.train.seed)
+            self.model.set_channel_statistics(torch.from_numpy(mean), torch.from_numpy(std))
 
     def checkpoint_state(self) -> dict:
         return checkpoint_state(self)
@@ -137,15 +155,15 @@ class Trainer:
     # -------------------------------------------------------------------- training
 
     def finished(self) -> bool:
-        return self.state.finished(self.total_steps, self.cfg.train.epochs)
+        return self.state.finished(self.total_steps, self.schedule.epochs)
 
     def fit(self) -> None:
         progress = progress_bar(self.total_steps, self.state.step, enabled=self.placement.is_main)
         try:
             while not self.finished():
                 self.sampler.set_position(self.state.epoch, self.state.batch)
-                for windows, labels in self.train_loader:
-                    self.train_step(windows, labels)
+                for windows, labels, lengths in self.train_loader:
+                    self.train_step(windows, labels, lengths)
                     progress.update(1)
                     epoch_done = self.state.batch == self.sampler.batches_per_epoch
                     if epoch_done:
@@ -159,13 +177,13 @@ class Trainer:
             progress.close()
             self.log.close()
 
-    def train_step(self, windows: torch.Tensor, labels: torch.Tensor) -> None:
+    def train_step(self, windows: torch.Tensor, labels: torch.Tensor, lengths: torch.Tensor) -> None:
         device = self.placement.device
         windows = windows.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
         self.network.train()
         with self.placement.autocast():
-            logits = self.network(windows)
+            logits = self.network(windows, lengths.to(device, non_blocking=True))
         local_loss = compute_loss(self.loss_fn, logits, labels, self.state.step)
         loss, batch_loss = global_loss(self.loss_fn, local_loss, labels, self.placement.world)
         self.optimizer.zero_grad(set_to_none=True)
@@ -181,14 +199,16 @@ class Trainer:
         self.state.batch += 1
 
     def after_step(self, progress, epoch_done: bool) -> None:
-        """Log, validate and checkpoint at their cadences; validate and checkpoint at each epoch end."""
+        """Log, validate and checkpoint at their cadences (validations write checkpoints)."""
         train = self.cfg.train
         step = self.state.step
         if step % train.log_every == 0:
             self.log_train(progress)
-        if epoch_done or (train.eval_every and step % train.eval_every == 0):
+        if step % self.schedule.eval_every == 0:
             self.validate_and_save()
-        elif train.checkpoint_every and step % train.checkpoint_every == 0:
+        elif (train.checkpoint_every and step % train.checkpoint_every == 0) or (
+            epoch_done and not train.checkpoint_every
+        ):
             self.save()
 
     def validate_and_save(self) -> None:
@@ -336,11 +356,10 @@ class LossWatch:
         }
 
 
-def split_loader(cfg: Config, bundle: DataBundle, placement: Placement, split: str):
+def split_loader(cfg: Config, bundle: DataBundle, placement: Placement, split: str, size: int):
     """The train loader gives this rank its share of each global batch; rank 0 validates on all of val."""
     shuffle = split == "train"
     loader_cfg = cfg.data.loader
-    size = loader_cfg.batch_size if shuffle else loader_cfg.eval_batch_size
     world = placement.world if shuffle else SINGLE
     if len(bundle.splits[split]) < world.size:
         raise TrainingError(
@@ -357,11 +376,6 @@ def split_loader(cfg: Config, bundle: DataBundle, placement: Placement, split: s
         rank=world.rank,
         world_size=world.size,
     )
-
-
-def total_steps(cfg: Config, batches_per_epoch: int) -> int:
-    by_epochs = cfg.train.epochs * batches_per_epoch
-    return min(by_epochs, cfg.train.max_steps) if cfg.train.max_steps else by_epochs
 
 
 def what_a_restart_does(run_dir: Path, last_checkpoint_step: int | None) -> str:

@@ -68,7 +68,10 @@ def test_unknown_keys_and_bad_values_are_positioned(tmp_path):
         f"{path}:5:3: error: train.precison: unknown key 'precison'; did you mean 'precision'? "
         "[schema/unknown-key]" in found
     )
-    assert f"{path}:6:11: error: train.epochs: expected an integer, got string 'zero' [schema/type]" in found
+    assert (
+        f"{path}:6:11: error: train.epochs: 'zero' is not a number of epochs (1 or more) or 'auto' "
+        "[schema/pattern]" in found
+    )
     assert any(
         d.startswith(f"{path}:8:12: error: model.kernels: 'cuda' is not one of auto, fused, torch")
         for d in found

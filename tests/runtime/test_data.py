@@ -30,30 +30,7 @@ from runtime.data import (
     prepare_data,
 )
 from runtime.data import cache as cache_module
-
-
-def config_file(tmp_path: Path, data: dict) -> str:
-    path = tmp_path / "train.yaml"
-    data = {"cache_dir": str(tmp_path / "cache"), **data}
-    path.write_text(json.dumps({"output_dir": str(tmp_path / "runs"), "data": data}), encoding="utf-8")
-    return str(path)
-
-
-def data_config(tmp_path: Path, **data):
-    return load_config(config_file(tmp_path, data)).data
-
-
-def write_npz(path: Path, n=6, channels=3, length=16, *, per_timestep=False, seed=0, **arrays) -> Path:
-    rng = np.random.default_rng(seed)
-    content = {
-        "windows": rng.standard_normal((n, channels, length)).astype(np.float32),
-        "labels": rng.integers(0, 2, (n, length) if per_timestep else n),
-    }
-    content.update(arrays)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **content)
-    return path
-
+from tests.helpers.datafiles import config_file, data_config, write_npz, write_ts
 
 # ------------------------------------------------------------------------------------------------ npz
 
@@ -259,22 +236,13 @@ def test_nonfinite_error_policy_names_the_file_and_window(tmp_path):
 
 # -------------------------------------------------------------------------------------------------- ts
 
-TS_HEADER = (
-    "# a comment\n@problemName Toy\n@timeStamps false\n@univariate {uni}\n@classLabel true {classes}\n@data\n"
-)
-
-
-def write_ts(path: Path, rows: list[str], *, classes="up down", univariate="true") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(TS_HEADER.format(uni=univariate, classes=classes) + "\n".join(rows) + "\n")
-    return path
-
 
 def test_ts_univariate_and_multivariate(tmp_path):
     train = write_ts(tmp_path / "TRAIN.ts", ["1,2,3,4:up", "4,3,2,1:down", "1,?,3,4:up"])
     test = write_ts(tmp_path / "TEST.ts", ["0,0,0,1:down"])
     bundle = prepare_data(
-        data_config(tmp_path, format="ts", train=str(train), test=str(test), nonfinite="zero"), seed=0
+        data_config(tmp_path, format="ts", train=str(train), val=str(test), test=str(test), nonfinite="zero"),
+        seed=0,
     )
     assert bundle.class_names == ["up", "down"] and bundle.num_classes == 2
     windows, labels = bundle.splits["train"].cache.arrays()
@@ -290,7 +258,7 @@ def test_ts_univariate_and_multivariate(tmp_path):
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
-        (["1,2,3:up", "1,2:down"], r"series 2 has 1 dimension\(s\) of length 2, series 1 has 1 of length 3"),
+        (["1,2,3:4,5,6:up", "1,2:down"], r"series 2 has 1 dimension\(s\), series 1 has 2"),
         (["1,2,3:sideways"], r"TRAIN\.ts:7: class label 'sideways' is not one of up, down"),
         (["1,x,3:up"], r"TRAIN\.ts:7: a value is not a number"),
         (["1,2,3"], r"TRAIN\.ts:7: expected 'values:\.\.\.:label'"),
@@ -361,11 +329,11 @@ def test_an_interrupted_build_resumes_after_the_last_whole_file(tmp_path, monkey
 
     calls = []
 
-    def flaky_read(path, shown):
+    def flaky_read(path, shown, *rest):
         calls.append(Path(path).name)
         if len(calls) == 3:
             raise KeyboardInterrupt  # the process dies while converting the third file
-        return formats.read_npz(path, shown)
+        return formats.read_npz(path, shown, *rest)
 
     monkeypatch.setattr(loading, "read_npz", flaky_read)
     with pytest.raises(KeyboardInterrupt):
@@ -375,7 +343,7 @@ def test_an_interrupted_build_resumes_after_the_last_whole_file(tmp_path, monkey
     monkeypatch.setattr(
         loading,
         "read_npz",
-        lambda path, shown: calls.append(Path(path).name) or formats.read_npz(path, shown),
+        lambda path, shown, *rest: calls.append(Path(path).name) or formats.read_npz(path, shown, *rest),
     )
     split = build_caches(config)["train"]
     assert calls == ["f2.npz", "f3.npz"]  # the two finished files are not read again
@@ -394,11 +362,11 @@ def test_a_partial_build_whose_data_was_cut_short_starts_over(tmp_path, monkeypa
     config = data_config(tmp_path, format="npz", train=str(tmp_path / "src"))
     reads = []
 
-    def read_twice_then_die(path, shown):
+    def read_twice_then_die(path, shown, *rest):
         reads.append(Path(path).name)
         if len(reads) == 3:
             raise KeyboardInterrupt
-        return formats.read_npz(path, shown)
+        return formats.read_npz(path, shown, *rest)
 
     monkeypatch.setattr(loading, "read_npz", read_twice_then_die)
     with pytest.raises(KeyboardInterrupt):
@@ -407,7 +375,9 @@ def test_a_partial_build_whose_data_was_cut_short_starts_over(tmp_path, monkeypa
     (partial / cache_module.WINDOWS_FILE).write_bytes(b"")  # recorded chunks whose bytes are gone
     reads.clear()
     monkeypatch.setattr(
-        loading, "read_npz", lambda path, shown: reads.append(path) or formats.read_npz(path, shown)
+        loading,
+        "read_npz",
+        lambda path, shown, *rest: reads.append(path) or formats.read_npz(path, shown, *rest),
     )
     split = build_caches(config)["train"]
     assert len(reads) == 3 and split.count == 18
@@ -423,10 +393,10 @@ def test_concurrent_builders_build_once(tmp_path, monkeypatch):
     config = data_config(tmp_path, format="npz", train=str(tmp_path / "src"))
     reads = []
 
-    def slow_read(path, shown):
+    def slow_read(path, shown, *rest):
         reads.append(shown)
         time.sleep(0.2)
-        return formats.read_npz(path, shown)
+        return formats.read_npz(path, shown, *rest)
 
     monkeypatch.setattr(loading, "read_npz", slow_read)
     with ThreadPoolExecutor(2) as pool:
@@ -444,9 +414,9 @@ def test_progress_is_recorded_in_batches_not_per_file(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real_fsync(fd))
     split = build_caches(config)["train"]
     assert split.count == 80
-    # 3 progress records (after 16, 32 and 40 files) of 3 fsyncs each, plus the start and the finish;
-    # one record per file made it 40 x (2 data files + the progress file + its folder)
-    assert len(synced) <= 16
+    # 3 progress records (after 16, 32 and 40 files) of 5 fsyncs each (4 array files and the progress file),
+    # plus the start and the finish; one record per file would make it 40 x 5 and more
+    assert len(synced) <= 24
 
 
 CHILD_BUILD = """
@@ -455,11 +425,11 @@ from runtime.config import load_config
 from runtime.data import cache_build, formats, loading
 cache_build.PROGRESS_EVERY_FILES, cache_build.PROGRESS_EVERY_SECONDS = 10, 3600.0
 reads = []
-def read_npz(path, shown):
+def read_npz(path, shown, *rest):
     reads.append(path)
     if len(reads) == 35:
         os.kill(os.getpid(), signal.SIGKILL)
-    return formats.read_npz(path, shown)
+    return formats.read_npz(path, shown, *rest)
 loading.read_npz = read_npz
 loading.build_caches(load_config(sys.argv[1]).data)
 """
@@ -481,7 +451,9 @@ def test_a_build_killed_with_sigkill_resumes_after_the_last_recorded_batch(tmp_p
         log.write('{"chunk": {"name": "torn')  # a line cut short by the kill
     reads = []
     monkeypatch.setattr(
-        loading, "read_npz", lambda path, shown: reads.append(path) or formats.read_npz(path, shown)
+        loading,
+        "read_npz",
+        lambda path, shown, *rest: reads.append(path) or formats.read_npz(path, shown, *rest),
     )
     split = build_caches(load_config(config).data)["train"]
     assert [Path(p).name for p in reads] == [f"f{index:02d}.npz" for index in range(30, 60)]
@@ -629,9 +601,9 @@ def test_worker_processes_read_the_same_batches(tmp_path):
         view, replace(config.loader, num_workers=0), batch_size=16, seed=4, shuffle=True, device="cpu"
     )
     workers = make_loader(view, config.loader, batch_size=16, seed=4, shuffle=True, device="cpu")
-    for (x0, y0), (x1, y1) in zip(inline, workers, strict=True):
+    for (x0, y0, n0), (x1, y1, n1) in zip(inline, workers, strict=True):
         assert x0.dtype == torch.float32 and y0.dtype == torch.int64
-        assert torch.equal(x0, x1) and torch.equal(y0, y1)
+        assert torch.equal(x0, x1) and torch.equal(y0, y1) and torch.equal(n0, n1)
 
 
 def test_val_is_held_out_of_train_reproducibly(tmp_path):

@@ -387,7 +387,7 @@ def test_the_schedule_warms_up_then_decays_to_the_floor():
     )
     parameter = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([parameter], lr=1.0)
-    scheduler = make_scheduler(optimizer, optim, total_steps=110)
+    scheduler = make_scheduler(optimizer, optim, 10, total_steps=110)
     rates = []
     for _ in range(110):
         rates.append(scheduler.get_last_lr()[0])

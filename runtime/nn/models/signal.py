@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from runtime.nn.config import HEADS, KERNELS, ModelConfig, check_choice
+from runtime.nn.config import HEADS, KERNELS, NORMALIZE, ModelConfig, check_choice
 from runtime.nn.modules.mamba import Mamba, mamba_parameter_count
 from runtime.nn.ops import scan as ssm
 
@@ -62,19 +62,42 @@ class ResidualBlock(nn.Module):
         self.mixer_reverse = Mamba(d_model, **mixer) if bidirectional else None
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x):  # (batch, length, d_model)
+    def forward(self, x, lengths=None):  # (batch, length, d_model); lengths: valid steps of each sequence
         normed = self.norm(x)
         mixed = self.mixer(normed)
         if self.mixer_reverse is not None:
-            mixed = mixed + self.mixer_reverse(normed.flip(1)).flip(1)
+            mixed = mixed + reverse_within(self.mixer_reverse(reverse_within(normed, lengths)), lengths)
         return x + self.dropout(mixed)
+
+
+def reverse_within(x, lengths=None):
+    """``x`` (batch, steps, d) with each sequence's first ``lengths`` steps reversed and its padding left in
+    place, so a scan over the result sees the real steps first and padding cannot reach them."""
+    if lengths is None:
+        return x.flip(1)
+    steps = torch.arange(x.shape[1], device=x.device).expand(x.shape[0], -1)
+    last = lengths.to(x.device)[:, None] - 1
+    order = torch.where(steps <= last, last - steps, steps)
+    return x.gather(1, order[..., None].expand_as(x))
+
+
+def valid_mask(lengths, steps: int, device) -> torch.Tensor:
+    """(batch, steps) booleans: True on each sequence's first ``lengths`` steps."""
+    return torch.arange(steps, device=device)[None, :] < lengths.to(device)[:, None]
 
 
 class SignalMamba(nn.Module):
     """Windowed multichannel signals (e.g. EEG 19 ch x 15360 steps).
 
-    ``forward(x)``: x (batch, in_channels, time) -> logits (batch, num_classes) for ``head="window"``, or
-    (batch, num_classes, time) at the input's time resolution for ``head="timestep"`` (any time length).
+    ``forward(x, lengths=None)``: x (batch, in_channels, time) -> logits (batch, num_classes) for
+    ``head="window"``, or (batch, num_classes, time) at the input's time resolution for ``head="timestep"``
+    (any time length). ``lengths`` (batch,) gives each window's valid steps; what follows is padding, which
+    changes nothing in the valid steps' outputs (the scans are causal, the reverse scan runs within each
+    length, pooling counts valid steps only).
+
+    ``normalize``: "channel" standardises each channel with statistics of the training data, held in the
+    buffers ``channel_mean``/``channel_std`` (so every consumer of a checkpoint applies them); "window" with
+    each window's own statistics; "none" not at all.
     """
 
     def __init__(
@@ -92,10 +115,12 @@ class SignalMamba(nn.Module):
         bidirectional: bool = False,
         dropout: float = 0.0,
         kernels: str = "auto",
+        normalize: str = "none",
     ):
         super().__init__()
         check_choice("head", head, HEADS)
         check_choice("kernels", kernels, KERNELS)
+        check_choice("normalize", normalize, NORMALIZE)
         for name, value in (
             ("in_channels", in_channels),
             ("num_classes", num_classes),
@@ -107,6 +132,10 @@ class SignalMamba(nn.Module):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.head_kind = head
         self.kernels = kernels
+        self.normalize = normalize
+        if normalize == "channel":
+            self.register_buffer("channel_mean", torch.zeros(in_channels))
+            self.register_buffer("channel_std", torch.ones(in_channels))
         self.downsample = downsample
         # Kernel 2s+1 with padding s and stride s gives ceil(T / s) steps, each seeing its whole stride.
         self.stem = nn.Conv1d(
@@ -156,14 +185,36 @@ class SignalMamba(nn.Module):
             self._log_backend()
         return moved
 
-    def forward(self, x):
+    def set_channel_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """The training data's per-channel mean and standard deviation (normalize="channel")."""
+        self.channel_mean.copy_(mean)
+        self.channel_std.copy_(std)
+
+    def normalized(self, x, mask=None):
+        """``x`` standardised as ``normalize`` says, with padding (``mask`` False) set to zero."""
+        if self.normalize == "channel":
+            x = (x - self.channel_mean[:, None].to(x.dtype)) / self.channel_std[:, None].to(x.dtype)
+        elif self.normalize == "window":
+            weight = torch.ones_like(x[:, :1]) if mask is None else mask[:, None].to(x.dtype)
+            count = weight.sum(-1, keepdim=True).clamp_min(1)
+            mean = (x * weight).sum(-1, keepdim=True) / count
+            std = (((x - mean) * weight).pow(2).sum(-1, keepdim=True) / count).sqrt()
+            x = (x - mean) / (std + 1e-5)
+        return x if mask is None else x * mask[:, None].to(x.dtype)
+
+    def forward(self, x, lengths=None):
         length = x.shape[-1]
-        features = self.stem(x).transpose(1, 2)  # (batch, steps, d_model)
+        mask = None if lengths is None else valid_mask(lengths, length, x.device)
+        features = self.stem(self.normalized(x, mask)).transpose(1, 2)  # (batch, steps, d_model)
+        steps = None if lengths is None else -(-lengths.to(x.device) // self.downsample)
         for block in self.blocks:
-            features = block(features)
+            features = block(features, steps)
         features = self.norm(features)
         if self.head_kind == "window":
-            return self.head(features.mean(dim=1))
+            if steps is None:
+                return self.head(features.mean(dim=1))
+            weight = valid_mask(steps, features.shape[1], x.device)[..., None].to(features.dtype)
+            return self.head((features * weight).sum(1) / weight.sum(1).clamp_min(1))
         logits = self.head(features).transpose(1, 2)  # (batch, classes, steps)
         if logits.shape[-1] == length:
             return logits
