@@ -56,7 +56,7 @@ def windows_per_second(loader, batches: int) -> float:
     next(iterator)  # worker start-up is not throughput
     count, started = 0, time.perf_counter()
     for _ in range(batches):
-        windows, _ = next(iterator)
+        windows, *_ = next(iterator)
         count += len(windows)
     return count / (time.perf_counter() - started)
 
