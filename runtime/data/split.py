@@ -130,11 +130,15 @@ def _record(held: HoldOut, cache: CachedSplit, classes: np.ndarray, fraction: fl
     }
 
 
+def windows_per_class(view, num_classes: int) -> list[int]:
+    """Windows of ``view`` per class (per-timestep labels: by each window's highest class)."""
+    return np.bincount(window_classes(view.cache)[view.indices], minlength=num_classes).tolist()
+
+
 def few_val_warning(val_per_class: list[int], metric: str) -> str | None:
-    """A warning when the val split is too small to pick best.pt by ``metric`` reliably."""
+    """A warning when val is too small to pick best.pt by ``metric`` reliably (or misses a class)."""
     total = sum(val_per_class)
-    present = [count for count in val_per_class if count]
-    if total >= FEW_VAL_WINDOWS and min(present, default=0) >= FEW_VAL_PER_CLASS:
+    if total >= FEW_VAL_WINDOWS and min(val_per_class) >= FEW_VAL_PER_CLASS:
         return None
     per_class = ", ".join(str(count) for count in val_per_class)
     return (

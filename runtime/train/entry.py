@@ -17,7 +17,7 @@ from runtime.core import files
 from runtime.core.errors import UserError, user_message
 from runtime.data import prepare_data
 from runtime.data.describe import describe_data, render
-from runtime.data.split import few_val_warning
+from runtime.data.split import few_val_warning, windows_per_class
 from runtime.train import checkpoint, distributed, runlock
 from runtime.train.distributed import SINGLE, World
 from runtime.train.errors import TrainingError
@@ -126,7 +126,7 @@ def _report_dataset(cfg: Config, trainer: Trainer, processes: int) -> str:
     description["schedule"] = trainer.schedule.as_dict()
     lines = [describe_schedule(trainer.schedule, processes)]
     record = trainer.bundle.split_record
-    val_per_class = description["splits"]["val"]["per_class"]
+    val_per_class = windows_per_class(trainer.bundle.splits["val"], trainer.bundle.num_classes)
     warning = few_val_warning(val_per_class, cfg.train.early_stopping.metric)
     if warning:
         lines.append(warning)

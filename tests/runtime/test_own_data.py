@@ -14,6 +14,7 @@ import torch
 
 from runtime.data import DataError, build_caches, make_loader, prepare_data
 from runtime.data.loading import IGNORE_LABEL
+from runtime.data.split import few_val_warning, windows_per_class
 from runtime.metrics import MetricAccumulator
 from runtime.nn.models.signal import SignalMamba
 from runtime.train import entry
@@ -174,6 +175,22 @@ def test_a_class_without_val_windows_is_an_error_and_one_recording_cannot_be_gro
     config = data_config(tmp_path / "b", format="npz", train=str(tmp_path / "b"), split_by="group")
     with pytest.raises(DataError, match=r"names 1 recording\(s\); a grouped val hold-out needs at least 2"):
         prepare_data(config, seed=0)
+
+
+def test_per_timestep_windows_count_as_their_highest_class(tmp_path):
+    labels = np.zeros((20, 16), dtype=np.int64)
+    labels[:4, 5:9] = 1  # four windows hold an event
+    write_npz(tmp_path / "src/a.npz", n=20, length=16, labels=labels)
+    config = data_config(tmp_path, format="npz", train=str(tmp_path / "src"), val_fraction=0.25)
+    bundle = prepare_data(config, seed=0)
+    assert bundle.split_record["val_per_class"] == [4, 1]
+    assert windows_per_class(bundle.splits["val"], 2) == [4, 1]
+
+
+def test_a_small_val_split_or_one_missing_a_class_is_warned():
+    assert few_val_warning([60, 40], "val_loss") is None
+    assert "on 5 val window(s) (2, 3 per class)" in few_val_warning([2, 3], "val_auroc")
+    assert "(100, 0 per class)" in few_val_warning([100, 0], "val_loss")
 
 
 def replace_data(config, **changes):
