@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from compiler import lint
-from compiler.codegen import context, functions, literals
+from compiler.codegen import context, functions, images, literals
 from compiler.codegen import layout as layout_module
 from compiler.codegen import render as render_module
 from compiler.codegen.emit import InternalError
@@ -22,7 +22,18 @@ from compiler.codegen.literals import RenderError, literal
 from compiler.codegen.render import render
 from compiler.lint.names import name_problems
 from compiler.platform.resources import Gpu, Resources
-from compiler.spec.ir import App, Function, Image, ImageStep, Mount, Retries, Schedule, Volume
+from compiler.spec.ir import (
+    App,
+    Function,
+    Image,
+    ImageStep,
+    Mount,
+    PipInstall,
+    Retries,
+    Schedule,
+    SecretRef,
+    Volume,
+)
 from compiler.spec.targets import Parameter as TargetParameter
 from compiler.spec.targets import Target
 
@@ -187,14 +198,23 @@ def test_every_value_reaches_the_module_through_the_literal_filter(monkeypatch):
     """Swap the literal filter for a marker: no spec string may then appear in the output."""
     app = rich_app()
     marked = render(app)
-    for module in (render_module, context, functions, layout_module, literals):  # every importer of literal
+    for module in (
+        render_module,
+        context,
+        functions,
+        images,
+        layout_module,
+        literals,
+    ):  # importers of literal
         monkeypatch.setattr(module, "literal", lambda value: "LIT")
     render_module._template.cache_clear()
     try:
         unmarked = render(app)
     finally:
         render_module._template.cache_clear()
-    for secret in ("wandb-secret", "registry/base:1", "pkg==1", "echo hi", "/work", "bucket-1", "prefix/"):
+    spec_strings = ("wandb-secret", "registry/base:1", "pkg==1", "echo hi", "/work", "bucket-1", "prefix/")
+    spec_strings += ("https://index.example", "--no-deps", "/app/train.yaml", "vol-env", "secret-env")
+    for secret in spec_strings:
         assert secret in marked
         assert secret not in unmarked
 
@@ -208,16 +228,26 @@ def rich_app() -> App:
             ImageStep("entrypoint", ()),
             ImageStep("apt", ("git",)),
             ImageStep("env", {"A": "b"}),
-            ImageStep("pip", ("pkg==1",)),
+            ImageStep("pip", PipInstall(("pkg==1",), index_url="https://index.example")),
             ImageStep("run", ("echo hi",)),
             ImageStep("workdir", "/work"),
         ),
         local_python=("runtime",),
         local_dirs=(("specs", "/app/specs"),),
+        local_files=(("train.yaml", "/app/train.yaml"),),
+    )
+    child = Image(
+        name="child",
+        base="",
+        python=None,
+        parent="gpu",
+        steps=(ImageStep("uv_pip", PipInstall(("flash-attn",), pre=True, extra_options="--no-deps")),),
     )
     volumes = {
-        "results": Volume("results", "volume", volume="results-vol"),
-        "raw": Volume("raw", "bucket", bucket="bucket-1", key_prefix="prefix/", secret="aws", read_only=True),
+        "results": Volume("results", "volume", volume="results-vol", environment="vol-env"),
+        "raw": Volume(
+            "raw", "bucket", bucket="bucket-1", key_prefix="prefix/", secret=SecretRef("aws"), read_only=True
+        ),
     }
     function = Function(
         name="train",
@@ -230,7 +260,7 @@ def rich_app() -> App:
         ),
         retries=Retries(3, backoff_coefficient=2.0),
         mounts=(Mount("/results", "results"), Mount("/data", "raw")),
-        secrets=("wandb-secret",),
+        secrets=(SecretRef("wandb-secret", "secret-env"),),
         schedule=None,
     )
     cron = Function(
@@ -238,8 +268,8 @@ def rich_app() -> App:
     )
     return App(
         name="rich",
-        secrets=("app-secret",),
-        images={"gpu": image},
+        secrets=(SecretRef("app-secret"),),
+        images={"gpu": image, "child": child},
         volumes=volumes,
         functions={"train": function, "nightly": cron},
         spec_path="specs/rich.yaml",
@@ -424,7 +454,8 @@ def test_local_dirs_are_computed_from_the_spec_folder_the_module_finds_from_its_
     image = Image("gpu", "debian_slim", "3.11", local_dirs=((local, "/app/x"),))
     app = dataclasses.replace(app_with(image="gpu"), images={"gpu": image})
     source = render(app, module_dir=Path.cwd() / "generated")
-    assert f".add_local_dir({expected}, " in source
+    without_spaces = "".join(source.split())
+    assert "".join(f".add_local_dir({expected},".split()) in without_spaces
     relative = not local.startswith("/")
     assert ('SPEC_DIR = Path(__file__).parent.parent / "specs"\n' in source) == relative
     assert ("\nfrom pathlib import Path\n" in source) == relative
