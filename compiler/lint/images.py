@@ -12,7 +12,7 @@ from compiler.lint.registry import ERROR, WARNING, LintContext, rule
 from compiler.lint.shared import is_dir, is_file, unknown_name
 from compiler.spec import targets
 from compiler.spec.chains import in_cycle, parents_of
-from compiler.spec.ir import Function, Image, PipInstall
+from compiler.spec.ir import PIP_KINDS, Function, Image, PipInstall
 from runtime.core.diagnostics import Diagnostic
 
 CUDA_BUILT_PACKAGES = re.compile(r"\b(mamba[-_]ssm|causal[-_]conv1d)\b", re.IGNORECASE)
@@ -39,7 +39,8 @@ def _image_base(ctx: LintContext) -> Iterator[Diagnostic]:
         if image.parent is None:
             continue
         if image.parent not in ctx.app.images:
-            yield ctx.at("image-base", path, unknown_name("image", image.parent, ctx.app.images))
+            message = f"image '{image.name}': {unknown_name('image', image.parent, ctx.app.images)}"
+            yield ctx.at("image-base", path, message)
         elif in_cycle(ctx.app, image.name):
             cycle = " -> ".join([image.name, *parents_of(ctx.app, image.name), image.name])
             yield ctx.at("image-base", path, f"image '{image.name}' is built on itself: {cycle}")
@@ -93,7 +94,7 @@ def _mamba_needs_devel(ctx: LintContext) -> Iterator[Diagnostic]:
             continue  # a Dockerfile's base is not read here
         for index, step in enumerate(image.steps):  # the base image's own steps are its own finding
             found = CUDA_BUILT_PACKAGES.search(" ".join(_strings(step.value)))
-            if step.kind in ("pip", "run") and found:
+            if step.kind in (*PIP_KINDS, "run") and found:
                 message = (
                     f"image '{image.name}' installs {found.group(1)} but starts from '{effective.base}', "
                     "which has no nvcc; the build fails or falls back to slow code"

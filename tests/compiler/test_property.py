@@ -53,7 +53,7 @@ BASE = {
         "child": {
             "base": "img",
             "steps": [
-                {"uv_pip": {"packages": ["torch"], "index_url": "https://index", "extra_options": "--no-deps"}}
+                {"uv_pip": {"packages": ["torch"], "index_url": "https://i", "extra_options": "--no-deps"}}
             ],
             "add_local": {"files": {"specs/train.yaml": "/app/train.yaml"}},
         },
