@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -217,3 +218,18 @@ def test_a_users_mistake_prints_a_message_not_a_traceback_and_is_not_retried(tmp
     assert "bad.yaml:3:" in err and "bogus" in err and "Traceback" not in err, err
     assert (tmp_path / "volumes" / "t-results" / "tries.txt").read_text() == "1"
     assert any("not retried" in m for m in messages), messages
+
+
+def test_prepare_maps_the_local_files_and_dirs_of_the_image_and_of_its_bases(tmp_path):
+    app, fn = make_app("sleep")
+    base = dataclasses.replace(app.images["base"], local_files=(("train.yaml", "/app/train.yaml"),))
+    child = Image(
+        "child", "", None, parent="base", local_files=(("deployment.yaml", "/app/deployment.yaml"),)
+    )
+    app = dataclasses.replace(
+        app, images={"base": base, "child": child}, spec_path=str(REPO / "specs" / "x.yaml")
+    )
+    plan = local_prepare.prepare(app, dataclasses.replace(fn, image="child"), {}, tmp_path, REPO)
+    assert plan.path_map["/app/train.yaml"] == str(REPO / "specs" / "train.yaml")
+    assert plan.path_map["/app/deployment.yaml"] == str(REPO / "specs" / "deployment.yaml")
+    assert plan.path_map["/app/specs"] == str(REPO / "specs" / "specs")
