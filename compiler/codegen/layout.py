@@ -87,7 +87,8 @@ def _chain(doc: Chain, indent: int, column: int, tail: int) -> str:
     prefix = flat(first) + rest[0].open
     if column + len(prefix) <= WIDTH:
         return layout(Group(prefix, rest[0].items, rest[0].close), indent, column, tail)
-    return layout(first, indent, column) + flat(rest[0])
+    last = flat(rest[0])
+    return layout(first, indent, column, tail=len(last) + tail) + last
 
 
 def call(callee: str, *args: Any, **kwargs: Any) -> Group:
