@@ -17,7 +17,7 @@ from compiler.codegen import layout as layout_module
 from compiler.codegen import render as render_module
 from compiler.codegen.emit import InternalError
 from compiler.codegen.functions import parameters
-from compiler.codegen.layout import Group, layout
+from compiler.codegen.layout import Chain, Entry, Group, layout
 from compiler.codegen.literals import RenderError, literal
 from compiler.codegen.render import render
 from compiler.lint.names import name_problems
@@ -349,6 +349,34 @@ def test_ruff_accepts_the_layout_at_both_common_line_lengths(tmp_path):
         text=True,
     )
     assert checked.returncode == 0, checked.stdout
+
+
+@pytest.mark.parametrize(
+    ("head", "calls"),
+    [
+        ("cuda_build_image", ((".uv_pip_install", ('"flash-attn==2.7.4"',) * 4),)),
+        (
+            "cuda_build_image",
+            ((".uv_pip_install", ('"flash-attn"',)), (".add_local_python_source", ('"x"',))),
+        ),
+        (
+            "cuda_build_image",
+            ((".uv_pip_install", ('"f"',) * 9), (".add_local_python_source", ('"runtime"',))),
+        ),
+        ("c", ((".a", ('"x"',)), (".b", ('"y" * 30',)), (".c", ('"z"',)))),
+        (Group("modal.Image.debian_slim(", ('python_version="3.11"',) * 4, ")"), ((".env", ('"x"',)),)),
+    ],
+)
+def test_an_image_chain_is_laid_out_as_ruff_lays_it_out(tmp_path, head, calls):
+    """A chain from a variable keeps its first call on the line; one more call splits at brackets, two make
+    it fluent: the layout must be ruff's, or `ruff format --check` of a generated module fails."""
+    chain = Chain(head, tuple(Group(f"{name}(", tuple(items), ")") for name, items in calls))
+    target = tmp_path / "chain.py"
+    target.write_text(layout(Entry("train_image = ", chain)) + "\n")
+    ruff = [sys.executable, "-m", "ruff", "format", "--check", "--diff", "--line-length", "88", str(target)]
+    formatted = subprocess.run(ruff, capture_output=True, text=True)
+    assert formatted.returncode == 0, formatted.stdout + formatted.stderr
+    assert max(len(line) for line in target.read_text().splitlines()) <= 88
 
 
 def test_short_values_fit_in_88_columns_and_long_ones_are_declared():
