@@ -49,9 +49,13 @@ class ImageSection:
         self.build_variables = build_variables(app)
 
     def definitions(self) -> list[ImageDefinition]:
-        cyclic = [name for name in self.app.images if in_cycle(self.app, name)]
-        if cyclic:  # the lint's image-base reports it
-            raise RenderError(f"image '{cyclic[0]}' is its own base", ("images", cyclic[0], "base"))
+        for name, image in self.app.images.items():  # the lint's image-base reports both
+            if in_cycle(self.app, name) or (image.parent is not None and image.parent not in self.app.images):
+                raise RenderError(
+                    f"image '{name}': base '{image.parent}' is unknown or circular",
+                    ("images", name, "base"),
+                    "image-base",
+                )
         out = []
         for name in image_order(self.app):
             image = self.app.images[name]

@@ -178,6 +178,26 @@ def test_image_and_volume_keys_that_clash_as_python_names_are_refused():
         render(app)
 
 
+def test_an_image_variable_that_clashes_with_a_base_without_its_local_files_is_refused():
+    base = Image("a", "debian_slim", None, local_python=("runtime",))
+    images = {
+        "a": base,
+        "b": Image("b", "", None, parent="a"),
+        "a_build": Image("a_build", "debian_slim", None),
+    }
+    app = dataclasses.replace(app_with(), images=images)
+    with pytest.raises(RenderError, match="a_build_image"):
+        render(app)
+
+
+@pytest.mark.parametrize("parent", ["missing", "b"])
+def test_an_unknown_or_circular_base_is_an_internal_error_naming_the_rule(parent):
+    images = {"a": Image("a", "", None, parent=parent), "b": Image("b", "", None, parent="a")}
+    with pytest.raises(RenderError, match="unknown or circular") as raised:
+        render(dataclasses.replace(app_with(), images=images))
+    assert raised.value.rule == "image-base"
+
+
 def test_a_function_named_like_a_module_level_name_is_refused():
     function = Function(name="app", module="m", entry="e")
     with pytest.raises(RenderError, match="already used"):
