@@ -215,9 +215,9 @@ class App:
                 base=parent.base,
                 python=parent.python,
                 steps=parent.steps + image.steps,
-                local_python=parent.local_python + image.local_python,
-                local_dirs=parent.local_dirs + image.local_dirs,
-                local_files=parent.local_files + image.local_files,
+                local_python=_once(parent.local_python + image.local_python),
+                local_dirs=_once(parent.local_dirs + image.local_dirs),
+                local_files=_once(parent.local_files + image.local_files),
                 parent=parent.parent,
                 dockerfile=parent.dockerfile,
                 context_dir=parent.context_dir,
@@ -228,3 +228,8 @@ class App:
     def module_name(self) -> str:
         """File stem of the generated module: the app name with '-' as '_'."""
         return self.name.replace("-", "_")
+
+
+def _once(items: tuple) -> tuple:
+    """``items`` without repeats, in first-seen order (a base and its child may ship the same package)."""
+    return tuple(dict.fromkeys(items))

@@ -13,7 +13,7 @@ from compiler.backends.local import supervise
 from compiler.platform import local_storage
 from compiler.platform.modal_limits import MODAL_DEFAULT_TIMEOUT_S
 from compiler.platform.resources import Gpu, Resources
-from compiler.spec.ir import App, Function, Image, Mount, Retries, Volume
+from compiler.spec.ir import App, Function, Image, Mount, Retries, SecretRef, Volume
 from runtime.core.env import VOLUMES_DIR as VOLUMES_DIR_ENV
 from tests.helpers.cli_runner import mtc
 
@@ -233,3 +233,12 @@ def test_prepare_maps_the_local_files_and_dirs_of_the_image_and_of_its_bases(tmp
     assert plan.path_map["/app/train.yaml"] == str(REPO / "specs" / "train.yaml")
     assert plan.path_map["/app/deployment.yaml"] == str(REPO / "specs" / "deployment.yaml")
     assert plan.path_map["/app/specs"] == str(REPO / "specs" / "specs")
+
+
+def test_prepare_names_the_secrets_it_does_not_inject_with_their_environment(tmp_path):
+    app, fn = make_app("sleep")
+    app = dataclasses.replace(app, secrets=(SecretRef("hf", "shared"),))
+    plan = local_prepare.prepare(
+        app, dataclasses.replace(fn, secrets=(SecretRef("wandb"),)), {}, tmp_path, REPO
+    )
+    assert any("(hf (environment shared), wandb)" in notice for notice in plan.notices), plan.notices

@@ -194,7 +194,7 @@ images:
     base: cuda
     steps:
       - uv_pip: {packages: [flash-attn], extra_index_url: "https://example.org/simple", pre: true}
-    add_local: {dirs: {data: /root/data}}
+    add_local: {python: [runtime], dirs: {data: /root/data}}
   docker:
     from_dockerfile: docker/Dockerfile
     context_dir: docker
@@ -226,7 +226,7 @@ def test_an_image_on_a_base_gets_its_base_python_steps_and_local_files_first(tmp
     effective = app.effective_image("train")
     assert (effective.base, effective.python) == ("nvidia/cuda:12.1.0-devel-ubuntu22.04", "3.11")
     assert [step.kind for step in effective.steps] == ["pip", "uv_pip"]
-    assert effective.local_python == ("runtime",)
+    assert effective.local_python == ("runtime",)  # shipped by both, added once
     assert effective.local_files == (("train.yaml", "/root/train.yaml"),)
     assert effective.local_dirs == (("data", "/root/data"),)
     docker = app.images["docker"]

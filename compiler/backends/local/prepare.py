@@ -174,7 +174,7 @@ def _notices(fn: Function, app: App) -> Iterator[str]:
         yield f"{fn.name} declares gpu {gpus}; there is no GPU here, so it runs on CPU"
     secrets = dict.fromkeys((*app.secrets, *fn.secrets))
     if secrets:
-        names = ", ".join(secrets)
+        names = ", ".join(map(str, secrets))
         yield f"secrets are not injected locally ({names}); export their variables yourself if needed"
 
 
