@@ -48,7 +48,7 @@ BASE = {
                 {"run": ["echo ok"]},
                 {"workdir": "/app"},
             ],
-            "add_local": {"dirs": {"specs": "/app/specs"}},
+            "add_local": {"python": ["runtime"], "dirs": {"specs": "/app/specs"}},
         },
         "child": {
             "base": "img",
@@ -140,6 +140,18 @@ def with_key(spec: dict, path: tuple, key: str) -> None:
     node[key] = node.pop(first)
 
 
+def project(folder: Path) -> Path:
+    """A project folder where BASE's run target and local paths exist, so its specs can compile."""
+    (folder / "specs").mkdir()
+    (folder / "specs" / "train.yaml").write_text("{}\n", encoding="utf-8")
+    (folder / "runtime").mkdir()
+    (folder / "runtime" / "__init__.py").write_text("", encoding="utf-8")
+    (folder / "runtime" / "jobs.py").write_text(
+        "def job(text='', items=()):\n    return text\n", encoding="utf-8"
+    )
+    return folder
+
+
 def dump(spec: dict, path: Path) -> None:
     yaml = YAML(typ="safe", pure=True)
     yaml.allow_unicode = True
@@ -153,7 +165,7 @@ def dump(spec: dict, path: Path) -> None:
     edits=st.lists(st.tuples(st.sampled_from(FIELDS + KEY_FIELDS), strings), min_size=1, max_size=2),
 )
 def test_any_string_is_refused_with_a_diagnostic_or_carried_exactly(tmp_path_factory, edits):
-    folder = tmp_path_factory.mktemp("prop")
+    folder = project(tmp_path_factory.mktemp("prop"))
     spec = copy.deepcopy(BASE)
     for path, value in edits:
         (with_key if path in KEY_FIELDS else with_string)(spec, path, value)
@@ -197,7 +209,7 @@ def test_any_string_is_refused_with_a_diagnostic_or_carried_exactly(tmp_path_fac
 )
 def test_ruff_accepts_modules_with_any_values(tmp_path_factory, edits):
     """The layout is ruff's at line length 88 and 110 whatever the values, and `ruff check` passes."""
-    folder = tmp_path_factory.mktemp("ruff")
+    folder = project(tmp_path_factory.mktemp("ruff"))
     spec = copy.deepcopy(BASE)
     for path, value in edits:
         with_string(spec, path, value)
