@@ -55,7 +55,7 @@ def _image_base(ctx: LintContext) -> Iterator[Diagnostic]:
 )
 def _image_from_name(ctx: LintContext) -> Iterator[Diagnostic]:
     for image in ctx.app.images.values():
-        if image.base in ctx.app.images:
+        if image.base in ctx.app.images and not image.is_debian_slim:
             message = (
                 f"image '{image.name}': `from: {image.base}` would pull '{image.base}' from a registry, but "
                 f"'{image.base}' is an image of this spec; write `base: {image.base}` to build on it"
