@@ -146,3 +146,8 @@ def test_a_function_on_a_child_image_has_the_packages_its_base_installs(tmp_path
     findings(tmp_path, text)
     missing = [d.message for d in check(path).diagnostics if d.rule == "image-missing-package"]
     assert len(missing) == 1 and "'scipy'" in missing[0]
+
+
+def test_from_debian_slim_is_modals_image_even_beside_an_image_named_so(tmp_path):
+    text = CLEAN.replace("  docker:\n", "  debian_slim:\n    from: debian_slim\n  docker:\n")
+    assert findings(tmp_path, text) == []
