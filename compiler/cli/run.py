@@ -138,7 +138,7 @@ def workdir_stand_in(app: Any, fn: Any) -> Path:
 
     from compiler.spec.targets import locate
 
-    image = app.images.get(fn.image) if fn.image else None
+    image = app.effective_image(fn.image)
     workdir = "/"
     for step in image.steps if image else ():
         workdir = str(step.value) if step.kind == "workdir" else workdir

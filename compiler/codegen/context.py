@@ -1,49 +1,40 @@
 """The template context: every piece of the generated module that depends on the spec, as layout docs.
 
-:func:`module_context` returns what ``templates/app.py.j2`` places: the header, the app, the images (chains
-in ruff's fluent style) and volumes, the functions (:mod:`compiler.codegen.functions`), the local
+:func:`module_context` returns what ``templates/app.py.j2`` places: the header, the app, the images
+(:mod:`compiler.codegen.images`) and volumes, the functions (:mod:`compiler.codegen.functions`), the local
 entrypoint's tables and the sweeps' trials. Image and volume keys become variables
 (:func:`compiler.spec.pynames.variable_name`), never pasted; every value goes through
-:func:`compiler.codegen.literals.literal`. Local folders of the spec (``add_local.dirs``) are relative to
-the spec's folder, which the module computes from its own location (``SPEC_DIR``), so ``modal run`` works
-from any folder.
+:func:`compiler.codegen.literals.literal`. Local paths of the spec (``add_local``, ``from_dockerfile``) are
+relative to the spec's folder, which the module computes from its own location (``SPEC_DIR``), so
+``modal run`` works from any folder.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import posixpath
 import shlex
 from pathlib import Path
 from typing import Any
 
 from compiler.codegen.functions import FunctionSection, Model, Parameter, secret
-from compiler.codegen.layout import Chain, Entry, Group, call, mapping, value_doc
+from compiler.codegen.images import ImageSection, below
+from compiler.codegen.layout import Entry, Group, call, mapping, value_doc
 from compiler.codegen.literals import RenderError, literal, optional
-from compiler.spec.ir import App, Function, Image, Volume
+from compiler.spec.ir import App, Function, Volume
 from compiler.spec.sweep import OVERRIDES_PARAM, function_trials
-
-BUILD_STEPS = {
-    "entrypoint": "entrypoint",
-    "apt": "apt_install",
-    "env": "env",
-    "pip": "pip_install",
-    "run": "run_commands",
-    "workdir": "workdir",
-}
 
 
 def module_context(model: Model, module_dir: Path) -> dict[str, Any]:
     """The variables of ``app.py.j2`` for ``model``, the module to be written in ``module_dir``."""
     app = model.app
-    images = ImageSection(model)
+    images = ImageSection(app)
     return {
         "header": header(app),
         "uses_json": any(p.is_json or p.spread for params in model.params.values() for p in params),
-        "spec_dir": spec_dir_line(app.spec_dir, module_dir) if images.relative_dirs() else None,
+        "spec_dir": spec_dir_line(app.spec_dir, module_dir) if images.uses_spec_dir() else None,
         "app_doc": Entry("app = ", call("modal.App", literal(app.name), secrets=model.secrets(app.secrets))),
-        "images": [Entry(f"{model.image_vars[n]} = ", images.chain(i)) for n, i in app.images.items()],
+        "images": images.definitions(),
         "volumes": [Entry(f"{model.volume_vars[n]} = ", volume(v)) for n, v in app.volumes.items()],
         "functions": [FunctionSection(model).function(function) for function in app.functions.values()],
         "entrypoint": entrypoint(model),
@@ -61,50 +52,6 @@ def header(app: App) -> dict[str, Any]:
     }
 
 
-class ImageSection:
-    """Each image as ``modal.Image...`` followed by its build steps and local files."""
-
-    def __init__(self, model: Model):
-        self.app = model.app
-
-    def chain(self, image: Image) -> Chain:
-        if image.is_debian_slim:
-            head = call("modal.Image.debian_slim", python_version=optional(image.python))
-        else:
-            head = call("modal.Image.from_registry", literal(image.base), add_python=optional(image.python))
-        steps = [step(image, index, s.kind, s.value) for index, s in enumerate(image.steps)]
-        if image.local_python:
-            steps.append(call(".add_local_python_source", *(literal(m) for m in image.local_python)))
-        steps += [
-            call(".add_local_dir", local_dir(local), literal(remote)) for local, remote in image.local_dirs
-        ]
-        return Chain(head, tuple(steps))
-
-    def relative_dirs(self) -> bool:
-        """Whether an image ships a folder given relative to the spec (the module then needs SPEC_DIR)."""
-        return any(
-            not posixpath.isabs(local) for image in self.app.images.values() for local, _ in image.local_dirs
-        )
-
-
-def step(image: Image, index: int, kind: str, value: Any) -> Group:
-    method = BUILD_STEPS.get(kind)
-    if method is None:
-        raise RenderError(f"unknown build step '{kind}'", ("images", image.name, "steps", index))
-    if kind in ("entrypoint", "env"):
-        return call(f".{method}", value_doc(_as_list(value) if kind == "entrypoint" else dict(value)))
-    if kind == "workdir":
-        return call(f".{method}", literal(value))
-    return call(f".{method}", *(literal(item) for item in _as_list(value)))
-
-
-def local_dir(local: str) -> str:
-    """A local folder as the module computes it: ``SPEC_DIR / "data"``; an absolute path as written."""
-    if posixpath.isabs(local):
-        return literal(local)
-    return _below("SPEC_DIR", posixpath.normpath(local))
-
-
 def volume(spec: Volume) -> Group:
     if spec.kind == "bucket":
         return call(
@@ -115,7 +62,12 @@ def volume(spec: Volume) -> Group:
             secret=secret(spec.secret) if spec.secret else None,
             read_only=literal(True) if spec.read_only else None,
         )
-    return call("modal.Volume.from_name", literal(spec.volume), create_if_missing=literal(True))
+    return call(
+        "modal.Volume.from_name",
+        literal(spec.volume),
+        environment_name=optional(spec.environment),
+        create_if_missing=literal(True),
+    )
 
 
 # ------------------------------------------------------------------------------------ local entrypoint
@@ -180,23 +132,9 @@ def _as_json(value: Any) -> str:
 def spec_dir_line(spec_dir: Path, module_dir: Path) -> str:
     """``SPEC_DIR = Path(__file__).parent.parent / "specs"``: the spec's folder from the module's own."""
     relative = Path(os.path.relpath(spec_dir.resolve(), module_dir.resolve())).as_posix()
-    return f"SPEC_DIR = {_below('Path(__file__).parent', relative)}"
-
-
-def _below(base: str, relative: str) -> str:
-    """``base`` joined with a normalised relative path: ``..`` as ``.parent``, the rest as one string."""
-    parts = relative.split("/") if relative != "." else []
-    ups = 0
-    while ups < len(parts) and parts[ups] == "..":
-        ups += 1
-    rest = "/".join(parts[ups:])
-    return base + ".parent" * ups + (f" / {literal(rest)}" if rest else "")
+    return f"SPEC_DIR = {below('Path(__file__).parent', relative)}"
 
 
 def _shell_line(words: list[str]) -> str:
     """A shell command for a comment: quoted words, and no line break whatever the words hold."""
     return " ".join(shlex.quote(word) if word.isprintable() else literal(word) for word in words)
-
-
-def _as_list(value: Any) -> list:
-    return list(value) if isinstance(value, list | tuple) else [value]

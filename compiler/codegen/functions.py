@@ -18,7 +18,7 @@ from typing import Any
 from compiler.codegen.layout import Entry, Group, call, value_doc
 from compiler.codegen.literals import RenderError, duration, literal, number, optional
 from compiler.platform.pricing import Prices, PricingError, hourly_cost
-from compiler.spec.ir import App, Function, Schedule
+from compiler.spec.ir import App, Function, Schedule, SecretRef
 from compiler.spec.pynames import image_variables, parameter_type, volume_variables, writable_volumes
 from compiler.spec.sweep import OVERRIDES_PARAM
 from compiler.spec.targets import Target, keyword_parameters, read_target
@@ -80,12 +80,13 @@ class Model:
         }
         self.params = {name: parameters(fn, self.targets[name]) for name, fn in self.app.functions.items()}
 
-    def secrets(self, names: tuple[str, ...]) -> Group | None:
-        return Group("[", tuple(secret(name) for name in names), "]") if names else None
+    def secrets(self, refs: tuple[SecretRef, ...]) -> Group | None:
+        return Group("[", tuple(secret(ref) for ref in refs), "]") if refs else None
 
 
-def secret(name: str) -> Group:
-    return call("modal.Secret.from_name", literal(name))
+def secret(ref: SecretRef) -> Group:
+    """``modal.Secret.from_name("NAME")``, with ``environment_name=`` for a secret of another environment."""
+    return call("modal.Secret.from_name", literal(ref.name), environment_name=optional(ref.environment))
 
 
 class FunctionSection:

@@ -64,14 +64,31 @@ def layout(doc: Any, indent: int = 0, column: int | None = None, tail: int = 0) 
         return doc.prefix + layout(doc.value, indent, column + len(doc.prefix), tail)
     inner = " " * (indent + INDENT)
     if isinstance(doc, Chain):
-        if not doc.calls:
-            return layout(doc.head, indent, column, tail)
-        lines = [layout(part, indent + INDENT) for part in (doc.head, *doc.calls)]
-        return "(\n" + "".join(f"{inner}{line}\n" for line in lines) + " " * indent + ")"
+        return _chain(doc, indent, column, tail)
     if not doc.items:
         return text
     lines = [layout(item, indent + INDENT, tail=1) for item in doc.items]
     return doc.open + "\n" + "".join(f"{inner}{line},\n" for line in lines) + " " * indent + doc.close
+
+
+def _chain(doc: Chain, indent: int, column: int, tail: int) -> str:
+    """A chain as ruff lays it out: a variable's first call stays on its line; with two calls or more after
+    the first, one call per line (fluent); with one, split at its brackets when the line up to them fits,
+    else at the first call's."""
+    first, rest = doc.head, doc.calls
+    if isinstance(first, str) and rest:
+        first, rest = Group(first + rest[0].open, rest[0].items, rest[0].close), rest[1:]
+    if len(rest) >= 2:
+        inner = " " * (indent + INDENT)
+        lines = [layout(part, indent + INDENT) for part in (first, *rest)]
+        return "(\n" + "".join(f"{inner}{line}\n" for line in lines) + " " * indent + ")"
+    if not rest:
+        return layout(first, indent, column, tail)
+    prefix = flat(first) + rest[0].open
+    if column + len(prefix) <= WIDTH:
+        return layout(Group(prefix, rest[0].items, rest[0].close), indent, column, tail)
+    last = flat(rest[0])
+    return layout(first, indent, column, tail=len(last) + tail) + last
 
 
 def call(callee: str, *args: Any, **kwargs: Any) -> Group:

@@ -8,7 +8,9 @@ importing ``compiler.lint`` registers every rule:
 - ``functions``: function and argument names, schedules, profiles' function names, ``lint.ignore``;
 - ``resources``: GPUs, CPU, memory, timeout, preemption and scaling within Modal's limits;
 - ``volumes``: volume references, mount paths, bucket prefixes, somewhere to keep checkpoints;
-- ``images``: image references, CUDA builds, the local folders and packages an image ships;
+- ``images``: image references, bases, CUDA builds, the local files and packages an image ships;
+- ``pipsteps``: pip and uv_pip steps list requirements, their options go to their keys;
+- ``secrets``: each secret reaches a function once;
 - ``packages``: every package the run target's code imports is installed in its image;
 - ``targets``: the ``run`` target exists, ships in the image, and takes the ``args``;
 - ``training`` and ``datasize``: the training config named in ``args`` against its function;
@@ -30,7 +32,9 @@ from compiler.lint import (
     images,  # noqa: F401
     names,  # noqa: F401
     packages,  # noqa: F401
+    pipsteps,  # noqa: F401
     resources,  # noqa: F401
+    secrets,  # noqa: F401
     sweeps,  # noqa: F401
     targets,  # noqa: F401
     training,  # noqa: F401

@@ -22,6 +22,7 @@ from compiler.spec.ir import App, JsonPath
 from compiler.spec.pynames import (
     ENTRYPOINT_FLAGS,
     MODULE_NAMES,
+    build_variables,
     image_variables,
     is_identifier,
     parameter_type,
@@ -91,6 +92,10 @@ def _clashes(app: App) -> Iterator[Problem]:
     taken: dict[str, str] = {name: "the generated module itself" for name in MODULE_NAMES}
     claims = [
         *((var, f"image '{key}'", ("images", key), CLASH) for key, var in image_variables(app).items()),
+        *(
+            (var, f"image '{key}' (without its local files)", ("images", key), CLASH)
+            for key, var in build_variables(app).items()
+        ),
         *((var, f"volume '{key}'", ("volumes", key), CLASH) for key, var in volume_variables(app).items()),
         *((name, f"function '{name}'", ("functions", name), "function-name") for name in app.functions),
     ]

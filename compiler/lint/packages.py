@@ -13,7 +13,7 @@ from functools import cache
 
 from compiler.lint.imports import imports_of
 from compiler.lint.registry import WARNING, LintContext, rule
-from compiler.spec.ir import Function, Image
+from compiler.spec.ir import PIP_KINDS, Function, Image
 from runtime.core.diagnostics import Diagnostic
 
 DISTRIBUTIONS = {
@@ -63,11 +63,10 @@ def installed_distributions(image: Image) -> set[str]:
     """Normalised names of the distributions the image's pip steps and `pip install` commands install."""
     requirements: list[str] = []
     for step in image.steps:
-        values = step.value if isinstance(step.value, list) else [step.value]
-        if step.kind == "pip":
-            requirements += [str(v) for v in values]
+        if step.kind in PIP_KINDS:
+            requirements += list(step.value.packages)
         elif step.kind == "run":
-            for command in values:
+            for command in step.value if isinstance(step.value, list) else [step.value]:
                 for match in re.finditer(r"pip3? install\s+([^;&|]+)", str(command)):
                     requirements += [w for w in match.group(1).split() if not w.startswith("-")]
     names = {re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", r.strip()) for r in requirements}
@@ -85,11 +84,13 @@ def ships(image: Image, top: str) -> bool:
 
 def may_install(image: Image, top: str, *, in_project: bool) -> bool:
     """Whether a step installs something mtc cannot name, or the base image's own Python may have ``top``."""
+    if image.dockerfile is not None:
+        return True  # a Dockerfile installs what it says, which mtc does not read
     if not in_project and not image.is_debian_slim and image.python is None:
         return True
     for step in image.steps:
         values = [str(v) for v in (step.value if isinstance(step.value, list | tuple) else [step.value])]
-        if step.kind == "pip" and any(UNKNOWABLE_WORD.match(v.strip()) for v in values):
+        if step.kind in PIP_KINDS and any(UNKNOWABLE_WORD.match(v.strip()) for v in step.value.packages):
             return True
         if step.kind == "run" and any(_unknowable_command(command) for command in values):
             return True

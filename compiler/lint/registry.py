@@ -63,8 +63,9 @@ class LintContext:
     )  # the spec's folder: local paths (add_local) are relative to it
 
     def image_of(self, fn: Function) -> Image | None:
-        """The image ``fn`` runs in; None without one, or for an undeclared one (ref-image's finding)."""
-        return self.app.images.get(fn.image) if fn.image else None
+        """The image ``fn`` runs in, with what its base images bring; None without one, or for an undeclared
+        one (ref-image's finding)."""
+        return self.app.effective_image(fn.image)
 
     def at(self, rule_id: str, path: Iterable[str | int], message: str, *, key: bool = False) -> Diagnostic:
         return self.doc.diagnostic(path, message, rule_id, severity=RULES[rule_id].severity, key=key)

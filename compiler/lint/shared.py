@@ -1,5 +1,6 @@
 """Helpers the rule families share: where a path lies in a function's container (on a mount, or shipped by
-an image's ``add_local`` dirs), a message for an unknown name, and a folder check that never raises."""
+an image's ``add_local`` dirs and files), a message for an unknown name, and folder and file checks that
+never raise."""
 
 from __future__ import annotations
 
@@ -36,11 +37,14 @@ def mount_at(path: str, fn: Function, image: Image | None) -> Mount | None:
 
 def shipped_from(path: str, image: Image | None) -> Path | None:
     """The local path (relative to the spec's folder) of the container path ``path`` when an ``add_local``
-    dir of the image ships it; else None."""
+    dir or file of the image ships it; else None."""
     for local, remote in image.local_dirs if image else ():
         remote = posixpath.normpath(remote)
         if is_under(path, remote):
             return Path(local) / posixpath.relpath(path, remote)
+    for local, remote in image.local_files if image else ():
+        if path == posixpath.normpath(remote):
+            return Path(local)
     return None
 
 
@@ -55,4 +59,11 @@ def is_dir(path: Path) -> bool:
     try:
         return path.is_dir()
     except (OSError, ValueError):  # a name too long for the file system, or with a NUL byte
+        return False
+
+
+def is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
         return False

@@ -76,7 +76,7 @@ def _run_not_shipped(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
         )
         yield ctx.at_field("run-not-shipped", fn, "run", message)
         return
-    image = ctx.app.images.get(fn.image)
+    image = ctx.image_of(fn)
     if image is None or ships(image, top) or may_install(image, top, in_project=located.project is not None):
         return
     how = f"add_local.python: [{top}]" + ("" if located.project else ", or a pip step that installs it")

@@ -15,7 +15,7 @@ from typing import Any
 from compiler.platform.pricing import Prices
 from compiler.review.plan import PlanRow, plan_row
 from compiler.review.tables import money
-from compiler.spec.ir import App, Function, Image, Retries, Schedule, Volume
+from compiler.spec.ir import App, Function, Image, ImageStep, PipInstall, Retries, Schedule, Volume
 from compiler.spec.sweep import function_trials
 
 UNITS = {"memory": "MiB", "ephemeral_disk": "MiB", "timeout": "s", "scaledown_window": "s"}
@@ -164,7 +164,7 @@ def _function_fields(fn: Function) -> dict[str, str]:
         "timeout": resources.timeout_s,
         "ephemeral_disk": resources.ephemeral_disk_mib,
         "retries": _retries(fn.retries),
-        "secrets": ", ".join(fn.secrets) or None,
+        "secrets": ", ".join(map(str, fn.secrets)) or None,
         "region": ", ".join(fn.region) or None,
         "cloud": fn.cloud,
         "nonpreemptible": fn.nonpreemptible or None,
@@ -203,25 +203,37 @@ def _summary(fn: Function) -> str:
 
 
 def _app_fields(app: App) -> dict[str, str]:
-    return {key: value for key, value in (("name", app.name), ("secrets", ", ".join(app.secrets))) if value}
+    secrets = ", ".join(map(str, app.secrets))
+    return {key: value for key, value in (("name", app.name), ("secrets", secrets)) if value}
 
 
 def _image_fields(image: Image) -> dict[str, str]:
-    fields = {"from": image.base, "python": image.python}
-    fields.update(
-        {f"steps[{i}]": f"{step.kind} {json.dumps(step.value)}" for i, step in enumerate(image.steps)}
-    )
+    fields = {
+        "from": image.base or None,
+        "base": image.parent,
+        "from_dockerfile": image.dockerfile,
+        "context_dir": image.context_dir,
+        "python": image.python,
+    }
+    fields.update({f"steps[{i}]": f"{step.kind} {_step_value(step)}" for i, step in enumerate(image.steps)})
     fields.update({f"add_local.python[{i}]": name for i, name in enumerate(image.local_python)})
     fields.update({f"add_local.dirs[{local}]": remote for local, remote in image.local_dirs})
+    fields.update({f"add_local.files[{local}]": remote for local, remote in image.local_files})
     return {key: str(value) for key, value in fields.items() if value is not None}
 
 
+def _step_value(step: ImageStep) -> str:
+    """A step's value as JSON: a pip step's requirements, then the options it sets."""
+    if isinstance(step.value, PipInstall):
+        packages, options = list(step.value.packages), step.value.options
+        return json.dumps({"packages": packages, **options} if options else packages)
+    return json.dumps(step.value)
+
+
 def _volume_fields(volume: Volume) -> dict[str, str]:
-    return {
-        key: str(value)
-        for key, value in asdict(volume).items()
-        if key != "name" and value not in (None, False)
-    }
+    fields = {key: value for key, value in asdict(volume).items() if key not in ("name", "secret")}
+    fields["secret"] = volume.secret
+    return {key: str(value) for key, value in fields.items() if value not in (None, False)}
 
 
 def _number(value: float | None) -> str | None:

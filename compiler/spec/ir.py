@@ -8,7 +8,7 @@ Modal's canonical spelling.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +39,42 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class SecretRef:
+    """A Modal secret by name, in the active Modal environment or in ``environment``."""
+
+    name: str
+    environment: str | None = None
+
+    def __str__(self) -> str:
+        return self.name if self.environment is None else f"{self.name} (environment {self.environment})"
+
+
+PIP_KINDS = ("pip", "uv_pip")  # Image.pip_install and Image.uv_pip_install: same options
+PIP_OPTIONS = ("index_url", "extra_index_url", "find_links", "pre", "extra_options")
+
+
+@dataclass(frozen=True)
+class PipInstall:
+    """A ``pip`` or ``uv_pip`` step: its requirements and the installer's options (None or False: unset)."""
+
+    packages: tuple[str, ...]
+    index_url: str | None = None
+    extra_index_url: str | None = None
+    find_links: str | None = None
+    pre: bool = False
+    extra_options: str | None = None
+
+    @property
+    def options(self) -> dict[str, str | bool]:
+        """The options that are set, in :data:`PIP_OPTIONS` order."""
+        return {key: getattr(self, key) for key in PIP_OPTIONS if getattr(self, key) not in (None, False)}
+
+
+@dataclass(frozen=True)
 class ImageStep:
-    """One build step in order: kind is entrypoint | apt | env | pip | run | workdir; value as declared."""
+    """One build step in order: kind is entrypoint | apt | env | pip | uv_pip | run | workdir.
+
+    The value is as declared, except for ``pip`` and ``uv_pip``: a :class:`PipInstall` whichever form."""
 
     kind: str
     value: Any
@@ -48,16 +82,29 @@ class ImageStep:
 
 @dataclass(frozen=True)
 class Image:
+    """An image as the spec declares it. It starts from ``base`` (a registry reference or ``debian_slim``),
+    from a Dockerfile, or from another image of the spec (``parent``); :meth:`App.effective_image` adds what
+    a parent brings."""
+
     name: str
-    base: str  # "debian_slim" or a registry reference
+    base: str  # "debian_slim" or a registry reference; "" when built from a Dockerfile or a parent image
     python: str | None
     steps: tuple[ImageStep, ...] = ()
     local_python: tuple[str, ...] = ()  # add_local_python_source, emitted after every step
     local_dirs: tuple[tuple[str, str], ...] = ()  # (local path, remote path), emitted after every step
+    local_files: tuple[tuple[str, str], ...] = ()  # (local file, remote path), emitted after every step
+    parent: str | None = None  # `base:` another image of the spec, which this one continues
+    dockerfile: str | None = None  # `from_dockerfile:` a local Dockerfile, relative to the spec's folder
+    context_dir: str | None = None  # the Dockerfile's build context, relative to the spec's folder
 
     @property
     def is_debian_slim(self) -> bool:
         return self.base == "debian_slim"
+
+    @property
+    def has_local(self) -> bool:
+        """Whether the image adds local files (Modal refuses a build step after them)."""
+        return bool(self.local_python or self.local_dirs or self.local_files)
 
 
 @dataclass(frozen=True)
@@ -69,7 +116,8 @@ class Volume:
     volume: str | None = None  # Modal volume name
     bucket: str | None = None
     key_prefix: str | None = None
-    secret: str | None = None
+    secret: SecretRef | None = None
+    environment: str | None = None  # Modal environment of the volume; None: the active one
     bucket_endpoint_url: str | None = None
     read_only: bool = False
 
@@ -104,7 +152,7 @@ class Function:
     resources: Resources = Resources()
     retries: Retries | None = None
     mounts: tuple[Mount, ...] = ()
-    secrets: tuple[str, ...] = ()
+    secrets: tuple[SecretRef, ...] = ()
     region: tuple[str, ...] = ()
     cloud: str | None = None
     nonpreemptible: bool = False
@@ -132,7 +180,7 @@ class Function:
 @dataclass(frozen=True)
 class App:
     name: str
-    secrets: tuple[str, ...] = ()
+    secrets: tuple[SecretRef, ...] = ()
     images: dict[str, Image] = field(default_factory=dict, hash=False)
     volumes: dict[str, Volume] = field(default_factory=dict, hash=False)
     functions: dict[str, Function] = field(default_factory=dict, hash=False)
@@ -150,7 +198,38 @@ class App:
         """Where a local path of the spec is on this machine, whatever the current folder."""
         return (self.spec_dir / local).resolve()
 
+    def effective_image(self, name: str | None) -> Image | None:
+        """Image ``name`` with what its parents bring: their base, Python, build steps and local files first.
+
+        None for no name or an undeclared one; a cycle of parents stops where it closes (the lint reports
+        it)."""
+        image = self.images.get(name) if name else None
+        seen = {name}
+        while image is not None and image.parent is not None and image.parent not in seen:
+            parent = self.images.get(image.parent)
+            if parent is None:
+                break
+            seen.add(image.parent)
+            image = replace(
+                image,
+                base=parent.base,
+                python=parent.python,
+                steps=parent.steps + image.steps,
+                local_python=_once(parent.local_python + image.local_python),
+                local_dirs=_once(parent.local_dirs + image.local_dirs),
+                local_files=_once(parent.local_files + image.local_files),
+                parent=parent.parent,
+                dockerfile=parent.dockerfile,
+                context_dir=parent.context_dir,
+            )
+        return image
+
     @property
     def module_name(self) -> str:
         """File stem of the generated module: the app name with '-' as '_'."""
         return self.name.replace("-", "_")
+
+
+def _once(items: tuple) -> tuple:
+    """``items`` without repeats, in first-seen order (a base and its child may ship the same package)."""
+    return tuple(dict.fromkeys(items))

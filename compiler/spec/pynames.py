@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from compiler.spec import argtypes
+from compiler.spec.chains import adds_local, children_of
 from compiler.spec.ir import App, Function
 from compiler.spec.targets import Target
 
@@ -49,6 +50,18 @@ def variable_name(key: str, suffix: str) -> str:
 def image_variables(app: App) -> dict[str, str]:
     """Each image's module-level variable, by image name."""
     return {name: variable_name(name, "image") for name in app.images}
+
+
+def build_variables(app: App) -> dict[str, str]:
+    """Images that other images continue and that add local files: the variable holding each one *before*
+    its local files (``cuda`` -> ``cuda_build_image``), which children chain from, because Modal builds no
+    step after an ``add_local_*`` call. Not needed for an image with no steps of its own below a parent:
+    its children chain from that parent's variable."""
+    return {
+        name: variable_name(name, "build_image")
+        for name, image in app.images.items()
+        if children_of(app, name) and (image.steps or image.parent is None) and adds_local(app, name)
+    }
 
 
 def volume_variables(app: App) -> dict[str, str]:

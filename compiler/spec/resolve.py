@@ -16,14 +16,18 @@ from compiler.platform import gpus
 from compiler.platform.resources import Resources
 from compiler.spec import units
 from compiler.spec.ir import (
+    PIP_KINDS,
+    PIP_OPTIONS,
     App,
     Function,
     Image,
     ImageStep,
     JsonPath,
     Mount,
+    PipInstall,
     Retries,
     Schedule,
+    SecretRef,
     Sweep,
     Volume,
 )
@@ -47,7 +51,7 @@ def resolve(doc: SourceDoc, profile: str | None = None, *, sha256: str | None = 
     app = data.get("app", {})
     return App(
         name=app.get("name", ""),
-        secrets=tuple(app.get("secrets", ())),
+        secrets=_secrets(app.get("secrets", ())),
         images={name: _image(name, spec) for name, spec in data.get("images", {}).items()},
         volumes={name: _volume(name, spec) for name, spec in data.get("volumes", {}).items()},
         functions=functions,
@@ -142,7 +146,7 @@ def _function(doc: SourceDoc, name: str, layers: Layers, errors: list[Diagnostic
         ),
         retries=convert("retries", _retries),
         mounts=tuple(Mount(path, volume) for path, volume in spec.get("volumes", {}).items()),
-        secrets=tuple(spec.get("secrets", ())),
+        secrets=_secrets(spec.get("secrets", ())),
         region=tuple(_as_list(spec.get("region", []))),
         cloud=spec.get("cloud"),
         nonpreemptible=bool(spec.get("nonpreemptible", False)),
@@ -189,16 +193,41 @@ def _sweep(value: dict | None) -> Sweep | None:
 
 
 def _image(name: str, spec: dict) -> Image:
-    steps = tuple(ImageStep(kind, value) for step in spec.get("steps", ()) for kind, value in step.items())
+    steps = tuple(_image_step(kind, value) for step in spec.get("steps", ()) for kind, value in step.items())
     add_local = spec.get("add_local", {})
     return Image(
         name=name,
-        base=spec["from"],
+        base=spec.get("from", ""),
         python=spec.get("python"),
         steps=steps,
         local_python=tuple(add_local.get("python", ())),
         local_dirs=tuple(add_local.get("dirs", {}).items()),
+        local_files=tuple(add_local.get("files", {}).items()),
+        parent=spec.get("base"),
+        dockerfile=spec.get("from_dockerfile"),
+        context_dir=spec.get("context_dir"),
     )
+
+
+def _image_step(kind: str, value: Any) -> ImageStep:
+    """A pip or uv_pip step's list of requirements, or its mapping with options, as one PipInstall."""
+    if kind not in PIP_KINDS:
+        return ImageStep(kind, value)
+    if isinstance(value, list):
+        return ImageStep(kind, PipInstall(tuple(value)))
+    options = {key: value[key] for key in PIP_OPTIONS if key in value}
+    return ImageStep(kind, PipInstall(tuple(value.get("packages", ())), **options))
+
+
+def _secrets(values: list) -> tuple[SecretRef, ...]:
+    return tuple(_secret(value) for value in values)
+
+
+def _secret(value: str | dict) -> SecretRef:
+    """A secret written as a name, or as {name, environment}."""
+    if isinstance(value, str):
+        return SecretRef(value)
+    return SecretRef(value["name"], value.get("environment"))
 
 
 def _volume(name: str, spec: dict) -> Volume:
@@ -208,11 +237,17 @@ def _volume(name: str, spec: dict) -> Volume:
             kind="bucket",
             bucket=spec["bucket"],
             key_prefix=spec.get("key_prefix"),
-            secret=spec.get("secret"),
+            secret=_secret(spec["secret"]) if "secret" in spec else None,
             bucket_endpoint_url=spec.get("bucket_endpoint_url"),
             read_only=spec.get("read_only", False),
         )
-    return Volume(name=name, kind="volume", volume=spec["volume"], read_only=spec.get("read_only", False))
+    return Volume(
+        name=name,
+        kind="volume",
+        volume=spec["volume"],
+        environment=spec.get("environment"),
+        read_only=spec.get("read_only", False),
+    )
 
 
 def _whole(value: Any) -> Any:

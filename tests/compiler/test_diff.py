@@ -192,3 +192,44 @@ def test_rev_reads_a_blob_only_and_within_the_spec_limit(capsys, repo, monkeypat
     (repo / "specs" / "deployment.yaml").write_text(OLD)
     code, _, err = mtc(capsys, "diff", "--rev", "HEAD")
     assert code == 1 and "HEAD:specs/deployment.yaml:1:1: error:" in err and "[load/too-large]" in err
+
+
+def test_image_bases_pip_options_files_dockerfiles_and_secret_environments_are_listed(capsys, tmp_path):
+    (tmp_path / "train.yaml").write_text("{}\n")
+    (tmp_path / "Dockerfile").write_text("FROM python:3.11-slim\n")
+    chained = OLD.replace(
+        "volumes:\n",
+        "  train:\n    base: base\n    steps:\n      - uv_pip: [torch]\n"
+        "  docker: {from_dockerfile: Dockerfile}\nvolumes:\n",
+    ).replace("app: {name: diff-test}", "app: {name: diff-test, secrets: [hf]}")
+    changed = (
+        chained.replace(
+            "uv_pip: [torch]", "uv_pip: {packages: [torch], index_url: https://i.example, pre: true}"
+        )
+        .replace("{from_dockerfile: Dockerfile}", "{from_dockerfile: Dockerfile, context_dir: .}")
+        .replace(
+            "add_local: {python: [runtime]}",
+            "add_local: {python: [runtime], files: {train.yaml: /root/t.yaml}}",
+        )
+        .replace("secrets: [hf]", "secrets: [{name: hf, environment: shared}]")
+        .replace("{volume: diff-results}", "{volume: diff-results, environment: shared}")
+    )
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text(chained)
+    new.write_text(changed)
+    code, out, err = mtc(capsys, "diff", str(old), str(new))
+    assert code == 2, err
+    lines = out.splitlines()
+    for expected in (
+        '~ images.train.steps[0]: uv_pip ["torch"] → uv_pip {"packages": ["torch"], "index_url": '
+        '"https://i.example", "pre": true}',
+        "+ images.docker.context_dir: .",
+        "+ images.base.add_local.files[train.yaml]: /root/t.yaml",
+        "~ app.secrets: hf → hf (environment shared)",
+        "+ volumes.results.environment: shared",
+    ):
+        assert expected in lines, (expected, lines)
+    moved = chained.replace("    base: base\n", "    from: debian_slim\n")
+    new.write_text(moved)
+    _, out, _ = mtc(capsys, "diff", str(old), str(new))
+    assert "- images.train.base: base" in out.splitlines() and "+ images.train.from: debian_slim" in out

@@ -16,11 +16,10 @@ from compiler.spec.pynames import variable_name
 from tests.helpers.generated_checks import (
     actual_info,
     decorator_keywords,
-    expected_image_calls,
     expected_info,
-    image_calls,
     import_generated,
 )
+from tests.helpers.image_checks import check_image_chains
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = [
@@ -74,8 +73,7 @@ def test_autoscaling_and_image_choice_are_in_the_decorator(compiled, spec, profi
 @pytest.mark.parametrize(("spec", "profile"), CASES)
 def test_every_image_is_built_in_the_declared_order(compiled, spec, profile):
     app, source, _ = compiled[(spec, profile)]
-    for name, image in app.images.items():
-        assert image_calls(source, variable_name(name, "image")) == expected_image_calls(image)
+    check_image_chains(app, source)
 
 
 def test_the_debug_profile_changes_resources_only(compiled):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from compiler.backends.local import supervise
 from compiler.platform import local_storage
 from compiler.platform.modal_limits import MODAL_DEFAULT_TIMEOUT_S
 from compiler.platform.resources import Gpu, Resources
-from compiler.spec.ir import App, Function, Image, Mount, Retries, Volume
+from compiler.spec.ir import App, Function, Image, Mount, Retries, SecretRef, Volume
 from runtime.core.env import VOLUMES_DIR as VOLUMES_DIR_ENV
 from tests.helpers.cli_runner import mtc
 
@@ -217,3 +218,27 @@ def test_a_users_mistake_prints_a_message_not_a_traceback_and_is_not_retried(tmp
     assert "bad.yaml:3:" in err and "bogus" in err and "Traceback" not in err, err
     assert (tmp_path / "volumes" / "t-results" / "tries.txt").read_text() == "1"
     assert any("not retried" in m for m in messages), messages
+
+
+def test_prepare_maps_the_local_files_and_dirs_of_the_image_and_of_its_bases(tmp_path):
+    app, fn = make_app("sleep")
+    base = dataclasses.replace(app.images["base"], local_files=(("train.yaml", "/app/train.yaml"),))
+    child = Image(
+        "child", "", None, parent="base", local_files=(("deployment.yaml", "/app/deployment.yaml"),)
+    )
+    app = dataclasses.replace(
+        app, images={"base": base, "child": child}, spec_path=str(REPO / "specs" / "x.yaml")
+    )
+    plan = local_prepare.prepare(app, dataclasses.replace(fn, image="child"), {}, tmp_path, REPO)
+    assert plan.path_map["/app/train.yaml"] == str(REPO / "specs" / "train.yaml")
+    assert plan.path_map["/app/deployment.yaml"] == str(REPO / "specs" / "deployment.yaml")
+    assert plan.path_map["/app/specs"] == str(REPO / "specs" / "specs")
+
+
+def test_prepare_names_the_secrets_it_does_not_inject_with_their_environment(tmp_path):
+    app, fn = make_app("sleep")
+    app = dataclasses.replace(app, secrets=(SecretRef("hf", "shared"),))
+    plan = local_prepare.prepare(
+        app, dataclasses.replace(fn, secrets=(SecretRef("wandb"),)), {}, tmp_path, REPO
+    )
+    assert any("(hf (environment shared), wandb)" in notice for notice in plan.notices), plan.notices

@@ -24,15 +24,13 @@ from compiler.codegen.functions import parameters
 from compiler.codegen.literals import RenderError
 from compiler.codegen.render import render
 from compiler.lint.check import check
-from compiler.spec.pynames import variable_name
 from tests.helpers.generated_checks import (
     actual_info,
-    expected_image_calls,
     expected_info,
-    image_calls,
     import_generated,
     signature_defaults,
 )
+from tests.helpers.image_checks import check_image_chains
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = {
@@ -50,11 +48,18 @@ BASE = {
                 {"run": ["echo ok"]},
                 {"workdir": "/app"},
             ],
-            "add_local": {"dirs": {"specs": "/app/specs"}},
-        }
+            "add_local": {"python": ["runtime"], "dirs": {"specs": "/app/specs"}},
+        },
+        "child": {
+            "base": "img",
+            "steps": [
+                {"uv_pip": {"packages": ["torch"], "index_url": "https://i", "extra_options": "--no-deps"}}
+            ],
+            "add_local": {"files": {"specs/train.yaml": "/app/train.yaml"}},
+        },
     },
     "volumes": {
-        "vol": {"volume": "vol-name"},
+        "vol": {"volume": "vol-name", "environment": "vol-env"},
         "bkt": {
             "bucket": "bucket-name",
             "key_prefix": "prefix/",
@@ -69,7 +74,7 @@ BASE = {
             "timeout": 60,
             "args": {"text": "default", "items": ["a", "b"]},
             "volumes": {"/vol": "vol", "/bkt": "bkt"},
-            "secrets": ["fn-secret"],
+            "secrets": ["fn-secret", {"name": "env-secret", "environment": "secret-env"}],
             "env": {"FN_VAR": "fn-value"},
             "region": "us-east",
             "cloud": "aws",
@@ -88,19 +93,27 @@ FIELDS = [
     ("images", "img", "steps", 4, "run", 0),
     ("images", "img", "steps", 5, "workdir"),
     ("images", "img", "add_local", "dirs", "specs"),
+    ("images", "child", "steps", 0, "uv_pip", "packages", 0),
+    ("images", "child", "steps", 0, "uv_pip", "index_url"),
+    ("images", "child", "steps", 0, "uv_pip", "extra_options"),
+    ("images", "child", "add_local", "files", "specs/train.yaml"),
     ("volumes", "vol", "volume"),
+    ("volumes", "vol", "environment"),
     ("volumes", "bkt", "bucket"),
     ("volumes", "bkt", "key_prefix"),
     ("volumes", "bkt", "secret"),
     ("functions", "job", "args", "text"),
     ("functions", "job", "args", "items", 0),
     ("functions", "job", "secrets", 0),
+    ("functions", "job", "secrets", 1, "name"),
+    ("functions", "job", "secrets", 1, "environment"),
     ("functions", "job", "env", "FN_VAR"),
     ("functions", "job", "region"),
     ("functions", "job", "cloud"),
 ]
 KEY_FIELDS = [  # where a string is a mapping key
     ("images", "img", "add_local", "dirs"),
+    ("images", "child", "add_local", "files"),
     ("functions", "job", "volumes"),
     ("functions", "job", "args"),
 ]
@@ -127,6 +140,18 @@ def with_key(spec: dict, path: tuple, key: str) -> None:
     node[key] = node.pop(first)
 
 
+def project(folder: Path) -> Path:
+    """A project folder where BASE's run target and local paths exist, so its specs can compile."""
+    (folder / "specs").mkdir()
+    (folder / "specs" / "train.yaml").write_text("{}\n", encoding="utf-8")
+    (folder / "runtime").mkdir()
+    (folder / "runtime" / "__init__.py").write_text("", encoding="utf-8")
+    (folder / "runtime" / "jobs.py").write_text(
+        "def job(text='', items=()):\n    return text\n", encoding="utf-8"
+    )
+    return folder
+
+
 def dump(spec: dict, path: Path) -> None:
     yaml = YAML(typ="safe", pure=True)
     yaml.allow_unicode = True
@@ -140,7 +165,7 @@ def dump(spec: dict, path: Path) -> None:
     edits=st.lists(st.tuples(st.sampled_from(FIELDS + KEY_FIELDS), strings), min_size=1, max_size=2),
 )
 def test_any_string_is_refused_with_a_diagnostic_or_carried_exactly(tmp_path_factory, edits):
-    folder = tmp_path_factory.mktemp("prop")
+    folder = project(tmp_path_factory.mktemp("prop"))
     spec = copy.deepcopy(BASE)
     for path, value in edits:
         (with_key if path in KEY_FIELDS else with_string)(spec, path, value)
@@ -166,8 +191,7 @@ def test_any_string_is_refused_with_a_diagnostic_or_carried_exactly(tmp_path_fac
     app = result.app
 
     assert module.app.name == app.name
-    for name, image in app.images.items():
-        assert image_calls(source, variable_name(name, "image")) == expected_image_calls(image)
+    check_image_chains(app, source)
     for name, function in app.functions.items():
         assert actual_info(getattr(module, name)) == expected_info(app, function)
         expected_defaults = {p.name: p.default for p in parameters(function)}
@@ -185,7 +209,7 @@ def test_any_string_is_refused_with_a_diagnostic_or_carried_exactly(tmp_path_fac
 )
 def test_ruff_accepts_modules_with_any_values(tmp_path_factory, edits):
     """The layout is ruff's at line length 88 and 110 whatever the values, and `ruff check` passes."""
-    folder = tmp_path_factory.mktemp("ruff")
+    folder = project(tmp_path_factory.mktemp("ruff"))
     spec = copy.deepcopy(BASE)
     for path, value in edits:
         with_string(spec, path, value)

@@ -12,17 +12,28 @@ from pathlib import Path
 import pytest
 
 from compiler import lint
-from compiler.codegen import context, functions, literals
+from compiler.codegen import context, functions, images, literals
 from compiler.codegen import layout as layout_module
 from compiler.codegen import render as render_module
 from compiler.codegen.emit import InternalError
 from compiler.codegen.functions import parameters
-from compiler.codegen.layout import Group, layout
+from compiler.codegen.layout import Chain, Entry, Group, layout
 from compiler.codegen.literals import RenderError, literal
 from compiler.codegen.render import render
 from compiler.lint.names import name_problems
 from compiler.platform.resources import Gpu, Resources
-from compiler.spec.ir import App, Function, Image, ImageStep, Mount, Retries, Schedule, Volume
+from compiler.spec.ir import (
+    App,
+    Function,
+    Image,
+    ImageStep,
+    Mount,
+    PipInstall,
+    Retries,
+    Schedule,
+    SecretRef,
+    Volume,
+)
 from compiler.spec.targets import Parameter as TargetParameter
 from compiler.spec.targets import Target
 
@@ -167,6 +178,26 @@ def test_image_and_volume_keys_that_clash_as_python_names_are_refused():
         render(app)
 
 
+def test_an_image_variable_that_clashes_with_a_base_without_its_local_files_is_refused():
+    base = Image("a", "debian_slim", None, local_python=("runtime",))
+    images = {
+        "a": base,
+        "b": Image("b", "", None, parent="a"),
+        "a_build": Image("a_build", "debian_slim", None),
+    }
+    app = dataclasses.replace(app_with(), images=images)
+    with pytest.raises(RenderError, match="a_build_image"):
+        render(app)
+
+
+@pytest.mark.parametrize("parent", ["missing", "b"])
+def test_an_unknown_or_circular_base_is_an_internal_error_naming_the_rule(parent):
+    images = {"a": Image("a", "", None, parent=parent), "b": Image("b", "", None, parent="a")}
+    with pytest.raises(RenderError, match="unknown or circular") as raised:
+        render(dataclasses.replace(app_with(), images=images))
+    assert raised.value.rule == "image-base"
+
+
 def test_a_function_named_like_a_module_level_name_is_refused():
     function = Function(name="app", module="m", entry="e")
     with pytest.raises(RenderError, match="already used"):
@@ -187,14 +218,23 @@ def test_every_value_reaches_the_module_through_the_literal_filter(monkeypatch):
     """Swap the literal filter for a marker: no spec string may then appear in the output."""
     app = rich_app()
     marked = render(app)
-    for module in (render_module, context, functions, layout_module, literals):  # every importer of literal
+    for module in (
+        render_module,
+        context,
+        functions,
+        images,
+        layout_module,
+        literals,
+    ):  # importers of literal
         monkeypatch.setattr(module, "literal", lambda value: "LIT")
     render_module._template.cache_clear()
     try:
         unmarked = render(app)
     finally:
         render_module._template.cache_clear()
-    for secret in ("wandb-secret", "registry/base:1", "pkg==1", "echo hi", "/work", "bucket-1", "prefix/"):
+    spec_strings = ("wandb-secret", "registry/base:1", "pkg==1", "echo hi", "/work", "bucket-1", "prefix/")
+    spec_strings += ("https://index.example", "--no-deps", "/app/train.yaml", "vol-env", "secret-env")
+    for secret in spec_strings:
         assert secret in marked
         assert secret not in unmarked
 
@@ -208,16 +248,26 @@ def rich_app() -> App:
             ImageStep("entrypoint", ()),
             ImageStep("apt", ("git",)),
             ImageStep("env", {"A": "b"}),
-            ImageStep("pip", ("pkg==1",)),
+            ImageStep("pip", PipInstall(("pkg==1",), index_url="https://index.example")),
             ImageStep("run", ("echo hi",)),
             ImageStep("workdir", "/work"),
         ),
         local_python=("runtime",),
         local_dirs=(("specs", "/app/specs"),),
+        local_files=(("train.yaml", "/app/train.yaml"),),
+    )
+    child = Image(
+        name="child",
+        base="",
+        python=None,
+        parent="gpu",
+        steps=(ImageStep("uv_pip", PipInstall(("flash-attn",), pre=True, extra_options="--no-deps")),),
     )
     volumes = {
-        "results": Volume("results", "volume", volume="results-vol"),
-        "raw": Volume("raw", "bucket", bucket="bucket-1", key_prefix="prefix/", secret="aws", read_only=True),
+        "results": Volume("results", "volume", volume="results-vol", environment="vol-env"),
+        "raw": Volume(
+            "raw", "bucket", bucket="bucket-1", key_prefix="prefix/", secret=SecretRef("aws"), read_only=True
+        ),
     }
     function = Function(
         name="train",
@@ -230,7 +280,7 @@ def rich_app() -> App:
         ),
         retries=Retries(3, backoff_coefficient=2.0),
         mounts=(Mount("/results", "results"), Mount("/data", "raw")),
-        secrets=("wandb-secret",),
+        secrets=(SecretRef("wandb-secret", "secret-env"),),
         schedule=None,
     )
     cron = Function(
@@ -238,8 +288,8 @@ def rich_app() -> App:
     )
     return App(
         name="rich",
-        secrets=("app-secret",),
-        images={"gpu": image},
+        secrets=(SecretRef("app-secret"),),
+        images={"gpu": image, "child": child},
         volumes=volumes,
         functions={"train": function, "nightly": cron},
         spec_path="specs/rich.yaml",
@@ -319,6 +369,34 @@ def test_ruff_accepts_the_layout_at_both_common_line_lengths(tmp_path):
         text=True,
     )
     assert checked.returncode == 0, checked.stdout
+
+
+@pytest.mark.parametrize(
+    ("head", "calls"),
+    [
+        ("cuda_build_image", ((".uv_pip_install", ('"flash-attn==2.7.4"',) * 4),)),
+        (
+            "cuda_build_image",
+            ((".uv_pip_install", ('"flash-attn"',)), (".add_local_python_source", ('"x"',))),
+        ),
+        (
+            "cuda_build_image",
+            ((".uv_pip_install", ('"f"',) * 9), (".add_local_python_source", ('"runtime"',))),
+        ),
+        ("c", ((".a", ('"x"',)), (".b", ('"y" * 30',)), (".c", ('"z"',)))),
+        (Group("modal.Image.debian_slim(", ('python_version="3.11"',) * 4, ")"), ((".env", ('"x"',)),)),
+    ],
+)
+def test_an_image_chain_is_laid_out_as_ruff_lays_it_out(tmp_path, head, calls):
+    """A chain from a variable keeps its first call on the line; one more call splits at brackets, two make
+    it fluent: the layout must be ruff's, or `ruff format --check` of a generated module fails."""
+    chain = Chain(head, tuple(Group(f"{name}(", tuple(items), ")") for name, items in calls))
+    target = tmp_path / "chain.py"
+    target.write_text(layout(Entry("train_image = ", chain)) + "\n")
+    ruff = [sys.executable, "-m", "ruff", "format", "--check", "--diff", "--line-length", "88", str(target)]
+    formatted = subprocess.run(ruff, capture_output=True, text=True)
+    assert formatted.returncode == 0, formatted.stdout + formatted.stderr
+    assert max(len(line) for line in target.read_text().splitlines()) <= 88
 
 
 def test_short_values_fit_in_88_columns_and_long_ones_are_declared():
@@ -424,7 +502,8 @@ def test_local_dirs_are_computed_from_the_spec_folder_the_module_finds_from_its_
     image = Image("gpu", "debian_slim", "3.11", local_dirs=((local, "/app/x"),))
     app = dataclasses.replace(app_with(image="gpu"), images={"gpu": image})
     source = render(app, module_dir=Path.cwd() / "generated")
-    assert f".add_local_dir({expected}, " in source
+    without_spaces = "".join(source.split())
+    assert "".join(f".add_local_dir({expected},".split()) in without_spaces
     relative = not local.startswith("/")
     assert ('SPEC_DIR = Path(__file__).parent.parent / "specs"\n' in source) == relative
     assert ("\nfrom pathlib import Path\n" in source) == relative

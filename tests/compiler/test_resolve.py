@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from compiler.platform.resources import Gpu
-from compiler.spec.ir import ImageStep, Mount, Retries, Schedule
+from compiler.spec.ir import ImageStep, Mount, PipInstall, Retries, Schedule, SecretRef
 from compiler.spec.resolve import merge_layers, resolve
 from runtime.core.diagnostics import SpecError
 from runtime.core.yamlfile import load_yaml
@@ -59,9 +59,9 @@ def test_the_full_example_resolves_to_the_declared_values():
     assert (train.resources.cpu, train.resources.memory_mib, train.resources.timeout_s) == (32, 131072, 86400)
     assert train.retries == Retries(max_retries=2)
     assert train.mounts == (Mount("/results", "results"), Mount("/data", "raw"))
-    assert train.secrets == ("wandb-secret",)
+    assert train.secrets == (SecretRef("wandb-secret"),)
     assert train.env == (("PYTHONUNBUFFERED", "1"),)
-    assert app.secrets == ("wandb-secret",)
+    assert app.secrets == (SecretRef("wandb-secret"),)
     evaluate = app.functions["evaluate"]
     assert evaluate.resources.gpus == (Gpu("A100", 1), Gpu("H100", 2))
     cache = app.functions["populate_cache"]
@@ -84,7 +84,7 @@ def test_images_and_volumes_keep_declared_order_and_values():
         "bucket",
         "eeg-data",
         "tusz/",
-        "aws-s3-secret",
+        SecretRef("aws-s3-secret"),
         True,
     )
     assert app.volumes["results"].kind == "volume" and app.volumes["results"].volume == "mamba-results"
@@ -176,3 +176,74 @@ def test_gpu_null_drops_a_gpu_from_defaults(tmp_path):
     app = resolve(load(tmp_path, text))
     assert app.functions["evaluate"].resources.gpus == ()
     assert app.functions["train"].resources.gpus == (Gpu("A100-80GB", 1),)
+
+
+CHAINED = """\
+version: 1
+app:
+  name: chained
+  secrets: [hf, {name: wandb, environment: shared}]
+images:
+  cuda:
+    from: nvidia/cuda:12.1.0-devel-ubuntu22.04
+    python: "3.11"
+    steps:
+      - pip: ["torch==2.2.2"]
+    add_local: {python: [runtime], files: {train.yaml: /root/train.yaml}}
+  train:
+    base: cuda
+    steps:
+      - uv_pip: {packages: [flash-attn], extra_index_url: "https://example.org/simple", pre: true}
+    add_local: {python: [runtime], dirs: {data: /root/data}}
+  docker:
+    from_dockerfile: docker/Dockerfile
+    context_dir: docker
+volumes:
+  results: {volume: demo-results, environment: shared}
+  raw: {bucket: eeg, secret: {name: aws, environment: shared}}
+functions:
+  train:
+    run: runtime.train:main
+    image: train
+    secrets: [{name: hf}]
+"""
+
+
+def test_pip_steps_hold_their_packages_and_options_whichever_form(tmp_path):
+    app = resolve(load(tmp_path, CHAINED))
+    assert app.images["cuda"].steps == (ImageStep("pip", PipInstall(("torch==2.2.2",))),)
+    (uv,) = app.images["train"].steps
+    assert uv == ImageStep(
+        "uv_pip", PipInstall(("flash-attn",), extra_index_url="https://example.org/simple", pre=True)
+    )
+    assert uv.value.options == {"extra_index_url": "https://example.org/simple", "pre": True}
+
+
+def test_an_image_on_a_base_gets_its_base_python_steps_and_local_files_first(tmp_path):
+    app = resolve(load(tmp_path, CHAINED))
+    train = app.images["train"]
+    assert (train.parent, train.base, train.python) == ("cuda", "", None)
+    effective = app.effective_image("train")
+    assert (effective.base, effective.python) == ("nvidia/cuda:12.1.0-devel-ubuntu22.04", "3.11")
+    assert [step.kind for step in effective.steps] == ["pip", "uv_pip"]
+    assert effective.local_python == ("runtime",)  # shipped by both, added once
+    assert effective.local_files == (("train.yaml", "/root/train.yaml"),)
+    assert effective.local_dirs == (("data", "/root/data"),)
+    docker = app.images["docker"]
+    assert (docker.dockerfile, docker.context_dir, docker.base) == ("docker/Dockerfile", "docker", "")
+
+
+def test_a_cycle_of_bases_does_not_loop(tmp_path):
+    text = CHAINED.replace("    from: nvidia/cuda:12.1.0-devel-ubuntu22.04\n", "    base: train\n")
+    app = resolve(load(tmp_path, text))
+    assert [step.kind for step in app.effective_image("train").steps] == ["pip", "uv_pip"]
+    assert app.effective_image("missing") is None
+
+
+def test_secrets_and_volumes_may_name_their_modal_environment(tmp_path):
+    app = resolve(load(tmp_path, CHAINED))
+    assert app.secrets == (SecretRef("hf"), SecretRef("wandb", "shared"))
+    assert app.functions["train"].secrets == (SecretRef("hf"),)
+    assert app.volumes["results"].environment == "shared"
+    assert app.volumes["raw"].secret == SecretRef("aws", "shared")
+    assert str(SecretRef("aws", "shared")) == "aws (environment shared)"

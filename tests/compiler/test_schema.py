@@ -139,6 +139,35 @@ def test_the_full_example_is_valid():
         ),
         ("version: 1", "version: 2", "expected 1, got 2"),
         ("  slim:\n", "  bad name:\n", "images: key 'bad name' is not an image name"),
+        ("    from: debian_slim\n", "    from: debian_slim\n    base: cuda\n", "exactly one of `from`"),
+        ("    from: debian_slim\n", "    python_version: x\n", "exactly one of `from`"),
+        (
+            "      - pip: [boto3]",
+            "      - uv_pip: {packages: [boto3], extra_index: https://x}",
+            "unknown key 'extra_index'; did you mean 'extra_index_url'?",
+        ),
+        ("      - pip: [boto3]", "      - pip: {index_url: https://x}", "missing required key 'packages'"),
+        (
+            "  secrets: [wandb-secret]\nimages",
+            "  secrets: [{name: w, env: x}]\nimages",
+            "unknown key 'env'; expected one of: name, environment",
+        ),
+        (
+            '    python: "3.11"\n    steps:\n      - pip',
+            "    context_dir: .\n    steps:\n      - pip",
+            "context_dir",
+        ),
+        (
+            "{volume: mamba-results}",
+            "{volume: mamba-results, environment: 'a b'}",
+            "a Modal environment name",
+        ),
+        (
+            "secret: aws-s3-secret,",
+            "secret: aws-s3-secret, environment: prod,",
+            "'environment' is only allowed",
+        ),
+        ('dirs: {".": /app/specs}', "files: {train.yaml: app/train.yaml}", "an absolute path in the image"),
     ],
 )
 def test_schema_messages_say_what_was_expected(tmp_path, old, new, expected):

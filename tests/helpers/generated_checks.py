@@ -11,17 +11,15 @@ from __future__ import annotations
 import ast
 import importlib.util
 import itertools
-import posixpath
 import re
 import sys
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from compiler.spec.ir import App, Function, Image
+from compiler.spec.ir import App, Function, SecretRef, Volume
 
 MODAL_DEFAULT_TIMEOUT = 300
-SPEC_DIR_MARK = PurePosixPath("/<spec dir>")  # stands for the generated module's SPEC_DIR
 _counter = itertools.count()
 
 
@@ -53,10 +51,22 @@ def expected_info(app: App, function: Function) -> dict[str, Any]:
         "buckets": {
             p: (v.bucket, v.key_prefix, v.read_only) for p, v in volumes.items() if v.kind == "bucket"
         },
-        "secrets": [f"modal.Secret.from_name({name!r})" for name in secrets]
+        "secrets": [secret_repr(ref) for ref in secrets]
         + ([f"Secret.from_dict([{', '.join(name for name, _ in function.env)}])"] if function.env else []),
         "schedule": _schedule_expectation(function),
     }
+
+
+def secret_repr(ref: SecretRef) -> str:
+    """How Modal shows a secret from the spec (in ``fn.info().secrets`` and ``repr``)."""
+    environment = f", environment_name={ref.environment!r}" if ref.environment else ""
+    return f"modal.Secret.from_name({ref.name!r}{environment})"
+
+
+def volume_repr(volume: Volume) -> str:
+    """How Modal shows a Volume of the spec (``repr``; ``fn.info()`` does not show the environment)."""
+    environment = f", environment_name={volume.environment!r}" if volume.environment else ""
+    return f"modal.Volume.from_name({volume.volume!r}{environment})"
 
 
 def actual_info(modal_function: Any) -> dict[str, Any]:
@@ -108,61 +118,6 @@ def decorator_keywords(source: str, function_name: str) -> dict[str, Any]:
             (decorator,) = node.decorator_list
             return {k.arg: _maybe_literal(k.value) for k in decorator.keywords}
     raise AssertionError(f"no function {function_name} in the module")
-
-
-def image_calls(source: str, variable: str) -> list[tuple[str, list, dict]]:
-    """``[(method, args, kwargs), ...]`` of the image chain assigned to ``variable``, head first."""
-    for node in ast.parse(source).body:
-        if isinstance(node, ast.Assign) and [t.id for t in node.targets] == [variable]:
-            calls = []
-            expression = node.value
-            while isinstance(expression, ast.Call):
-                calls.append(
-                    (
-                        expression.func.attr,
-                        [_image_argument(a) for a in expression.args],
-                        {k.arg: ast.literal_eval(k.value) for k in expression.keywords},
-                    )
-                )
-                expression = expression.func.value
-            return calls[::-1]
-    raise AssertionError(f"no variable {variable} in the module")
-
-
-def _image_argument(node: ast.expr) -> Any:
-    """A literal, or an expression of the module's SPEC_DIR such as ``SPEC_DIR / "data"``."""
-    try:
-        return ast.literal_eval(node)
-    except ValueError:
-        return eval(compile(ast.Expression(node), "<image>", "eval"), {"SPEC_DIR": SPEC_DIR_MARK})
-
-
-def _local_dir(local: str) -> str | PurePosixPath:
-    """A spec's add_local dir source as the module computes it: relative ones from the spec's folder."""
-    return local if posixpath.isabs(local) else PurePosixPath(posixpath.normpath(f"{SPEC_DIR_MARK}/{local}"))
-
-
-def expected_image_calls(image: Image) -> list[tuple[str, list, dict]]:
-    if image.base == "debian_slim":
-        head = ("debian_slim", [], {"python_version": image.python} if image.python else {})
-    else:
-        head = ("from_registry", [image.base], {"add_python": image.python} if image.python else {})
-    methods = {"entrypoint": "entrypoint", "apt": "apt_install", "env": "env", "pip": "pip_install"}
-    methods |= {"run": "run_commands", "workdir": "workdir"}
-    calls = [head]
-    for step in image.steps:
-        if step.kind == "entrypoint":
-            calls.append(("entrypoint", [list(step.value)], {}))
-        elif step.kind == "env":
-            calls.append(("env", [dict(step.value)], {}))
-        elif step.kind == "workdir":
-            calls.append(("workdir", [step.value], {}))
-        else:
-            calls.append((methods[step.kind], list(step.value), {}))
-    if image.local_python:
-        calls.append(("add_local_python_source", list(image.local_python), {}))
-    calls += [("add_local_dir", [_local_dir(local), remote], {}) for local, remote in image.local_dirs]
-    return calls
 
 
 def _maybe_literal(node: ast.AST) -> Any:

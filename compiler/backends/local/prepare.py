@@ -1,9 +1,10 @@
 """What a local run of one function is: :class:`LocalRun`, built from the resolved app by :func:`prepare`.
 
 Volumes map to folders named after their storage (:mod:`compiler.platform.local_storage`); the image's
-``add_local`` dirs are mapped the same way, and the map reaches the child in ``MTC_VOLUME_MAP``. The cores
-(ceil(cpu), capped by those this process may use), the thread pools' variables, the memory limit, the timeout
-(Modal's default 300 s when the spec has none), the retries and their delays are decided here;
+``add_local`` dirs and files (with those of the images it is built on) are mapped to their local sources,
+and the map reaches the child in ``MTC_VOLUME_MAP``. The cores (ceil(cpu), capped by those this process may
+use), the thread pools' variables, the memory limit, the timeout (Modal's default 300 s when the spec has
+none), the retries and their delays are decided here;
 :mod:`compiler.backends.local.supervise` enforces them.
 """
 
@@ -65,8 +66,9 @@ def prepare(app: App, fn: Function, kwargs: dict[str, Any], volumes_root: Path, 
         )
         for m in fn.mounts
     )
-    image = app.images.get(fn.image) if fn.image else None
-    path_map = {remote: str(app.local_source(local)) for local, remote in (image.local_dirs if image else ())}
+    image = app.effective_image(fn.image)
+    shipped = (*image.local_dirs, *image.local_files) if image else ()
+    path_map = {remote: str(app.local_source(local)) for local, remote in shipped}
     path_map.update({m.path: str(m.local) for m in mounts})
     declared_cpu = fn.resources.cpu if fn.resources.cpu is not None else MODAL_DEFAULT_CPU
     cores = min(math.ceil(declared_cpu), len(usable_cores()))
@@ -148,7 +150,7 @@ def usable_cores() -> list[int]:
 
 
 def _image_env(app: App, fn: Function) -> dict[str, Any]:
-    image = app.images.get(fn.image) if fn.image else None
+    image = app.effective_image(fn.image)
     env: dict[str, Any] = {}
     for step in image.steps if image else ():
         if step.kind == "env" and isinstance(step.value, dict):
@@ -172,7 +174,7 @@ def _notices(fn: Function, app: App) -> Iterator[str]:
         yield f"{fn.name} declares gpu {gpus}; there is no GPU here, so it runs on CPU"
     secrets = dict.fromkeys((*app.secrets, *fn.secrets))
     if secrets:
-        names = ", ".join(secrets)
+        names = ", ".join(map(str, secrets))
         yield f"secrets are not injected locally ({names}); export their variables yourself if needed"
 
 
