@@ -160,7 +160,7 @@ TEXT = r"""{
           "default": {},
           "properties": {
             "metric": {"enum": ["val_loss", "val_accuracy", "val_balanced_accuracy", "val_macro_f1", "val_auroc", "val_auprc"], "default": "val_loss"},
-            "patience": {"type": "integer", "minimum": 0, "default": 0, "description": "Validations without improvement before stopping; 0 never stops early."}
+            "patience": {"type": "integer", "minimum": 0, "default": 20, "description": "Validations without improvement before stopping (with eval_every auto a run has at most 100); 0 never stops early."}
           }
         },
         "loss": {
