@@ -35,6 +35,17 @@ def fail_until(attempts_needed: int = 3, counter: str = "/results/attempts.txt")
         raise RuntimeError(f"attempt {calls} fails on purpose")
 
 
+def fail_recording_pid(log: str = "/results/pids.txt", attempts_needed: int = 2) -> None:
+    """Append this process's pid to ``log``; fail until the log holds ``attempts_needed`` pids."""
+    from runtime.paths import resolve
+
+    path = resolve(log)
+    with path.open("a") as out:
+        out.write(f"{os.getpid()}\n")
+    if len(path.read_text().split()) < attempts_needed:
+        raise RuntimeError("fails on purpose")
+
+
 def write_file(path: str = "/data/out.txt", text: str = "hello") -> None:
     """Write ``text`` to ``path`` (through the volume map); an OSError propagates as exit code 1."""
     from runtime.paths import resolve

@@ -17,7 +17,7 @@ from typing import Any
 
 from compiler.codegen.layout import Entry, Group, call, value_doc
 from compiler.codegen.literals import RenderError, duration, literal, number, optional
-from compiler.platform.pricing import Prices, PricingError, hourly_cost
+from compiler.platform.pricing import Prices, PricingError, hourly_cost, load_prices
 from compiler.spec.ir import App, Function, Schedule
 from compiler.spec.pynames import image_variables, parameter_type, volume_variables, writable_volumes
 from compiler.spec.sweep import OVERRIDES_PARAM
@@ -146,6 +146,7 @@ class FunctionSection:
             memory=optional(resources.memory_mib),
             ephemeral_disk=optional(resources.ephemeral_disk_mib),
             timeout=duration(resources.timeout_s),
+            startup_timeout=duration(function.startup_timeout_s),
             retries=retries(function),
             volumes=Group("{", mounts, "}") if mounts else None,
             secrets=self.model.secrets(function.secrets),
@@ -156,6 +157,8 @@ class FunctionSection:
             min_containers=optional(function.min_containers),
             max_containers=optional(max_containers(function)),
             scaledown_window=duration(function.scaledown_window_s),
+            single_use_containers=literal(True) if function.single_use_containers else None,
+            block_network=literal(True) if function.block_network else None,
             schedule=_schedule(function.schedule) if function.schedule else None,
         )
 
@@ -171,7 +174,10 @@ class FunctionSection:
             cost = hourly_cost(function.resources, self.model.prices)
         except PricingError:
             return "Estimated cost: unknown (no price for this GPU type)"
-        parts = [f"GPU ${cost.gpu:.2f}"] if function.resources.gpus else []
+        gpu = function.resources.gpu
+        priced_as = (self.model.prices or load_prices()).priced_as(gpu.type) if gpu else None
+        as_note = f" as {priced_as}" if gpu and priced_as != gpu.type else ""
+        parts = [f"GPU{as_note} ${cost.gpu:.2f}"] if gpu else []
         parts += [f"CPU ${cost.cpu:.2f}", f"memory ${cost.memory:.2f}"]
         return f"Estimated cost: ${cost.total:.2f}/hour ({' + '.join(parts)})"
 

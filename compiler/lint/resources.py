@@ -55,6 +55,19 @@ def _timeout_range(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
 
 
 @rule(
+    "startup-timeout-range",
+    ERROR,
+    "the startup_timeout is between 1 s and 24 h (Modal's limits for a timeout)",
+    "set startup_timeout from 1s to 24h, e.g. 10m for a large image or slow imports",
+)
+def _startup_timeout_range(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
+    startup = fn.startup_timeout_s
+    if startup is not None and not 1 <= startup <= MAX_TIMEOUT_S:
+        message = f"startup_timeout {units.format_seconds(startup)} is outside Modal's 1s..24h"
+        yield ctx.at_field("startup-timeout-range", fn, "startup_timeout", message)
+
+
+@rule(
     "timeout-missing",
     WARNING,
     "the function sets a timeout (Modal's default of 300 s kills a training run after 5 minutes)",

@@ -18,7 +18,13 @@ from compiler.review.tables import money
 from compiler.spec.ir import App, Function, Image, Retries, Schedule, Volume
 from compiler.spec.sweep import function_trials
 
-UNITS = {"memory": "MiB", "ephemeral_disk": "MiB", "timeout": "s", "scaledown_window": "s"}
+UNITS = {
+    "memory": "MiB",
+    "ephemeral_disk": "MiB",
+    "timeout": "s",
+    "startup_timeout": "s",
+    "scaledown_window": "s",
+}
 ARROW = "→"
 
 
@@ -162,6 +168,7 @@ def _function_fields(fn: Function) -> dict[str, str]:
         "cpu": _number(resources.cpu),
         "memory": resources.memory_mib,
         "timeout": resources.timeout_s,
+        "startup_timeout": fn.startup_timeout_s,
         "ephemeral_disk": resources.ephemeral_disk_mib,
         "retries": _retries(fn.retries),
         "secrets": ", ".join(fn.secrets) or None,
@@ -171,6 +178,8 @@ def _function_fields(fn: Function) -> dict[str, str]:
         "min_containers": fn.min_containers,
         "max_containers": fn.max_containers,
         "scaledown_window": fn.scaledown_window_s,
+        "single_use_containers": fn.single_use_containers or None,
+        "block_network": fn.block_network or None,
         "schedule": _schedule(fn.schedule),
     }
     fields.update({f"args.{name}": json.dumps(value) for name, value in fn.args})

@@ -111,6 +111,9 @@ class Function:
     min_containers: int | None = None
     max_containers: int | None = None
     scaledown_window_s: int | None = None
+    startup_timeout_s: int | None = None  # None = Modal's `timeout` also bounds startup
+    single_use_containers: bool = False  # a fresh container for every input
+    block_network: bool = False
     schedule: Schedule | None = None
     sweep: Sweep | None = None
     env: tuple[tuple[str, str], ...] = ()  # environment variables set on the function, in declared order

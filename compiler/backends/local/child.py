@@ -30,6 +30,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from runtime.core.env import LOCAL_CALL as CALL_ENV
 from runtime.core.errors import UserError, user_message
 
 REJECTED_FILE = "rejected"  # in the side-channel folder: the runtime's message for a user's mistake
+CALLED_FILE = "called"  # in the side-channel folder: the target is imported and about to be called
 LEFT_BEHIND_FILE = "left_behind.json"  # ["sleep 300 (pid 12)", ...] killed after the function ended
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 GRACE_S = 3.0  # after a forwarded signal, before the rest is killed
@@ -81,7 +83,7 @@ def call_target(target: str, kwargs: dict, channel: Path) -> int:
     """Import and call ``target`` (awaiting it when it is a coroutine); its exceptions propagate, except a
     user's mistake the runtime reports: that goes to the side channel and exits 1."""
     try:
-        invoke(target, kwargs)
+        invoke(target, kwargs, called=(channel / CALLED_FILE).touch)
     except Exception as exc:
         message = _user_message(exc)
         if message is None:
@@ -92,11 +94,15 @@ def call_target(target: str, kwargs: dict, channel: Path) -> int:
     return 0
 
 
-def invoke(target: str, kwargs: dict[str, Any]) -> Any:
+def invoke(target: str, kwargs: dict[str, Any], called: Callable[[], Any] | None = None) -> Any:
     """Import ``target`` (``module:function``), call it with ``kwargs`` and return its result, awaited in an
-    event loop when the target is async."""
+    event loop when the target is async. ``called`` runs between the import and the call: the end of the
+    startup that a ``startup_timeout`` bounds."""
     module_name, _, entry = target.partition(":")
-    result = getattr(importlib.import_module(module_name), entry)(**kwargs)
+    function = getattr(importlib.import_module(module_name), entry)
+    if called is not None:
+        called()
+    result = function(**kwargs)
     return asyncio.run(_awaited(result)) if inspect.isawaitable(result) else result
 
 
