@@ -78,6 +78,58 @@ def _schedule_timezone(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
         yield ctx.at("schedule-timezone", path, message)
 
 
+@rule(
+    "schedule-cron",
+    ERROR,
+    "a cron schedule is a valid five-field cron expression (parsed with croniter) that fires at some time",
+    "fix the field the message names: minute 0-59, hour 0-23, day of month 1-31, month 1-12, weekday 0-6",
+)
+def _schedule_cron(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
+    expression = fn.schedule.cron if fn.schedule else None
+    problem = cron_problem(expression) if expression else None
+    if problem:
+        path = (*fn.origins["schedule"], "cron")
+        yield ctx.at("schedule-cron", path, f"function '{fn.name}': cron {expression!r} {problem}")
+
+
+def cron_problem(expression: str) -> str | None:
+    """Why croniter refuses ``expression``, or why it never fires (``0 0 31 2 *``); None when it is fine."""
+    from datetime import datetime
+
+    from croniter import CroniterBadDateError, CroniterError, croniter
+
+    try:
+        croniter(expression, datetime(2026, 1, 1)).get_next(datetime)
+    except CroniterBadDateError:
+        return "never fires (no date matches every field, e.g. the 31st of a 30-day month)"
+    except (CroniterError, ValueError) as exc:
+        reason = str(exc).replace(f"[{expression}] ", "")
+        return f"is not a valid cron expression: {_bad_field(expression) or ''}croniter says: {reason}"
+    return None
+
+
+CRON_FIELDS = (
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day of month", "1-31"),
+    ("month", "1-12 or JAN-DEC"),
+    ("weekday", "0-6 or SUN-SAT"),
+)
+
+
+def _bad_field(expression: str) -> str | None:
+    """``the minute field '61' is wrong (0-59); ``: the first field croniter refuses, the others at ``*``."""
+    from croniter import croniter
+
+    fields = expression.split()
+    for index, (name, allowed) in enumerate(CRON_FIELDS[: len(fields)]):
+        probe = ["*"] * len(CRON_FIELDS)
+        probe[index] = fields[index]
+        if not croniter.is_valid(" ".join(probe)):
+            return f"the {name} field {fields[index]!r} is wrong ({allowed}); "
+    return None
+
+
 @cache
 def _time_zones() -> frozenset[str]:
     import zoneinfo

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from compiler.lint.registry import ERROR, WARNING, LintContext, rule
-from compiler.platform import gpus
+from compiler.platform import gpus, regions
 from compiler.platform.modal_limits import MAX_TIMEOUT_S, MIN_MEMORY_MIB, SCALEDOWN_RANGE_S
 from compiler.spec import units
 from compiler.spec.ir import Function
@@ -95,6 +95,22 @@ def _memory_min(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
         yield ctx.at_field(
             "memory-min", fn, "memory", f"memory {memory} MiB is below Modal's minimum of 128 MiB"
         )
+
+
+@rule(
+    "region-unknown",
+    ERROR,
+    "every region is one Modal documents (us, eu, ap, a broad region such as us-east, or a provider region "
+    "such as us-east-1)",
+    "use a region from Modal's region selection guide; a broad one (us-east) also keeps more GPUs in reach",
+)
+def _region_unknown(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
+    for index, name in enumerate(fn.region):
+        if not regions.is_known(name):
+            known = f"; Modal's regions: {', '.join([*regions.CONTINENTS, *regions.BROAD])}, or a provider "
+            known += "region within one, such as us-east-1 (all of them: docs/spec.md)"
+            message = f"unknown region '{name}'" + (did_you_mean(name, regions.names()) or known)
+            yield ctx.at_field("region-unknown", fn, "region", message, index=index)
 
 
 @rule(

@@ -35,7 +35,7 @@ class Schedule:
     kind: str  # "cron" | "period"
     cron: str | None = None
     timezone: str | None = None
-    period_s: int | None = None
+    period_s: int | float | None = None  # seconds, fractional when the spec says so (2.5s, 0.1h)
 
 
 @dataclass(frozen=True)

@@ -174,7 +174,7 @@ def _retries(value: int | dict) -> Retries:
 def _schedule(value: dict) -> Schedule:
     if "cron" in value:
         return Schedule("cron", cron=value["cron"], timezone=value.get("timezone"))
-    return Schedule("period", period_s=units.parse_duration_s(value["period"]))
+    return Schedule("period", period_s=units.parse_period_s(value["period"]))
 
 
 def _sweep(value: dict | None) -> Sweep | None:

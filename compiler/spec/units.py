@@ -30,8 +30,15 @@ _SIZE_FACTORS = {
 _SIZE = re.compile(r"^([0-9]+(?:\.[0-9]+)?) ?(" + "|".join(_SIZE_FACTORS) + r")$")
 _DURATION = re.compile(r"^(?=[0-9])(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?$")
 
+_PERIOD_PART = r"([0-9]*\.?[0-9]+)"
+_PERIOD = re.compile(
+    rf"^(?=[0-9.])(?:{_PERIOD_PART}d)?(?:{_PERIOD_PART}h)?(?:{_PERIOD_PART}m)?(?:{_PERIOD_PART}s)?$"
+)
+_PERIOD_UNITS_S = (86400, 3600, 60, 1)
+
 SIZE_EXPECTED = "a size such as 32768 (MiB), 128GiB, 512MiB or 16GB"
 DURATION_EXPECTED = "a duration such as 90s, 5m, 2h, 1h30m or a number of seconds"
+PERIOD_EXPECTED = "a period such as 1d, 0.5d, 6h, 1h30m, 90s or a number of seconds above 0"
 CPU_EXPECTED = "a number of physical CPU cores such as 8 or 0.5"
 
 
@@ -61,6 +68,27 @@ def parse_duration_s(value: object) -> int:
             hours, minutes, seconds = (int(part or 0) for part in match.groups())
             return hours * 3600 + minutes * 60 + seconds
     raise UnitError(f"{value!r} is not {DURATION_EXPECTED}")
+
+
+def parse_period_s(value: object) -> int | float:
+    """A schedule's period: seconds, or "1d", "0.5d", "1h30m", "2.5s" -> seconds, exact (an int when whole).
+
+    Fractions are computed exactly, so "0.1d" is 8640 seconds, not 8640.000000000001."""
+    total: Fraction | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        total = Fraction(value)
+    elif isinstance(value, str) and (match := _PERIOD.match(value.strip())):
+        total = sum(
+            (
+                Fraction(part) * unit
+                for part, unit in zip(match.groups(), _PERIOD_UNITS_S, strict=True)
+                if part
+            ),
+            Fraction(0),
+        )
+    if total is None or total <= 0:
+        raise UnitError(f"{value!r} is not {PERIOD_EXPECTED}")
+    return int(total) if total.denominator == 1 else float(total)
 
 
 def parse_cpu(value: object) -> int | float:
