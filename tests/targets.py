@@ -110,6 +110,15 @@ def run(**kwargs: object) -> dict:
     return kwargs
 
 
+def record_kwargs(out: str = "/results/kwargs.json", **received: object) -> None:
+    """Write every keyword argument as received, each with its type's name, to ``out`` (via volumes)."""
+    from runtime.paths import resolve
+
+    resolve(out).write_text(
+        json.dumps({name: [value, type(value).__name__] for name, value in received.items()})
+    )
+
+
 def record_args(
     out: str = "/results/args.json",
     xs: list[int] | None = None,

@@ -2,11 +2,12 @@
 body, as layout docs.
 
 Function arguments become typed parameters (:func:`compiler.spec.pynames.parameter_type`): ``bool``,
-``int``, ``float`` or ``str``, as the target's annotation declares when the default fits it, else from the
-default's type. A list (or dict) becomes a ``str`` parameter holding JSON that the body decodes with
-``json.loads``, because Modal's CLI options only take scalars and a list default would be mutable. An
-``async def`` target gets an ``async def`` function that awaits it. A function with a ``sweep`` gains
-``overrides: str = "{}"``, JSON the body passes on as ``**overrides``.
+``int``, ``float``, ``str``, ``list`` or ``dict``, ``| None`` when null is allowed, as the spec's ``type:``
+or the target's annotation declares, else from the default's type. Required arguments come first and have no
+default. A list or mapping default is set by the body (``if layers is None: layers = [64, 128]``, the usual
+Python idiom): in the signature one object would be shared by every call. An ``async def`` target gets an
+``async def`` function that awaits it. A function with a ``sweep`` gains ``overrides: dict | None = None``,
+passed on as ``**overrides``.
 """
 
 from __future__ import annotations
@@ -18,8 +19,15 @@ from typing import Any
 from compiler.codegen.layout import Entry, Group, call, value_doc
 from compiler.codegen.literals import RenderError, duration, literal, number, optional
 from compiler.platform.pricing import Prices, PricingError, hourly_cost, load_prices
+from compiler.spec.argtypes import ArgType
 from compiler.spec.ir import App, Function, Schedule
-from compiler.spec.pynames import image_variables, parameter_type, volume_variables, writable_volumes
+from compiler.spec.pynames import (
+    ParameterType,
+    image_variables,
+    parameter_type,
+    volume_variables,
+    writable_volumes,
+)
 from compiler.spec.sweep import OVERRIDES_PARAM
 from compiler.spec.targets import Target, keyword_parameters, read_target
 
@@ -27,39 +35,46 @@ from compiler.spec.targets import Target, keyword_parameters, read_target
 @dataclass(frozen=True)
 class Parameter:
     name: str
-    annotation: str  # "bool" | "int" | "float" | "str"
-    default: Any  # as passed to the function: a list default is already its JSON text
-    is_json: bool
-    spread: bool = False  # JSON of keyword arguments, passed on as **name (a sweep's overrides)
+    type: ParameterType
+    spread: bool = False  # keyword arguments passed on as **name (a sweep's overrides)
 
     @property
     def argument(self) -> str:
         """How the body passes the parameter to the target."""
         if self.spread:
-            return f"**json.loads({self.name})"
-        return f"{self.name}=json.loads({self.name})" if self.is_json else f"{self.name}={self.name}"
+            return f"**({self.name} or {{}})"
+        return f"{self.name}={self.name}"
 
     @property
     def source(self) -> str:
-        return f"{self.name}: {self.annotation} = {literal(self.default)}"
+        if self.type.required:
+            return f"{self.name}: {self.type.annotation}"
+        return f"{self.name}: {self.type.annotation} = {literal(self.type.signature_default)}"
 
     @property
-    def kind(self) -> str:
-        """What the option takes on the command line: its annotation, or JSON text."""
-        return "JSON text" if self.is_json or self.spread else self.annotation
+    def option(self) -> str:
+        """The local entrypoint's option: JSON text for a list or mapping, else the parameter's own type."""
+        return "str" if self.type.is_json else self.type.base
+
+    @property
+    def entry_default(self) -> Any:
+        """The value the entrypoint's ACTIONS table holds: the default; None for a required arg."""
+        return None if self.type.required else self.type.default
 
 
 def parameters(function: Function, target: Target | None = None) -> list[Parameter]:
-    """The typed parameters of ``function`` in declared order (a sweep's ``overrides`` last)."""
+    """The typed parameters of ``function``: required ones first, then the others, each in declared order
+    (a sweep's ``overrides`` last)."""
     out = []
-    for name, default in function.args:
-        found = parameter_type(name, default, target)
+    for arg in function.args:
+        found = parameter_type(arg, target)
         if found is None:  # the lint's render/argument-type reports it
-            path = ("functions", function.name, "args", name)
-            raise RenderError(f"argument '{name}': a default of type {type(default).__name__}", path)
-        out.append(Parameter(name, found.annotation, found.default, found.is_json))
+            path = ("functions", function.name, "args", arg.name)
+            raise RenderError(f"argument '{arg.name}' cannot be a parameter", path)
+        out.append(Parameter(arg.name, found))
+    out.sort(key=lambda parameter: not parameter.type.required)
     if function.sweep:
-        out.append(Parameter(OVERRIDES_PARAM, "str", "{}", is_json=False, spread=True))
+        out.append(Parameter(OVERRIDES_PARAM, ParameterType(ArgType("dict", optional=True)), spread=True))
     return out
 
 
@@ -116,6 +131,11 @@ class FunctionSection:
                 ")",
             ),
             "import": f"from {function.module} import {imported}",
+            "fills": [
+                {"name": p.name, "value": Entry(f"{p.name} = ", value_doc(p.type.default))}
+                for p in params
+                if p.type.fills_default
+            ],
             "call": Entry(
                 "return await " if asynchronous else "return ", Group(f"{target}(", tuple(arguments), ")")
             ),

@@ -36,7 +36,7 @@ def _function_name(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
     "rename the argument, e.g. max_epochs instead of max-epochs",
 )
 def _arg_name(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
-    for name, _ in fn.args:
+    for name in fn.arg_names:
         problem = _identifier_problem(name)
         if problem:
             yield ctx.at_field("arg-name", fn, f"args[{name}]", f"argument name '{name}' {problem}", key=True)
@@ -58,7 +58,7 @@ def _identifier_problem(name: str) -> str | None:
 )
 def _schedule_with_args(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
     if fn.schedule is not None and fn.args:
-        names = ", ".join(name for name, _ in fn.args)
+        names = ", ".join(fn.arg_names)
         message = f"has a schedule and args ({names}); Modal cannot pass arguments to a scheduled call"
         yield ctx.at_field("schedule-with-args", fn, "schedule", message)
 

@@ -104,7 +104,7 @@ def _sweep_target(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
 def _sweep_key(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
     if fn.sweep is None:
         return
-    args = list(fn.arg_dict)
+    args = fn.arg_names
     takes = _accepted_keys(fn, ctx)
     for key, where in _keys(fn):
         if key == sweeps.RUN_NAME_KEY:
@@ -114,9 +114,8 @@ def _sweep_key(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
         elif key in args or takes is None or key in takes.keys:
             continue
         else:
-            problem = (
-                f"is neither an arg of '{fn.name}' ({', '.join(args) or 'none'}) nor {takes.what}"
-                + (did_you_mean(key, [*args, *takes.keys]) or takes.listed)
+            problem = f"is neither an arg of '{fn.name}' ({', '.join(args) or 'none'}) nor {takes.what}" + (
+                did_you_mean(key, [*args, *takes.keys]) or takes.listed
             )
         yield _at(ctx, "sweep-key", fn, where, f"swept key '{key}' {problem}", key=True)
 
@@ -138,7 +137,7 @@ def _accepted_keys(fn: Function, ctx: LintContext) -> AcceptedKeys | None:
     target = read_target(fn.module, fn.entry, ctx.root).target
     if target is None or target.parameters is None:
         return None
-    named = tuple(p.name for p in target.parameters if p.keyword and p.name not in fn.arg_dict)
+    named = tuple(p.name for p in target.parameters if p.keyword and p.name not in fn.arg_names)
     listed = f"; {fn.run} takes: {', '.join(named)}" if named else f"; {fn.run} takes no other parameter"
     return AcceptedKeys(named, f"a parameter of {fn.run}", listed)
 
@@ -194,7 +193,7 @@ def _sweep_value(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
     if config is None or config.doc is None:
         return
     for key, value, where in _values(fn):
-        if key in fn.arg_dict or not _config_key_known(key):
+        if key in fn.arg_names or not _config_key_known(key):
             continue
         problem = _override_problem(config.doc.data, key, value)
         if problem:

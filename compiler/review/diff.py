@@ -15,7 +15,7 @@ from typing import Any
 from compiler.platform.pricing import Prices
 from compiler.review.plan import PlanRow, plan_row
 from compiler.review.tables import money
-from compiler.spec.ir import App, Function, Image, Retries, Schedule, Volume
+from compiler.spec.ir import App, Arg, Function, Image, Retries, Schedule, Volume
 from compiler.spec.sweep import function_trials
 
 UNITS = {
@@ -182,11 +182,20 @@ def _function_fields(fn: Function) -> dict[str, str]:
         "block_network": fn.block_network or None,
         "schedule": _schedule(fn.schedule),
     }
-    fields.update({f"args.{name}": json.dumps(value) for name, value in fn.args})
+    fields.update({f"args.{arg.name}": _arg(arg) for arg in fn.args})
     fields.update({f"volumes[{mount.path}]": mount.volume for mount in fn.mounts})
     fields.update({f"env.{name}": value for name, value in fn.env})
     fields.update(_sweep_fields(fn))
     return {key: str(value) for key, value in fields.items() if value is not None}
+
+
+def _arg(arg: Arg) -> str:
+    """``1000``, ``[64, 128]``, ``null``; ``required (str)``; a declared type after the default: ``null (int |
+    None)``."""
+    if arg.required:
+        return f"required ({arg.declared})"
+    shown = json.dumps(arg.default, ensure_ascii=False)
+    return f"{shown} ({arg.declared})" if arg.declared else shown
 
 
 def _sweep_fields(fn: Function) -> dict[str, Any]:

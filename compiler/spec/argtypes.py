@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from compiler.spec.ir import Arg
 from compiler.spec.targets import Parameter
 
 TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
@@ -135,7 +136,10 @@ def _dotted(node: ast.expr) -> str | None:
 
 
 def from_value(value: Any) -> ArgType | None:
-    """The type of a default value: bool, int, float, str, list or dict; None for anything else."""
+    """The type of a default value: bool, int, float, str, list or dict; ``str | None`` for null (a text
+    option that may be left unset); None for anything else."""
+    if value is None:
+        return ArgType("str", optional=True)
     for kind in (bool, int, float, str, list, tuple, dict):  # bool first: a bool is also an int
         if isinstance(value, kind):
             return ArgType("list" if kind is tuple else kind.__name__)
@@ -146,6 +150,23 @@ def for_parameter(parameter: Parameter | None, default: Any) -> ArgType | None:
     """A parameter's type: its annotation when mtc can read it, else its default's type."""
     declared = from_annotation(parameter.annotation) if parameter else None
     return declared or from_value(default)
+
+
+def of_arg(arg: Arg, parameter: Parameter | None) -> ArgType | None:
+    """An ``args`` entry's type: the spec's ``type:``, else the target's annotation, else its default's type;
+    None when the spec's ``type:`` is not an annotation mtc reads (the lint's arg-declared-type says so)."""
+    if arg.declared is not None:
+        return from_annotation(arg.declared)
+    return for_parameter(parameter, None if arg.required else arg.default)
+
+
+def thawed(value: Any) -> Any:
+    """A model value as YAML or JSON would hold it: the model's tuples as lists, at any depth."""
+    if isinstance(value, list | tuple):
+        return [thawed(item) for item in value]
+    if isinstance(value, dict):
+        return {key: thawed(item) for key, item in value.items()}
+    return value
 
 
 # ------------------------------------------------------------------------------------------------ parsing

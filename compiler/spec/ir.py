@@ -81,6 +81,22 @@ class Mount:
 
 
 @dataclass(frozen=True)
+class Arg:
+    """One of a function's ``args``: a parameter of the generated function, passed on to the target.
+
+    ``required`` args have no default (``default`` is None and unused): ``mtc run`` and the generated
+    entrypoint refuse to call the function without them. ``declared`` is the spec's ``type:`` (a Python
+    annotation such as ``int | None`` or ``list[int]``); without one the target's annotation or the default
+    decides. Lists in a default are tuples (the model is immutable); mappings stay dicts.
+    """
+
+    name: str
+    default: Any = None
+    required: bool = False
+    declared: str | None = None
+
+
+@dataclass(frozen=True)
 class Sweep:
     """A function's hyperparameter sweep; :mod:`compiler.spec.sweep` expands it into trials.
 
@@ -99,7 +115,7 @@ class Function:
     name: str
     module: str  # the `run` target, "module:function" split
     entry: str
-    args: tuple[tuple[str, Any], ...] = ()  # parameter name -> default, in declared order
+    args: tuple[Arg, ...] = ()  # in declared order
     image: str | None = None
     resources: Resources = Resources()
     retries: Retries | None = None
@@ -129,7 +145,16 @@ class Function:
 
     @property
     def arg_dict(self) -> dict[str, Any]:
-        return dict(self.args)
+        """Each arg that has a default -> its default (required args have none)."""
+        return {arg.name: arg.default for arg in self.args if not arg.required}
+
+    @property
+    def arg_names(self) -> list[str]:
+        return [arg.name for arg in self.args]
+
+    @property
+    def required_args(self) -> list[str]:
+        return [arg.name for arg in self.args if arg.required]
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from compiler.platform.resources import Resources
 from compiler.spec import units
 from compiler.spec.ir import (
     App,
+    Arg,
     Function,
     Image,
     ImageStep,
@@ -131,7 +132,7 @@ def _function(doc: SourceDoc, name: str, layers: Layers, errors: list[Diagnostic
         name=name,
         module=module,
         entry=entry,
-        args=tuple((arg, _frozen(value)) for arg, value in spec.get("args", {}).items()),
+        args=tuple(_arg(name, value) for name, value in spec.get("args", {}).items()),
         image=spec.get("image"),
         resources=Resources(
             cpu=convert("cpu", units.parse_cpu),
@@ -158,6 +159,23 @@ def _function(doc: SourceDoc, name: str, layers: Layers, errors: list[Diagnostic
         lint_ignores=tuple(spec.get("lint", {}).get("ignore", {}).items()),
         origins=origins,
     )
+
+
+DECLARATION_KEYS = (frozenset({"type", "required"}), frozenset({"type", "default"}))
+
+
+def is_declaration(value: Any) -> bool:
+    """Whether an ``args`` value is the explicit form, ``{type: T, required: true}`` or ``{type: T, default:
+    V}``: a mapping with exactly one of these key sets. Any other value, a mapping included, is a default."""
+    return isinstance(value, dict) and frozenset(value) in DECLARATION_KEYS
+
+
+def _arg(name: str, value: Any) -> Arg:
+    if not is_declaration(value):
+        return Arg(name, _frozen(value))
+    if "required" in value:  # the schema accepts only `required: true`
+        return Arg(name, required=True, declared=str(value["type"]))
+    return Arg(name, _frozen(value["default"]), declared=str(value["type"]))
 
 
 def _gpus(value: str | list[str] | None) -> tuple:
@@ -228,5 +246,9 @@ def _as_list(value: Any) -> list:
 
 
 def _frozen(value: Any) -> Any:
-    """Lists become tuples, so the model stays immutable and a generated default is never a mutable list."""
-    return tuple(value) if isinstance(value, list) else value
+    """Lists become tuples, at any depth, so the model stays immutable and a default is never shared."""
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _frozen(item) for key, item in value.items()}
+    return value

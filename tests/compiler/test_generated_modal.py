@@ -92,9 +92,12 @@ def test_a_function_body_calls_its_target_with_the_arguments(compiled, monkeypat
     target.run = lambda **kwargs: kwargs
     monkeypatch.setitem(sys.modules, "runtime.sweep", target)
     with pytest.warns(UserWarning):  # Modal: volumes are not mounted in .local()
-        received = module.sweep.local(steps=5, layers='["a"]')
+        received = module.sweep.local(steps=5, layers=["a"])
+        defaulted = module.sweep.local()
     assert received["steps"] == 5
     assert received["layers"] == ["a"]
+    assert defaulted["layers"] == [64, 128, 'x"y']  # the spec's default, a fresh list on every call
+    assert defaulted["layers"] is not module.sweep.local()["layers"]
     assert received["note"] == "line one\nline two"
     assert received["run"] == "shadows the target's name"
 
