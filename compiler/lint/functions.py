@@ -12,6 +12,8 @@ from compiler.spec.ir import Function
 from compiler.spec.pynames import MODULE_NAMES  # names the generated module defines
 from runtime.core.diagnostics import Diagnostic, did_you_mean
 
+DECLARATION_WORDS = frozenset({"type", "required", "default"})  # the keys of an argument's explicit form
+
 
 @rule(
     "function-name",
@@ -40,6 +42,24 @@ def _arg_name(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
         problem = _identifier_problem(name)
         if problem:
             yield ctx.at_field("arg-name", fn, f"args[{name}]", f"argument name '{name}' {problem}", key=True)
+
+
+@rule(
+    "arg-declaration-shape",
+    WARNING,
+    "a mapping default whose keys are all type/required/default is really the explicit form: exactly "
+    "{type, required: true} or {type, default}",
+    "keep exactly those keys, or write a mapping default with them as {type: dict, default: {...}}",
+)
+def _arg_declaration_shape(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
+    for arg in fn.args:
+        value = arg.default if arg.declared is None and not arg.required else None
+        if isinstance(value, dict) and "type" in value and set(value) <= DECLARATION_WORDS:
+            message = (
+                f"args.{arg.name} is taken as a mapping default {{{', '.join(value)}}}: the explicit form "
+                "has exactly the keys type and required (true), or type and default"
+            )
+            yield ctx.at_field("arg-declaration-shape", fn, f"args[{arg.name}]", message)
 
 
 def _identifier_problem(name: str) -> str | None:
