@@ -240,13 +240,8 @@ def _region(region: tuple[str, ...]) -> Any:
 def _schedule(schedule: Schedule) -> Group:
     if schedule.kind == "cron":
         return call("modal.Cron", literal(schedule.cron), timezone=optional(schedule.timezone))
-    # modal.Period takes whole days, hours and minutes, and seconds as a float: the largest whole unit, else
-    # seconds (2.5 s stays 2.5; 0.5 d is hours=12)
-    seconds = schedule.period_s
-    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
-        if seconds and seconds % size == 0:
-            return call("modal.Period", **{unit: literal(int(seconds // size))})
-    return call("modal.Period", seconds=literal(number(seconds)))
+    # in the units the spec wrote (Modal's days=1 and hours=24 differ across a daylight saving change)
+    return call("modal.Period", **{unit: literal(amount) for unit, amount in schedule.period})
 
 
 def _call_name(entry: str, params: set[str]) -> str:

@@ -36,6 +36,7 @@ class Schedule:
     cron: str | None = None
     timezone: str | None = None
     period_s: int | float | None = None  # seconds, fractional when the spec says so (2.5s, 0.1h)
+    period: tuple[tuple[str, int | float], ...] = ()  # modal.Period's keywords, in the spec's units
 
 
 @dataclass(frozen=True)

@@ -192,7 +192,8 @@ def _retries(value: int | dict) -> Retries:
 def _schedule(value: dict) -> Schedule:
     if "cron" in value:
         return Schedule("cron", cron=value["cron"], timezone=value.get("timezone"))
-    return Schedule("period", period_s=units.parse_period_s(value["period"]))
+    period = value["period"]
+    return Schedule("period", period_s=units.parse_period_s(period), period=units.parse_period(period))
 
 
 def _sweep(value: dict | None) -> Sweep | None:

@@ -68,7 +68,7 @@ def test_the_full_example_resolves_to_the_declared_values():
     cache = app.functions["populate_cache"]
     assert cache.resources.memory_mib == 15259  # 16GB, decimal, rounded up to whole MiB
     assert cache.retries == Retries(3, backoff_coefficient=2, initial_delay=5, max_delay=60)
-    assert cache.schedule == Schedule("period", period_s=86400)
+    assert cache.schedule == Schedule("period", period_s=86400, period=(("hours", 24),))
     assert cache.image == "slim" and cache.resources.gpus == ()
 
 
