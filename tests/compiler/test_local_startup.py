@@ -39,3 +39,11 @@ def test_a_start_within_startup_timeout_runs_to_the_end(tmp_path, monkeypatch):
     fn = replace(fn, module="tests.slow_import", startup_timeout_s=30)
     code, messages = run(tmp_path, fn, replace(app, functions={"job": fn}))
     assert code == 0, messages
+
+
+def test_block_network_is_named_as_not_enforced_locally(tmp_path):
+    app, fn = make_app("exit_with", args={"code": 0}, timeout_s=60)
+    fn = replace(fn, block_network=True)
+    code, messages = run(tmp_path, fn, replace(app, functions={"job": fn}))
+    assert code == 0
+    assert any("block_network; it is not enforced locally" in m for m in messages), messages

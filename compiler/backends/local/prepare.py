@@ -176,6 +176,8 @@ def _notices(fn: Function, app: App) -> Iterator[str]:
     if secrets:
         names = ", ".join(secrets)
         yield f"secrets are not injected locally ({names}); export their variables yourself if needed"
+    if fn.block_network:
+        yield f"{fn.name} declares block_network; it is not enforced locally: the function has this network"
 
 
 def gpu_present() -> bool:
