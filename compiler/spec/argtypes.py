@@ -1,11 +1,11 @@
 """The type of a `run` target's parameter, and command-line text parsed as that type.
 
-The type comes from the parameter's annotation in the target's source (``int``, ``float``, ``bool``,
-``str``, ``Path``, ``list[int]``, ``dict``, ``Optional[X]``, ``X | None``), read statically by
-:mod:`compiler.spec.targets`; without an annotation mtc can read, from the default's type. ``mtc run --arg``
-parses
-with :func:`parse`, and the generated module declares the same types (lists and dicts as JSON text: Modal's
-CLI parses only scalar annotations), so a value means the same thing locally and on Modal.
+The type comes from the spec's ``type:`` (:func:`of_arg`), else the parameter's annotation in the target's
+source (``int``, ``float``, ``bool``, ``str``, ``Path``, ``list[int]``, ``dict``, ``Optional[X]``,
+``X | None``), read statically by :mod:`compiler.spec.targets`, else the default's type. ``mtc run --arg``
+parses with :func:`parse`, and the generated module declares the same types (lists and dicts arrive at its
+entrypoint as JSON text, which it decodes: Modal's CLI parses only scalar annotations), so a value means the
+same thing locally and on Modal.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class ArgType:
 
     @property
     def is_json(self) -> bool:
-        """Passed to Modal as JSON text, decoded by the generated function."""
+        """Passed to Modal's CLI as JSON text, decoded by the generated entrypoint."""
         return self.kind in ("list", "dict")
 
 

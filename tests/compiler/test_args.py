@@ -12,7 +12,7 @@ from compiler.codegen.render import render
 from compiler.lint.check import check
 from compiler.spec.ir import Arg
 from tests.helpers.cli_runner import mtc
-from tests.helpers.generated_checks import import_generated
+from tests.helpers.generated_checks import Recorder, import_generated
 
 REPO = Path(__file__).resolve().parents[2]
 SHAPES = str(REPO / "tests/specs/valid/args.yaml")
@@ -119,14 +119,6 @@ def test_a_value_of_the_declared_type_is_checked_by_mtc_run(capfd, tmp_path, pai
         capfd, "run", "shapes", SHAPES, "--arg", "config=c", "--arg", "sizes=[1]", "--arg", pair
     )
     assert code == 1 and says in err and "the spec declares type" in err
-
-
-class Recorder:
-    def __init__(self):
-        self.calls: list[dict] = []
-
-    def remote(self, **kwargs):
-        self.calls.append(kwargs)
 
 
 @pytest.fixture(scope="module")

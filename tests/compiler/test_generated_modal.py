@@ -14,6 +14,7 @@ from compiler.codegen.render import render
 from compiler.lint.check import check
 from compiler.spec.pynames import variable_name
 from tests.helpers.generated_checks import (
+    Recorder,
     actual_info,
     decorator_keywords,
     expected_image_calls,
@@ -100,15 +101,6 @@ def test_a_function_body_calls_its_target_with_the_arguments(compiled, monkeypat
     assert defaulted["layers"] is not module.sweep.local()["layers"]
     assert received["note"] == "line one\nline two"
     assert received["run"] == "shadows the target's name"
-
-
-class Recorder:
-    def __init__(self):
-        self.calls = []
-
-    def remote(self, **kwargs):
-        self.calls.append(kwargs)
-        return None
 
 
 def entrypoint(module):

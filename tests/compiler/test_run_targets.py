@@ -22,7 +22,7 @@ from compiler import lint
 from compiler.codegen.render import render
 from compiler.lint.check import check
 from tests.helpers.cli_runner import mtc
-from tests.helpers.generated_checks import import_generated
+from tests.helpers.generated_checks import Recorder, import_generated
 
 REPO = Path(__file__).resolve().parents[2]
 TARGET_RULES = (
@@ -246,16 +246,6 @@ def test_local_dirs_resolve_from_the_module_not_the_current_folder(project, monk
     assert 'SPEC_DIR = Path(__file__).parent.parent / "specs"' in source
     assert ".add_local_dir(SPEC_DIR, " in source
     assert module.SPEC_DIR.resolve() == (project / "specs").resolve()
-
-
-class Recorder:
-    """Stands for a Modal function in the entrypoint's ACTIONS: records what ``.remote`` receives."""
-
-    def __init__(self):
-        self.calls: list[dict] = []
-
-    def remote(self, **kwargs):
-        self.calls.append(kwargs)
 
 
 def test_a_list_parameter_is_a_list_whose_default_the_body_fills_in(project, monkeypatch):

@@ -190,3 +190,13 @@ def signature_defaults(source: str, function_name: str) -> dict[str, Any]:
             names = [a.arg for a in node.args.args]
             return dict(zip(names, (ast.literal_eval(d) for d in node.args.defaults), strict=True))
     raise AssertionError(f"no function {function_name} in the module")
+
+
+class Recorder:
+    """Stands for a Modal function in a generated entrypoint's ACTIONS: records what ``.remote`` receives."""
+
+    def __init__(self):
+        self.calls: list[dict] = []
+
+    def remote(self, **kwargs):
+        self.calls.append(kwargs)
