@@ -132,6 +132,9 @@ def _argument_types(app: App, root: Path) -> Iterator[Problem]:
 
 def _type_problem(arg: Arg) -> str:
     """Why ``arg`` cannot be a parameter (:func:`parameter_type` returned None)."""
+    depth = argtypes.nesting(arg.default)
+    if depth > argtypes.MAX_NESTING:
+        return f"the default nests lists and mappings {depth} deep; at most {argtypes.MAX_NESTING}"
     declared = argtypes.from_annotation(arg.declared) if arg.declared is not None else None
     if arg.declared is not None and declared is None:
         return (

@@ -47,6 +47,8 @@ NAMES = {
     "Mapping": "dict",
 }
 OPTIONAL = {"Optional", "typing.Optional"}
+MAX_ANNOTATION = 200  # characters: an annotation longer than this is not one of the types mtc reads
+MAX_NESTING = 50  # lists and mappings in a default; Python's parser stops at 200 nested brackets
 UNION = {"Union", "typing.Union"}
 
 
@@ -82,13 +84,12 @@ def _plural(item: ArgType) -> str:
 
 def from_annotation(text: str | None) -> ArgType | None:
     """The type an annotation's source text declares; None when mtc cannot read it (the default decides)."""
-    if not text:
+    if not text or len(text) > MAX_ANNOTATION:
         return None
     try:
-        node = ast.parse(text, mode="eval").body
-    except SyntaxError:
+        return _from_node(ast.parse(text, mode="eval").body)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # not Python, a NUL, or nested too deep
         return None
-    return _from_node(node)
 
 
 def _from_node(node: ast.expr) -> ArgType | None:
@@ -160,6 +161,14 @@ def of_arg(arg: Arg, parameter: Parameter | None) -> ArgType | None:
     return for_parameter(parameter, None if arg.required else arg.default)
 
 
+def nesting(value: Any) -> int:
+    """How deep lists and mappings nest in ``value``: 0 for a scalar, 1 for ``[1, 2]``, 2 for ``[[1]]``."""
+    if isinstance(value, list | tuple | dict):
+        items = value.values() if isinstance(value, dict) else value
+        return 1 + max((nesting(item) for item in items), default=0)
+    return 0
+
+
 def thawed(value: Any) -> Any:
     """A model value as YAML or JSON would hold it: the model's tuples as lists, at any depth."""
     if isinstance(value, list | tuple):
@@ -213,9 +222,12 @@ def _flow(text: str, expected: ArgType) -> Any:
     from ruamel.yaml.error import YAMLError
 
     try:
-        return YAML(typ="safe", pure=True).load(text)
-    except (YAMLError, ValueError):
+        value = YAML(typ="safe", pure=True).load(text)
+    except (YAMLError, ValueError, RecursionError):
         raise ArgTypeError(expected.label) from None
+    if nesting(value) > MAX_NESTING:
+        raise ArgTypeError(f"{expected.label}, nested at most {MAX_NESTING} deep")
+    return value
 
 
 def convert(value: Any, expected: ArgType) -> Any:

@@ -133,8 +133,8 @@ class ParameterType:
 
 def parameter_type(arg: Arg, target: Target | None = None) -> ParameterType | None:
     """The type of ``arg`` as a parameter: the spec's ``type:``, else the target's annotation when the default
-    fits it, else the default's own type. None when the default cannot be a parameter (not finite, not a
-    YAML value) or does not fit the spec's own ``type:``."""
+    fits it, else the default's own type. None when the default cannot be a parameter (not finite, nested
+    deeper than :data:`compiler.spec.argtypes.MAX_NESTING`) or does not fit the spec's own ``type:``."""
     parameter = target.parameter(arg.name) if target else None
     declared = argtypes.of_arg(arg, parameter)
     if declared is None:
@@ -153,6 +153,10 @@ def parameter_type(arg: Arg, target: Target | None = None) -> ParameterType | No
 
 
 def _typed(kind: argtypes.ArgType, value: Any) -> ParameterType | None:
-    if isinstance(value, float) and not math.isfinite(value):
+    if (
+        isinstance(value, float)
+        and not math.isfinite(value)
+        or argtypes.nesting(value) > argtypes.MAX_NESTING
+    ):
         return None
     return ParameterType(kind, value)

@@ -179,3 +179,17 @@ def test_a_declared_type_that_contradicts_the_target_is_an_error(tmp_path):
     (tmp_path / "spec.yaml").write_text(spec)
     found = [d for d in check(str(tmp_path / "spec.yaml")).diagnostics if d.rule == "run-arg-type"]
     assert len(found) == 1 and "args.n has type str, but pkg.job:run declares n: int" in found[0].message
+
+
+def test_hostile_nesting_is_an_error_not_a_traceback(capfd, tmp_path):
+    deep_type = "int | " * 3000 + "int"
+    (found,) = findings(tmp_path, f'      x: {{type: "{deep_type}", required: true}}\n')
+    assert found.rule == "schema/max-length"
+    (found,) = findings(tmp_path, "      x: " + "[" * 60 + "]" * 60 + "\n")
+    assert (
+        found.rule == "render/argument-type"
+        and "nests lists and mappings 60 deep; at most 50" in found.message
+    )
+    deep = "[" * 3000 + "]" * 3000
+    code, _, err = mtc(capfd, "run", "shapes", SHAPES, "--arg", "config=c", "--arg", f"sizes={deep}")
+    assert code == 1 and "Traceback" not in err and "expected a list of integers" in err
