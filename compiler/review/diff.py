@@ -268,7 +268,7 @@ def _schedule(schedule: Schedule | None) -> str | None:
         return None
     if schedule.kind == "cron":
         return f"cron {schedule.cron}" + (f" ({schedule.timezone})" if schedule.timezone else "")
-    return f"every {schedule.period_s} s"
+    return "period " + ", ".join(f"{unit}={amount}" for unit, amount in schedule.period)  # as modal.Period
 
 
 # ------------------------------------------------------------------------------------------------ output

@@ -115,3 +115,13 @@ def test_the_schemas_clouds_are_the_platform_facts():
     cloud = deployment_schema()["$defs"]["functionSettings"]["properties"]["cloud"]
     assert tuple(cloud["enum"]) == regions.CLOUDS
     assert json.dumps(regions.SOURCE).startswith('"https://modal.com/docs/guide/region-selection')
+
+
+def test_diff_tells_a_day_from_24_hours(capsys, tmp_path):
+    from tests.helpers.cli_runner import mtc
+
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text(BASE + "    schedule: {period: 1d}\n")
+    new.write_text(BASE + "    schedule: {period: 24h}\n")
+    code, out, _ = mtc(capsys, "diff", str(old), str(new))
+    assert code == 2 and "~ job.schedule: period days=1 → period hours=24" in out
