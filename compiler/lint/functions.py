@@ -10,9 +10,8 @@ from functools import cache
 from compiler.lint.registry import ERROR, RULES, WARNING, LintContext, rule
 from compiler.spec.ir import Function
 from compiler.spec.pynames import MODULE_NAMES  # names the generated module defines
+from compiler.spec.resolve import DECLARATION_KEYS
 from runtime.core.diagnostics import Diagnostic, did_you_mean
-
-DECLARATION_WORDS = frozenset({"type", "required", "default"})  # the keys of an argument's explicit form
 
 
 @rule(
@@ -52,9 +51,10 @@ def _arg_name(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
     "keep exactly those keys, or write a mapping default with them as {type: dict, default: {...}}",
 )
 def _arg_declaration_shape(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
+    words = frozenset().union(*DECLARATION_KEYS)  # type, required, default
     for arg in fn.args:
         value = arg.default if arg.declared is None and not arg.required else None
-        if isinstance(value, dict) and "type" in value and set(value) <= DECLARATION_WORDS:
+        if isinstance(value, dict) and "type" in value and set(value) <= words:
             message = (
                 f"args.{arg.name} is taken as a mapping default {{{', '.join(value)}}}: the explicit form "
                 "has exactly the keys type and required (true), or type and default"

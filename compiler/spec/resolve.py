@@ -164,14 +164,14 @@ def _function(doc: SourceDoc, name: str, layers: Layers, errors: list[Diagnostic
 DECLARATION_KEYS = (frozenset({"type", "required"}), frozenset({"type", "default"}))
 
 
-def is_declaration(value: Any) -> bool:
+def _is_declaration(value: Any) -> bool:
     """Whether an ``args`` value is the explicit form, ``{type: T, required: true}`` or ``{type: T, default:
     V}``: a mapping with exactly one of these key sets. Any other value, a mapping included, is a default."""
     return isinstance(value, dict) and frozenset(value) in DECLARATION_KEYS
 
 
 def _arg(name: str, value: Any) -> Arg:
-    if not is_declaration(value):
+    if not _is_declaration(value):
         return Arg(name, _frozen(value))
     if "required" in value:  # the schema accepts only `required: true`
         return Arg(name, required=True, declared=str(value["type"]))
