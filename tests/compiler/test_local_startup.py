@@ -47,3 +47,22 @@ def test_block_network_is_named_as_not_enforced_locally(tmp_path):
     code, messages = run(tmp_path, fn, replace(app, functions={"job": fn}))
     assert code == 0
     assert any("block_network; it is not enforced locally" in m for m in messages), messages
+
+
+def test_a_sweep_trial_is_bounded_from_its_start_to_its_own_targets_call(tmp_path, monkeypatch):
+    import json
+
+    from compiler.backends.local import child
+
+    monkeypatch.setenv("MTC_TEST_IMPORT_S", "5")
+    app, fn = make_app("run", timeout_s=60)
+    fn = replace(fn, startup_timeout_s=1)
+    result_file = tmp_path / "result.json"
+    call = {"target": "tests.slow_import:run", "kwargs": {}, "result_file": str(result_file)}
+    plan = local_prepare.prepare(replace(app, functions={"job": fn}), fn, call, tmp_path / "volumes", REPO)
+    messages: list[str] = []
+    code = supervise.execute(replace(plan, target=child.TRIAL_TARGET), messages.append)
+    assert code == supervise.EXIT_TIMEOUT and not result_file.exists()
+    monkeypatch.setenv("MTC_TEST_IMPORT_S", "0")
+    assert supervise.execute(replace(plan, target=child.TRIAL_TARGET), messages.append) == 0
+    assert json.loads(result_file.read_text()) is None

@@ -82,8 +82,11 @@ def main() -> int:
 def call_target(target: str, kwargs: dict, channel: Path) -> int:
     """Import and call ``target`` (awaiting it when it is a coroutine); its exceptions propagate, except a
     user's mistake the runtime reports: that goes to the side channel and exits 1."""
+    marker = channel / CALLED_FILE
+    if target == TRIAL_TARGET:  # a sweep trial: the call of the trial's own target ends the start-up
+        kwargs, marker = {**kwargs, "called_marker": str(marker)}, None
     try:
-        invoke(target, kwargs, called=(channel / CALLED_FILE).touch)
+        invoke(target, kwargs, called=marker.touch if marker else None)
     except Exception as exc:
         message = _user_message(exc)
         if message is None:
@@ -106,12 +109,16 @@ def invoke(target: str, kwargs: dict[str, Any], called: Callable[[], Any] | None
     return asyncio.run(_awaited(result)) if inspect.isawaitable(result) else result
 
 
-def run_trial(target: str, kwargs: dict[str, Any], result_file: str) -> Any:
+def run_trial(target: str, kwargs: dict[str, Any], result_file: str, called_marker: str | None = None) -> Any:
     """A local sweep trial: call ``target`` with ``kwargs`` and save what it returns as JSON in
-    ``result_file`` (values JSON cannot hold become their ``str``), for the sweep's summary table."""
-    result = invoke(target, kwargs)
+    ``result_file`` (values JSON cannot hold become their ``str``), for the sweep's summary table.
+    ``called_marker`` is created once ``target`` is imported, as for any call (the startup_timeout)."""
+    result = invoke(target, kwargs, called=Path(called_marker).touch if called_marker else None)
     Path(result_file).write_text(json.dumps(result, default=str), encoding="utf-8")
     return result
+
+
+TRIAL_TARGET = f"{__spec__.name}:{run_trial.__name__}"  # __spec__: the same under `python -m`
 
 
 async def _awaited(awaitable):  # asyncio.run takes a coroutine, not any awaitable

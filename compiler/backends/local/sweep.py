@@ -83,7 +83,7 @@ def execute_sweep(
                 "result_file": str(result_file),
             }
             run = prepare(app, fn, call, volumes_root, workdir)
-            run = replace(run, target=f"{local_child.__name__}:{local_child.run_trial.__name__}")
+            run = replace(run, target=local_child.TRIAL_TARGET)
             label = f"trial {trial.index} ({trial.label()})"
             say(f"{label} starts in run {trial.run_name}")
             cpus = slots.get()
