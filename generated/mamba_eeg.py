@@ -66,14 +66,18 @@ def test_mamba_cuda():
     volumes={"/data": eeg_bucket, "/results": results_volume},
     max_containers=2,
 )
-def train(config: str = "specs/train.yaml", resume: bool = True, overrides: str = "{}"):
+def train(
+    config: str = "specs/train.yaml",
+    resume: bool = True,
+    overrides: dict | None = None,
+):
     from runtime.train import main
 
     return main(
         config=config,
         resume=resume,
         on_checkpoint=results_volume.commit,
-        **json.loads(overrides),
+        **(overrides or {}),
     )
 
 
@@ -112,13 +116,13 @@ def populate_cache(config: str = "specs/train.yaml"):
 
 ACTIONS = {
     "test_mamba_cuda": (test_mamba_cuda, {}),
-    "train": (train, {"config": "specs/train.yaml", "resume": True, "overrides": "{}"}),
+    "train": (train, {"config": "specs/train.yaml", "resume": True, "overrides": None}),
     "evaluate": (evaluate, {"config": "specs/train.yaml", "checkpoint": ""}),
     "populate_cache": (populate_cache, {"config": "specs/train.yaml"}),
 }
 
-# Options holding JSON (lists, mappings): Modal's CLI passes them as text.
-JSON_OPTIONS = ["overrides"]
+# Lists and mappings: Modal's CLI takes them as JSON text, main() decodes them.
+JSON_OPTIONS = {"overrides": dict}
 
 # The trials of each sweep, as mtc expands the spec: what each trial sets, and the config overrides whose
 # run_name gives it its own run directory (a retried trial resumes its own checkpoints).
@@ -158,11 +162,11 @@ SWEEPS = {
 
 def run_sweep(name, function, defaults, given):
     """Run every trial of NAME's sweep; print each outcome, in trial order, as results come in."""
-    shared = json.loads(given.pop("overrides", "{}"))
+    shared = given.pop("overrides", {})
     inputs = []
     for trial in SWEEPS[name]:
         values = {**defaults, **given, **trial}
-        values["overrides"] = json.dumps({**shared, **trial["overrides"]})
+        values["overrides"] = {**shared, **trial["overrides"]}
         inputs.append(tuple(values.values()))  # starmap passes them by position
     print("trial  run name  outcome", flush=True)
     # At most max_containers trials run at once; a failed trial is reported, the others go on.
@@ -212,13 +216,16 @@ def main(
     stray = [f"--{key.replace('_', '-')}" for key in given if key not in accepted]
     if stray:
         raise SystemExit(f"--action {name} does not take {', '.join(stray)}")
-    # The function decodes these: a bad value stops here, before a container starts.
-    for key in JSON_OPTIONS:
+    for key, kind in JSON_OPTIONS.items():
+        if key not in given:
+            continue
         try:
-            json.loads(given.get(key, "null"))
+            given[key] = json.loads(given[key])
         except ValueError:
-            shown = f"--{key.replace('_', '-')} {given[key]!r}"
-            raise SystemExit(f"{shown}: not JSON (write a list as [1, 2])") from None
+            given[key] = None
+        if not isinstance(given[key], kind):
+            shown = f"--{key.replace('_', '-')} {options[key]!r}"
+            raise SystemExit(f"{shown}: expected a {kind.__name__} in JSON")
     if sweep:
         if name not in SWEEPS:
             sweeping = ", ".join(SWEEPS)

@@ -35,6 +35,17 @@ def fail_until(attempts_needed: int = 3, counter: str = "/results/attempts.txt")
         raise RuntimeError(f"attempt {calls} fails on purpose")
 
 
+def fail_recording_pid(log: str = "/results/pids.txt", attempts_needed: int = 2) -> None:
+    """Append this process's pid to ``log``; fail until the log holds ``attempts_needed`` pids."""
+    from runtime.paths import resolve
+
+    path = resolve(log)
+    with path.open("a") as out:
+        out.write(f"{os.getpid()}\n")
+    if len(path.read_text().split()) < attempts_needed:
+        raise RuntimeError("fails on purpose")
+
+
 def write_file(path: str = "/data/out.txt", text: str = "hello") -> None:
     """Write ``text`` to ``path`` (through the volume map); an OSError propagates as exit code 1."""
     from runtime.paths import resolve
@@ -97,6 +108,15 @@ def train_with_a_bad_config(config: str = "/results/bad.yaml", counter: str = "/
 def run(**kwargs: object) -> dict:
     """Return the keyword arguments it was called with (the options spec's target: an arg shadows it)."""
     return kwargs
+
+
+def record_kwargs(out: str = "/results/kwargs.json", **received: object) -> None:
+    """Write every keyword argument as received, each with its type's name, to ``out`` (via volumes)."""
+    from runtime.paths import resolve
+
+    resolve(out).write_text(
+        json.dumps({name: [value, type(value).__name__] for name, value in received.items()})
+    )
 
 
 def record_args(

@@ -10,12 +10,12 @@ from typing import Any
 
 
 def run_function(module: str, function: str, overrides: dict[str, Any], *, detach: bool, sweep: bool) -> int:
-    """``modal run`` of ``function`` in the generated ``module``, its parameters set from ``overrides``."""
+    """``modal run`` of ``function`` in the generated ``module``, its parameters set from ``overrides``.
+
+    Always through the module's local entrypoint (``--action``): it decodes lists and mappings from JSON text
+    and checks required args, which ``modal run module::function`` cannot (Modal's CLI takes scalars only)."""
     command = [sys.executable, "-m", "modal", "run", *(["--detach"] if detach else [])]
-    if sweep:  # through the local entrypoint, which fans the trials out
-        command += [module, "--action", function, "--sweep"]
-    else:
-        command.append(f"{module}::{function}")
+    command += [module, "--action", function, *(["--sweep"] if sweep else [])]
     return pass_through(command + modal_flags(overrides))
 
 
@@ -32,7 +32,7 @@ def modal_flags(overrides: dict[str, Any]) -> list[str]:
         if isinstance(value, bool):
             flags.append(f"--{option}" if value else f"--no-{option}")
         elif isinstance(value, list | dict):
-            flags += [f"--{option}", json.dumps(value)]  # the generated signature takes them as JSON text
+            flags += [f"--{option}", json.dumps(value)]  # the entrypoint decodes the JSON text
         else:
             flags += [f"--{option}", str(value)]
     return flags

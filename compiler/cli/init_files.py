@@ -89,12 +89,16 @@ def _environment() -> Any:
 
 def yaml_value(value: Any) -> str:
     """``value`` as a YAML flow value that reads back as the same value: plain when safe, else JSON."""
+    if value is None:
+        return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return json.dumps(value)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(yaml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{yaml_value(key)}: {yaml_value(item)}" for key, item in value.items()) + "}"
     text = str(value)
     plain = PLAIN_YAML.fullmatch(text) and _load_yaml(f"- {text}\n- [{text}]") == [text, [text]]
     return text if plain else json.dumps(text)

@@ -18,6 +18,8 @@ APP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # the schema's pattern
 TARGET = re.compile(r"(?:(?P<name>[^=:]*)=)?(?P<module>[^:=]*):(?P<entry>[^:=]*)")
 CALLBACK_PARAMETER = "on_checkpoint"  # the generated body passes it (the commit of the function's volumes)
 
+NO_VALUE = object()  # a default that no spec value stands for (an expression, a set, ...)
+
 
 class InitError(Exception):
     """The user's input cannot be set up (exit 1): the message says what and how to fix it."""
@@ -144,7 +146,9 @@ def with_signature(target: Target, root: Path) -> Target:
 
 def signature_args(parameters: Iterable[Any]) -> dict[str, tuple]:
     """``args``, ``unset`` and ``required`` for a Target, from its parameters
-    (compiler.spec.targets.Parameter)."""
+    (compiler.spec.targets.Parameter). A parameter without a default whose annotation mtc reads is declared
+    in the explicit form, ``{type: int, required: true}``; one without an annotation is left to the user."""
+    from compiler.spec import argtypes
     from compiler.spec.pynames import ENTRYPOINT_FLAGS, MODULE_NAMES
 
     args: list[tuple[str, Any]] = []
@@ -154,30 +158,47 @@ def signature_args(parameters: Iterable[Any]) -> dict[str, tuple]:
         name = parameter.name
         if name == CALLBACK_PARAMETER:
             continue
-        if parameter.required:
+        declarable = parameter.required and argtypes.from_annotation(parameter.annotation) is not None
+        if parameter.required and not declarable:
             required.append(name)
         if not parameter.keyword:
             unset.append((name, "positional-only: mtc passes arguments by name; make it a normal parameter"))
         elif name in MODULE_NAMES | ENTRYPOINT_FLAGS or not name.isascii():
             unset.append((name, "its name is one the generated module uses: rename the parameter"))
+        elif declarable:
+            args.append((name, {"type": parameter.annotation, "required": True}))
         elif parameter.required:
             unset.append((name, "REQUIRED: it has no default in the signature; set a value"))
-        elif (value := spec_value(parameter.default)) is None:
-            unset.append((name, "its default is not a string, number, boolean or list of those"))
+        elif (value := spec_value(parameter.default)) is NO_VALUE:
+            unset.append((name, "its default is not a string, number, boolean, null, list or mapping"))
         else:
-            args.append((name, value))
+            args.append((name, as_default(value)))
     return {"args": tuple(args), "unset": tuple(unset), "required": tuple(required)}
 
 
 def spec_value(value: Any) -> Any:
-    """A literal default as a spec value (string, finite number, boolean or a list of those), else None."""
+    """A literal default as a spec value (a string, finite number, boolean, null, or a list or mapping of
+    those), else :data:`NO_VALUE`."""
     if isinstance(value, list | tuple):
-        items = [_spec_scalar(item) for item in value]
-        return None if any(item is None for item in items) else items
-    return _spec_scalar(value)
-
-
-def _spec_scalar(value: Any) -> Any:
-    if isinstance(value, str | bool | int) or (isinstance(value, float) and math.isfinite(value)):
+        items = [spec_value(item) for item in value]
+        return NO_VALUE if any(item is NO_VALUE for item in items) else items
+    if isinstance(value, dict):
+        items = {key: spec_value(item) for key, item in value.items()}
+        plain = all(isinstance(key, str) and item is not NO_VALUE for key, item in items.items())
+        return items if plain else NO_VALUE
+    if (
+        value is None
+        or isinstance(value, str | bool | int)
+        or (isinstance(value, float) and math.isfinite(value))
+    ):
         return value
-    return None
+    return NO_VALUE
+
+
+def as_default(value: Any) -> Any:
+    """``value`` as an ``args`` entry: itself, or ``{type: dict, default: value}`` for a mapping whose keys
+    the spec would read as the explicit form of an argument."""
+    from compiler.spec.resolve import DECLARATION_KEYS
+
+    declaration_shaped = isinstance(value, dict) and frozenset(value) in DECLARATION_KEYS
+    return {"type": "dict", "default": value} if declaration_shaped else value

@@ -99,6 +99,13 @@ def run(
     except ArgError as exc:
         click.echo(f"error: {exc}", err=True)
         return ExitCode.INVALID
+    missing = missing_required(fn, overrides, sweep)
+    if missing:
+        given = " ".join(f"--arg {name}=VALUE" for name in missing)
+        click.echo(
+            f"error: {function} needs {given} ({', '.join(missing)}: no default in the spec)", err=True
+        )
+        return ExitCode.INVALID
     if sweep and fn.sweep is None:
         sweeping = ", ".join(name for name, f in app.functions.items() if f.sweep) or "none"
         click.echo(f"error: {function} declares no sweep (functions with one: {sweeping})", err=True)
@@ -183,14 +190,27 @@ def _unknown_function(name: str, app: Any) -> None:
     )
 
 
+def missing_required(fn: Any, given: dict[str, Any], sweep: bool) -> list[str]:
+    """The required args of ``fn`` that neither ``given`` nor, with ``sweep``, every trial sets."""
+    from compiler.spec.sweep import function_trials
+
+    trials = function_trials(fn) if sweep and fn.sweep else []
+    return [
+        name
+        for name in fn.required_args
+        if name not in given and not (trials and all(name in dict(t.values) for t in trials))
+    ]
+
+
 def typed_args(fn: Any, pairs: tuple[str, ...], root: Path) -> dict[str, Any]:
-    """``NAME=VALUE`` pairs parsed as the target's parameters declare them (read from its source under
-    ``root``), else as the spec's defaults: the same types the generated module's signature has."""
+    """``NAME=VALUE`` pairs parsed as the spec's ``type:``, else the target's parameters (read from its source
+    under ``root``), else the spec's defaults declare them: the same types the generated module's signature
+    has."""
     from compiler.spec import argtypes
     from compiler.spec.targets import read_target
     from runtime.core.diagnostics import did_you_mean
 
-    defaults = fn.arg_dict
+    defaults = {arg.name: arg for arg in fn.args}
     target = read_target(fn.module, fn.entry, root).target
     out: dict[str, Any] = {}
     for pair in pairs:
@@ -204,18 +224,24 @@ def typed_args(fn: Any, pairs: tuple[str, ...], root: Path) -> dict[str, Any]:
                 + did_you_mean(name, defaults)
             )
         parameter = target.parameter(name) if target else None
-        expected = argtypes.for_parameter(parameter, defaults[name])
+        expected = argtypes.of_arg(defaults[name], parameter)
         try:
             out[name] = argtypes.parse(text, expected) if expected else text
         except argtypes.ArgTypeError as exc:
-            declared = argtypes.from_annotation(parameter.annotation) if parameter else None
-            why = (
-                f"{fn.run} declares {name}: {parameter.annotation}"
-                if declared
-                else f"the spec's default is {json.dumps(defaults[name], default=list)}"
-            )
+            why = _type_source(fn, defaults[name], parameter)
             raise ArgError(f"--arg {name}={text}: expected {exc} for {name} ({why})") from None
     return out
+
+
+def _type_source(fn: Any, arg: Any, parameter: Any) -> str:
+    """Where the expected type of ``arg`` comes from, for a message."""
+    from compiler.spec import argtypes
+
+    if arg.declared is not None:
+        return f"the spec declares type {arg.declared}"
+    if parameter is not None and argtypes.from_annotation(parameter.annotation):
+        return f"{fn.run} declares {arg.name}: {parameter.annotation}"
+    return f"the spec's default is {json.dumps(arg.default, default=list)}"
 
 
 # ------------------------------------------------------------------------------------------------ Modal

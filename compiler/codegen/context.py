@@ -11,7 +11,6 @@ relative to the spec's folder, which the module computes from its own location (
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 from pathlib import Path
@@ -31,7 +30,7 @@ def module_context(model: Model, module_dir: Path) -> dict[str, Any]:
     images = ImageSection(app)
     return {
         "header": header(app),
-        "uses_json": any(p.is_json or p.spread for params in model.params.values() for p in params),
+        "uses_json": any(p.type.is_json for params in model.params.values() for p in params),
         "spec_dir": spec_dir_line(app.spec_dir, module_dir) if images.uses_spec_dir() else None,
         "app_doc": Entry("app = ", call("modal.App", literal(app.name), secrets=model.secrets(app.secrets))),
         "images": images.definitions(),
@@ -74,8 +73,9 @@ def volume(spec: Volume) -> Group:
 
 
 def entrypoint(model: Model) -> dict[str, Any]:
-    """``ACTIONS``, ``JSON_OPTIONS``, and the signature and options of ``main``: one option per argument
-    name across functions (the lint's render/argument-type-conflict keeps each to one type)."""
+    """``ACTIONS``, ``REQUIRED``, ``JSON_OPTIONS``, and the signature and options of ``main``: one option per
+    argument name across functions (the lint's render/argument-type-conflict keeps each to one type). A list
+    or mapping option is JSON text, decoded by ``main`` (Modal's CLI parses only scalar options)."""
     options: dict[str, Parameter] = {}
     for params in model.params.values():
         for param in params:
@@ -84,20 +84,27 @@ def entrypoint(model: Model) -> dict[str, Any]:
     if first is None:
         raise RenderError("the spec declares no functions", ("functions",))
     flags = (f"action: str = {literal(first)}",) + (("sweep: bool = False",) if sweeping(model.app) else ())
-    signature = flags + tuple(f"{n}: {p.annotation} | None = None" for n, p in options.items())
+    signature = flags + tuple(f"{n}: {p.option} | None = None" for n, p in options.items())
     actions = {name: Group("(", (name, defaults(params)), ")") for name, params in model.params.items()}
-    json_options = tuple(literal(n) for n, p in options.items() if p.is_json or p.spread)
+    json_options = {n: p.type.base for n, p in options.items() if p.type.is_json}
+    required = {
+        name: Group("[", tuple(literal(p.name) for p in params if p.type.required), "]")
+        for name, params in model.params.items()
+        if any(p.type.required for p in params)
+    }
     return {
         "actions": Entry("ACTIONS = ", mapping(actions)),
-        "json_options": Entry("JSON_OPTIONS = ", Group("[", json_options, "]")) if json_options else None,
+        "required": Entry("REQUIRED = ", mapping(required)) if required else None,
+        "json_options": Entry("JSON_OPTIONS = ", mapping(json_options)) if json_options else None,
         "signature": Group("def main(", signature, ")"),
         "options": Entry("options = ", mapping({name: name for name in options})),
     }
 
 
 def defaults(params: list[Parameter]) -> Group:
-    """``{"config": "specs/train.yaml", ...}``: the parameters a function takes, with their defaults."""
-    return mapping({p.name: literal(p.default) for p in params})
+    """``{"config": "specs/train.yaml", ...}``: the parameters a function takes, in order, with their
+    defaults (None for a required one)."""
+    return mapping({p.name: value_doc(p.entry_default) for p in params})
 
 
 def sweeping(app: App) -> list[Function]:
@@ -110,20 +117,12 @@ def sweeps(model: Model) -> Entry | None:
         return None
     entries = {}
     for function in sweeping(model.app):
-        json_args = {p.name for p in model.params[function.name] if p.is_json}
-        arg_names = {name for name, _ in function.args}
         trials = []
         for trial in function_trials(function):
-            args, overrides = trial.split(arg_names)
-            values = {name: _as_json(v) if name in json_args else v for name, v in args.items()}
-            trials.append(value_doc({**values, OVERRIDES_PARAM: overrides}))
+            args, overrides = trial.split(set(function.arg_names))
+            trials.append(value_doc({**args, OVERRIDES_PARAM: overrides}))
         entries[function.name] = Group("[", tuple(trials), "]")
     return Entry("SWEEPS = ", mapping(entries))
-
-
-def _as_json(value: Any) -> str:
-    """A swept list value as the parameter takes it: its JSON text."""
-    return json.dumps(list(value), ensure_ascii=False)
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -2,11 +2,12 @@
 body, as layout docs.
 
 Function arguments become typed parameters (:func:`compiler.spec.pynames.parameter_type`): ``bool``,
-``int``, ``float`` or ``str``, as the target's annotation declares when the default fits it, else from the
-default's type. A list (or dict) becomes a ``str`` parameter holding JSON that the body decodes with
-``json.loads``, because Modal's CLI options only take scalars and a list default would be mutable. An
-``async def`` target gets an ``async def`` function that awaits it. A function with a ``sweep`` gains
-``overrides: str = "{}"``, JSON the body passes on as ``**overrides``.
+``int``, ``float``, ``str``, ``list`` or ``dict``, ``| None`` when null is allowed, as the spec's ``type:``
+or the target's annotation declares, else from the default's type. Required arguments come first and have no
+default. A list or mapping default is set by the body (``if layers is None: layers = [64, 128]``, the usual
+Python idiom): in the signature one object would be shared by every call. An ``async def`` target gets an
+``async def`` function that awaits it. A function with a ``sweep`` gains ``overrides: dict | None = None``,
+passed on as ``**overrides``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,16 @@ from typing import Any
 
 from compiler.codegen.layout import Entry, Group, call, value_doc
 from compiler.codegen.literals import RenderError, duration, literal, number, optional
-from compiler.platform.pricing import Prices, PricingError, hourly_cost
+from compiler.platform.pricing import Prices, PricingError, hourly_cost, load_prices
+from compiler.spec.argtypes import ArgType
 from compiler.spec.ir import App, Function, Schedule, SecretRef
-from compiler.spec.pynames import image_variables, parameter_type, volume_variables, writable_volumes
+from compiler.spec.pynames import (
+    ParameterType,
+    image_variables,
+    parameter_type,
+    volume_variables,
+    writable_volumes,
+)
 from compiler.spec.sweep import OVERRIDES_PARAM
 from compiler.spec.targets import Target, keyword_parameters, read_target
 
@@ -27,39 +35,46 @@ from compiler.spec.targets import Target, keyword_parameters, read_target
 @dataclass(frozen=True)
 class Parameter:
     name: str
-    annotation: str  # "bool" | "int" | "float" | "str"
-    default: Any  # as passed to the function: a list default is already its JSON text
-    is_json: bool
-    spread: bool = False  # JSON of keyword arguments, passed on as **name (a sweep's overrides)
+    type: ParameterType
+    spread: bool = False  # keyword arguments passed on as **name (a sweep's overrides)
 
     @property
     def argument(self) -> str:
         """How the body passes the parameter to the target."""
         if self.spread:
-            return f"**json.loads({self.name})"
-        return f"{self.name}=json.loads({self.name})" if self.is_json else f"{self.name}={self.name}"
+            return f"**({self.name} or {{}})"
+        return f"{self.name}={self.name}"
 
     @property
     def source(self) -> str:
-        return f"{self.name}: {self.annotation} = {literal(self.default)}"
+        if self.type.required:
+            return f"{self.name}: {self.type.annotation}"
+        return f"{self.name}: {self.type.annotation} = {literal(self.type.signature_default)}"
 
     @property
-    def kind(self) -> str:
-        """What the option takes on the command line: its annotation, or JSON text."""
-        return "JSON text" if self.is_json or self.spread else self.annotation
+    def option(self) -> str:
+        """The local entrypoint's option: JSON text for a list or mapping, else the parameter's own type."""
+        return "str" if self.type.is_json else self.type.base
+
+    @property
+    def entry_default(self) -> Any:
+        """The value the entrypoint's ACTIONS table holds: the default; None for a required arg."""
+        return None if self.type.required else self.type.default
 
 
 def parameters(function: Function, target: Target | None = None) -> list[Parameter]:
-    """The typed parameters of ``function`` in declared order (a sweep's ``overrides`` last)."""
+    """The typed parameters of ``function``: required ones first, then the others, each in declared order
+    (a sweep's ``overrides`` last)."""
     out = []
-    for name, default in function.args:
-        found = parameter_type(name, default, target)
+    for arg in function.args:
+        found = parameter_type(arg, target)
         if found is None:  # the lint's render/argument-type reports it
-            path = ("functions", function.name, "args", name)
-            raise RenderError(f"argument '{name}': a default of type {type(default).__name__}", path)
-        out.append(Parameter(name, found.annotation, found.default, found.is_json))
+            path = ("functions", function.name, "args", arg.name)
+            raise RenderError(f"argument '{arg.name}' cannot be a parameter", path)
+        out.append(Parameter(arg.name, found))
+    out.sort(key=lambda parameter: not parameter.type.required)
     if function.sweep:
-        out.append(Parameter(OVERRIDES_PARAM, "str", "{}", is_json=False, spread=True))
+        out.append(Parameter(OVERRIDES_PARAM, ParameterType(ArgType("dict", optional=True)), spread=True))
     return out
 
 
@@ -117,6 +132,11 @@ class FunctionSection:
                 ")",
             ),
             "import": f"from {function.module} import {imported}",
+            "fills": [
+                {"name": p.name, "value": Entry(f"{p.name} = ", value_doc(p.type.default))}
+                for p in params
+                if p.type.fills_default
+            ],
             "call": Entry(
                 "return await " if asynchronous else "return ", Group(f"{target}(", tuple(arguments), ")")
             ),
@@ -147,6 +167,7 @@ class FunctionSection:
             memory=optional(resources.memory_mib),
             ephemeral_disk=optional(resources.ephemeral_disk_mib),
             timeout=duration(resources.timeout_s),
+            startup_timeout=duration(function.startup_timeout_s),
             retries=retries(function),
             volumes=Group("{", mounts, "}") if mounts else None,
             secrets=self.model.secrets(function.secrets),
@@ -157,6 +178,8 @@ class FunctionSection:
             min_containers=optional(function.min_containers),
             max_containers=optional(max_containers(function)),
             scaledown_window=duration(function.scaledown_window_s),
+            single_use_containers=literal(True) if function.single_use_containers else None,
+            block_network=literal(True) if function.block_network else None,
             schedule=_schedule(function.schedule) if function.schedule else None,
         )
 
@@ -172,7 +195,10 @@ class FunctionSection:
             cost = hourly_cost(function.resources, self.model.prices)
         except PricingError:
             return "Estimated cost: unknown (no price for this GPU type)"
-        parts = [f"GPU ${cost.gpu:.2f}"] if function.resources.gpus else []
+        gpu = function.resources.gpu
+        priced_as = (self.model.prices or load_prices()).priced_as(gpu.type) if gpu else None
+        as_note = f" as {priced_as}" if gpu and priced_as != gpu.type else ""
+        parts = [f"GPU{as_note} ${cost.gpu:.2f}"] if gpu else []
         parts += [f"CPU ${cost.cpu:.2f}", f"memory ${cost.memory:.2f}"]
         return f"Estimated cost: ${cost.total:.2f}/hour ({' + '.join(parts)})"
 
@@ -215,11 +241,8 @@ def _region(region: tuple[str, ...]) -> Any:
 def _schedule(schedule: Schedule) -> Group:
     if schedule.kind == "cron":
         return call("modal.Cron", literal(schedule.cron), timezone=optional(schedule.timezone))
-    seconds = schedule.period_s
-    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
-        if seconds and seconds % size == 0:
-            return call("modal.Period", **{unit: literal(seconds // size)})
-    return call("modal.Period", seconds=literal(seconds))
+    # in the units the spec wrote (Modal's days=1 and hours=24 differ across a daylight saving change)
+    return call("modal.Period", **{unit: literal(amount) for unit, amount in schedule.period})
 
 
 def _call_name(entry: str, params: set[str]) -> str:

@@ -10,6 +10,7 @@ from functools import cache
 from compiler.lint.registry import ERROR, RULES, WARNING, LintContext, rule
 from compiler.spec.ir import Function
 from compiler.spec.pynames import MODULE_NAMES  # names the generated module defines
+from compiler.spec.resolve import DECLARATION_KEYS
 from runtime.core.diagnostics import Diagnostic, did_you_mean
 
 
@@ -36,10 +37,29 @@ def _function_name(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
     "rename the argument, e.g. max_epochs instead of max-epochs",
 )
 def _arg_name(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
-    for name, _ in fn.args:
+    for name in fn.arg_names:
         problem = _identifier_problem(name)
         if problem:
             yield ctx.at_field("arg-name", fn, f"args[{name}]", f"argument name '{name}' {problem}", key=True)
+
+
+@rule(
+    "arg-declaration-shape",
+    WARNING,
+    "a mapping default whose keys are all type/required/default is really the explicit form: exactly "
+    "{type, required: true} or {type, default}",
+    "keep exactly those keys, or write a mapping default with them as {type: dict, default: {...}}",
+)
+def _arg_declaration_shape(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
+    words = frozenset().union(*DECLARATION_KEYS)  # type, required, default
+    for arg in fn.args:
+        value = arg.default if arg.declared is None and not arg.required else None
+        if isinstance(value, dict) and "type" in value and set(value) <= words:
+            message = (
+                f"args.{arg.name} is taken as a mapping default {{{', '.join(value)}}}: the explicit form "
+                "has exactly the keys type and required (true), or type and default"
+            )
+            yield ctx.at_field("arg-declaration-shape", fn, f"args[{arg.name}]", message)
 
 
 def _identifier_problem(name: str) -> str | None:
@@ -58,7 +78,7 @@ def _identifier_problem(name: str) -> str | None:
 )
 def _schedule_with_args(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
     if fn.schedule is not None and fn.args:
-        names = ", ".join(name for name, _ in fn.args)
+        names = ", ".join(fn.arg_names)
         message = f"has a schedule and args ({names}); Modal cannot pass arguments to a scheduled call"
         yield ctx.at_field("schedule-with-args", fn, "schedule", message)
 
@@ -76,6 +96,58 @@ def _schedule_timezone(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
         path = (*fn.origins["schedule"], "timezone")
         message = f"function '{fn.name}': unknown time zone '{zone}'{did_you_mean(zone, known)}"
         yield ctx.at("schedule-timezone", path, message)
+
+
+@rule(
+    "schedule-cron",
+    ERROR,
+    "a cron schedule is a valid five-field cron expression (parsed with croniter) that fires at some time",
+    "fix the field the message names: minute 0-59, hour 0-23, day of month 1-31, month 1-12, weekday 0-6",
+)
+def _schedule_cron(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
+    expression = fn.schedule.cron if fn.schedule else None
+    problem = cron_problem(expression) if expression else None
+    if problem:
+        path = (*fn.origins["schedule"], "cron")
+        yield ctx.at("schedule-cron", path, f"function '{fn.name}': cron {expression!r} {problem}")
+
+
+def cron_problem(expression: str) -> str | None:
+    """Why croniter refuses ``expression``, or why it never fires (``0 0 31 2 *``); None when it is fine."""
+    from datetime import datetime
+
+    from croniter import CroniterBadDateError, CroniterError, croniter
+
+    try:
+        croniter(expression, datetime(2026, 1, 1)).get_next(datetime)
+    except CroniterBadDateError:
+        return "never fires (no date matches every field, e.g. the 31st of a 30-day month)"
+    except (CroniterError, ValueError) as exc:
+        reason = str(exc).replace(f"[{expression}] ", "")
+        return f"is not a valid cron expression: {_bad_field(expression) or ''}croniter says: {reason}"
+    return None
+
+
+CRON_FIELDS = (
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day of month", "1-31"),
+    ("month", "1-12 or JAN-DEC"),
+    ("weekday", "0-6 or SUN-SAT"),
+)
+
+
+def _bad_field(expression: str) -> str | None:
+    """``the minute field '61' is wrong (0-59); ``: the first field croniter refuses, the others at ``*``."""
+    from croniter import croniter
+
+    fields = expression.split()
+    for index, (name, allowed) in enumerate(CRON_FIELDS[: len(fields)]):
+        probe = ["*"] * len(CRON_FIELDS)
+        probe[index] = fields[index]
+        if not croniter.is_valid(" ".join(probe)):
+            return f"the {name} field {fields[index]!r} is wrong ({allowed}); "
+    return None
 
 
 @cache

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.lint.registry import ERROR, LintContext, rule
-from compiler.spec.ir import App, JsonPath
+from compiler.spec import argtypes
+from compiler.spec.ir import App, Arg, JsonPath
 from compiler.spec.pynames import (
     ENTRYPOINT_FLAGS,
     MODULE_NAMES,
@@ -59,7 +60,7 @@ def _identifiers(app: App) -> Iterator[Problem]:
             yield Problem(
                 "function-name", ("functions", name), f"function name '{name}' is not an identifier"
             )
-        for arg, _ in function.args:
+        for arg in function.arg_names:
             if not is_identifier(arg):
                 message = f"argument '{arg}' of function '{name}' is not a Python identifier"
                 yield Problem("arg-name", ("functions", name, "args", arg), message)
@@ -77,7 +78,7 @@ def _identifiers(app: App) -> Iterator[Problem]:
 def _reserved(app: App) -> Iterator[Problem]:
     for name, function in app.functions.items():
         reserved = MODULE_NAMES | ENTRYPOINT_FLAGS | ({OVERRIDES_PARAM} if function.sweep else set())
-        for arg, _ in function.args:
+        for arg in function.arg_names:
             path = ("functions", name, "args", arg)
             if arg in reserved:
                 message = f"argument name '{arg}' is used by the generated module; rename the argument"
@@ -114,29 +115,44 @@ def _argument_types(app: App, root: Path) -> Iterator[Problem]:
     kinds: dict[str, str] = {}
     for name, function in app.functions.items():
         target = read_target(function.module, function.entry, root).target
-        for arg, default in function.args:
-            path = ("functions", name, "args", arg)
-            found = parameter_type(arg, default, target)
+        for arg in function.args:
+            path = ("functions", name, "args", arg.name)
+            found = parameter_type(arg, target)
             if found is None:
-                message = (
-                    f"argument '{arg}': a default {default!r} ({type(default).__name__}) is not supported"
-                )
-                yield Problem(
-                    ARG_TYPE, path, message + "; use a finite number, a string, a boolean or a list"
-                )
+                yield Problem(ARG_TYPE, path, f"argument '{arg.name}': {_type_problem(arg)}")
                 continue
-            known = kinds.setdefault(arg, found.kind)
+            known = kinds.setdefault(arg.name, found.kind)
             if known != found.kind:
                 message = (
-                    f"argument '{arg}' is a {found.kind} here but a {known} in another function; "
+                    f"argument '{arg.name}' is a {found.kind} here but a {known} in another function; "
                     "`modal run --action` needs one type per option name"
                 )
                 yield Problem(ARG_TYPE_CONFLICT, path, message)
-        if function.sweep and kinds.setdefault(OVERRIDES_PARAM, "JSON text") != "JSON text":
+        if function.sweep and kinds.setdefault(OVERRIDES_PARAM, "JSON dict") != "JSON dict":
             message = (
-                f"argument '{OVERRIDES_PARAM}' is a JSON text here but a {kinds[OVERRIDES_PARAM]} elsewhere"
+                f"argument '{OVERRIDES_PARAM}' is a JSON dict here but a {kinds[OVERRIDES_PARAM]} elsewhere"
             )
             yield Problem(ARG_TYPE_CONFLICT, ("functions", name, "sweep"), message)
+
+
+def _type_problem(arg: Arg) -> str:
+    """Why ``arg`` cannot be a parameter (:func:`parameter_type` returned None)."""
+    depth = argtypes.nesting(arg.default)
+    if depth > argtypes.MAX_NESTING:
+        return f"the default nests lists and mappings {depth} deep; at most {argtypes.MAX_NESTING}"
+    declared = argtypes.from_annotation(arg.declared) if arg.declared is not None else None
+    if arg.declared is not None and declared is None:
+        return (
+            f"type {arg.declared!r} is not an annotation mtc reads; write str, int, float, bool, Path, list, "
+            "list[int], dict, or one of them with | None"
+        )
+    if declared is not None:
+        try:
+            argtypes.convert(argtypes.thawed(arg.default), declared)
+        except argtypes.ArgTypeError:
+            default = argtypes.thawed(arg.default)
+            return f"the default {default!r} is not {declared.label} (its type: {arg.declared})"
+    return f"a default {arg.default!r} cannot be a parameter"
 
 
 def _report(rule_id: str, ctx: LintContext) -> Iterator[Diagnostic]:
@@ -181,8 +197,9 @@ def _name_clash(ctx: LintContext) -> Iterator[Diagnostic]:
 @rule(
     ARG_TYPE,
     ERROR,
-    "every argument default is a finite number, a string, a boolean or a list of those",
-    "change the default",
+    "every argument's type is one mtc reads (str, int, float, bool, Path, list, dict, | None) and its "
+    "default fits it",
+    "fix the `type:` or the default the message names",
     scope="app",
 )
 def _argument_type(ctx: LintContext) -> Iterator[Diagnostic]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from compiler.lint.registry import ERROR, WARNING, LintContext, rule
-from compiler.platform import gpus
+from compiler.platform import gpus, regions
 from compiler.platform.modal_limits import MAX_TIMEOUT_S, MIN_MEMORY_MIB, SCALEDOWN_RANGE_S
 from compiler.spec import units
 from compiler.spec.ir import Function
@@ -55,6 +55,19 @@ def _timeout_range(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
 
 
 @rule(
+    "startup-timeout-range",
+    ERROR,
+    "the startup_timeout is between 1 s and 24 h (Modal's limits for a timeout)",
+    "set startup_timeout from 1s to 24h, e.g. 10m for a large image or slow imports",
+)
+def _startup_timeout_range(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
+    startup = fn.startup_timeout_s
+    if startup is not None and not 1 <= startup <= MAX_TIMEOUT_S:
+        message = f"startup_timeout {units.format_seconds(startup)} is outside Modal's 1s..24h"
+        yield ctx.at_field("startup-timeout-range", fn, "startup_timeout", message)
+
+
+@rule(
     "timeout-missing",
     WARNING,
     "the function sets a timeout (Modal's default of 300 s kills a training run after 5 minutes)",
@@ -82,6 +95,22 @@ def _memory_min(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
         yield ctx.at_field(
             "memory-min", fn, "memory", f"memory {memory} MiB is below Modal's minimum of 128 MiB"
         )
+
+
+@rule(
+    "region-unknown",
+    ERROR,
+    "every region is one Modal documents (us, eu, ap, a broad region such as us-east, or a provider region "
+    "such as us-east-1)",
+    "use a region from Modal's region selection guide; a broad one (us-east) also keeps more GPUs in reach",
+)
+def _region_unknown(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
+    for index, name in enumerate(fn.region):
+        if not regions.is_known(name):
+            known = f"; Modal's regions: {', '.join([*regions.CONTINENTS, *regions.BROAD])}, or a provider "
+            known += "region within one, such as us-east-1 (all of them: docs/spec.md)"
+            message = f"unknown region '{name}'" + (did_you_mean(name, regions.names()) or known)
+            yield ctx.at_field("region-unknown", fn, "region", message, index=index)
 
 
 @rule(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -23,10 +24,11 @@ from compiler.lint.registry import ERROR, WARNING, LintContext, rule
 from compiler.lint.shared import container_path, mount_at
 from compiler.spec import sweep as sweeps
 from compiler.spec.ir import Function, Image, JsonPath
-from compiler.spec.targets import takes_var_keyword
+from compiler.spec.targets import read_target, takes_var_keyword
 from runtime.core.diagnostics import Diagnostic, did_you_mean
 
 MANY_TRIALS = 100
+TRAINING_TARGETS = frozenset({"runtime.train:main"})  # the bundled runtime: swept keys are config keys
 
 
 def _base(fn: Function) -> JsonPath:
@@ -93,29 +95,51 @@ def _sweep_target(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
 @rule(
     "sweep-key",
     ERROR,
-    "a swept key is one of the function's args or a key of its training config (checked against "
-    "specs/schema/train.schema.json), and not run_name, which the sweep sets for each trial",
-    "fix the key (dotted for config keys: optim.lr, model.d_model), or add the arg",
+    "a swept key is one of the function's args, or else a key of the training config when the target is the "
+    "bundled runtime (runtime.train:main) or takes a training config (checked against "
+    "specs/schema/train.schema.json), or else a parameter of the target; and not run_name, which the sweep "
+    "sets for each trial",
+    "fix the key (dotted for config keys: optim.lr, model.d_model), or add the arg or the target's parameter",
 )
 def _sweep_key(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
     if fn.sweep is None:
         return
-    args = fn.arg_dict
-    checked = training_config(fn, ctx) is not None  # a function without a training config: keys unchecked
+    args = fn.arg_names
+    takes = _accepted_keys(fn, ctx)
     for key, where in _keys(fn):
         if key == sweeps.RUN_NAME_KEY:
             problem = "is set by the sweep itself: each trial runs as NAME-tINDEX-values; set `sweep.name`"
         elif key == sweeps.OVERRIDES_PARAM:
             problem = "is the parameter that carries each trial's config keys; sweep the keys themselves"
-        elif key in args or not checked or _config_key_known(key):
+        elif key in args or takes is None or key in takes.keys:
             continue
         else:
-            known = [*args, *_config_keys()]
-            problem = (
-                f"is neither an arg of '{fn.name}' ({', '.join(args) or 'none'}) nor a training config key"
-                + did_you_mean(key, known)
+            problem = f"is neither an arg of '{fn.name}' ({', '.join(args) or 'none'}) nor {takes.what}" + (
+                did_you_mean(key, [*args, *takes.keys]) or takes.listed
             )
         yield _at(ctx, "sweep-key", fn, where, f"swept key '{key}' {problem}", key=True)
+
+
+@dataclass(frozen=True)
+class AcceptedKeys:
+    """What a sweep key that is not an arg must be: ``keys``, described as ``what`` in messages."""
+
+    keys: tuple[str, ...]
+    what: str
+    listed: str = ""  # the keys, for a message without a did-you-mean
+
+
+def _accepted_keys(fn: Function, ctx: LintContext) -> AcceptedKeys | None:
+    """The training config's keys when the target is the bundled runtime or takes a training config; else
+    the target's keyword parameters; None when the target's signature cannot be read (nothing to check)."""
+    if fn.run in TRAINING_TARGETS or training_config(fn, ctx) is not None:
+        return AcceptedKeys(_config_keys(), "a training config key")
+    target = read_target(fn.module, fn.entry, ctx.root).target
+    if target is None or target.parameters is None:
+        return None
+    named = tuple(p.name for p in target.parameters if p.keyword and p.name not in fn.arg_names)
+    listed = f"; {fn.run} takes: {', '.join(named)}" if named else f"; {fn.run} takes no other parameter"
+    return AcceptedKeys(named, f"a parameter of {fn.run}", listed)
 
 
 def _config_schema() -> dict:
@@ -169,7 +193,7 @@ def _sweep_value(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
     if config is None or config.doc is None:
         return
     for key, value, where in _values(fn):
-        if key in fn.arg_dict or not _config_key_known(key):
+        if key in fn.arg_names or not _config_key_known(key):
             continue
         problem = _override_problem(config.doc.data, key, value)
         if problem:

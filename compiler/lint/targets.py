@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from compiler.lint.packages import ALWAYS_PRESENT, may_install, ships
 from compiler.lint.registry import ERROR, LintContext, rule
 from compiler.spec import argtypes, targets
-from compiler.spec.ir import Function
+from compiler.spec.ir import Arg, Function
 from compiler.spec.pynames import writable_volumes
 from runtime.core.diagnostics import Diagnostic, did_you_mean
 
@@ -126,7 +126,7 @@ def _run_arg_unknown(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
     if target is None or target.parameters is None or target.takes_any_keyword:
         return
     keywords = [p.name for p in target.parameters if p.keyword]
-    for name, _ in fn.args:
+    for name in fn.arg_names:
         if name not in keywords:
             parameter = target.parameter(name)
             problem = "only by position" if parameter else "no such parameter"
@@ -149,7 +149,7 @@ def _run_arg_missing(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
     target = _lookup(fn, ctx).target
     if target is None or target.parameters is None:
         return
-    given = set(fn.arg_dict)
+    given = set(fn.arg_names)
     if writable_volumes(ctx.app, fn):
         given.add("on_checkpoint")  # the generated function passes the volumes' commit
     missing = [p.name for p in target.parameters if p.required and (p.name not in given or not p.keyword)]
@@ -167,16 +167,29 @@ def _run_arg_missing(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
 )
 def _run_arg_type(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
     target = _lookup(fn, ctx).target
-    for name, value in fn.args if target is not None else ():
-        parameter = target.parameter(name)
+    for arg in fn.args if target is not None else ():
+        parameter = target.parameter(arg.name)
         declared = argtypes.from_annotation(parameter.annotation) if parameter else None
         if declared is None:
             continue
-        try:
-            argtypes.convert(list(value) if isinstance(value, tuple) else value, declared)
-        except argtypes.ArgTypeError:
+        problem = _disagreement(arg, declared)
+        if problem:
             message = (
-                f"args.{name} is {value!r}, but {fn.run} declares {name}: {parameter.annotation} "
+                f"args.{arg.name} {problem}, but {fn.run} declares {arg.name}: {parameter.annotation} "
                 f"(expected {declared.label})"
             )
-            yield ctx.at_field("run-arg-type", fn, f"args[{name}]", message)
+            yield ctx.at_field("run-arg-type", fn, f"args[{arg.name}]", message)
+
+
+def _disagreement(arg: Arg, declared: argtypes.ArgType) -> str | None:
+    """How ``arg`` disagrees with the target's type: its spec ``type:``, else its default; None if it fits."""
+    spec_type = argtypes.from_annotation(arg.declared) if arg.declared is not None else None
+    if spec_type is not None and spec_type != declared:
+        return f"has type {arg.declared}"
+    if arg.required:
+        return None
+    try:
+        argtypes.convert(argtypes.thawed(arg.default), declared)
+    except argtypes.ArgTypeError:
+        return f"is {argtypes.thawed(arg.default)!r}"
+    return None

@@ -2,7 +2,8 @@
 
 Names are matched case-insensitively and returned in Modal's spelling. ``A10G`` is Modal's older name for
 the A10 and is canonicalised to ``A10`` (Modal accepts both; one spelling keeps plans, pricing and diffs
-consistent). An unknown type is kept as written so the lint can report it with the valid choices.
+consistent). ``any`` (Modal picks one of :data:`ANY_MAY_BE`) is kept lowercase, as Modal's examples write it.
+An unknown type is kept as written so the lint can report it with the valid choices.
 """
 
 from __future__ import annotations
@@ -27,8 +28,16 @@ CATALOG: dict[str, int] = {
     "B200+": 8,
 }
 ALIASES = {"A10G": "A10"}
+# `gpu="any"`: Modal picks a GPU by availability; "any means any of L4, A10, or T4" (modal-labs/modal-examples
+# 06_gpu_and_ml/gpu_fallbacks.py, read 2026-11-30). The SDK sends it as type "ANY". Priced as the dearest.
+ANY = "any"
+ANY_MAY_BE = ("T4", "L4", "A10")
 
-_BY_UPPER = {name.upper(): name for name in CATALOG} | {alias.upper(): to for alias, to in ALIASES.items()}
+_BY_UPPER = (
+    {name.upper(): name for name in CATALOG}
+    | {alias.upper(): to for alias, to in ALIASES.items()}
+    | {ANY.upper(): ANY}
+)
 
 
 class GpuFormatError(ValueError):
@@ -49,9 +58,12 @@ def parse(text: str) -> Gpu:
 
 
 def max_count(type_name: str) -> int:
+    """Most GPUs of ``type_name`` in one container; for ``any``, what every type it may be allows."""
+    if type_name == ANY:
+        return min(CATALOG[name] for name in ANY_MAY_BE)
     return CATALOG.get(type_name, MAX_GPUS_PER_CONTAINER)
 
 
 def names() -> list[str]:
-    """Every canonical type, in catalog order (cheapest families first)."""
-    return list(CATALOG)
+    """Every canonical type, in catalog order (cheapest families first), then ``any``."""
+    return [*CATALOG, ANY]

@@ -8,7 +8,7 @@ the usage.
 
 Name aliases: Modal's plain ``A100`` is the 40 GB card (it may be upgraded to 80 GB at no extra cost),
 ``A10G`` is the older name of ``A10``, ``H100!`` (never upgraded) and ``B200+`` (may run on a B300) are billed
-like ``H100`` and ``B200``.
+like ``H100`` and ``B200``. ``any`` (Modal picks a T4, L4 or A10) is priced as the dearest of them.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from compiler.platform import gpus
 from compiler.platform.resources import Gpu, Resources
 from runtime.core.files import UnreadableFile, read_limited
 
@@ -45,12 +46,21 @@ class Prices:
     memory_default_mib: float
 
     def gpu_rate(self, gpu_type: str) -> float:
-        """Price per second of one GPU of ``gpu_type``; PricingError for a type the table does not know."""
+        """Price per second of one GPU of ``gpu_type``; PricingError for a type the table does not know.
+        ``any`` costs what the dearest GPU it may land on costs (:func:`priced_as`)."""
         name = self.gpu_aliases.get(gpu_type, gpu_type)
+        if name == gpus.ANY:
+            return self.gpu_rate(self.priced_as(name))
         if name not in self.gpu_per_second:
             known = ", ".join(sorted(self.gpu_per_second))
             raise PricingError(f"no price for GPU type '{gpu_type}' (priced: {known})")
         return self.gpu_per_second[name]
+
+    def priced_as(self, gpu_type: str) -> str:
+        """The type ``gpu_type`` is priced as: for ``any``, the dearest type it may be; else itself."""
+        if gpu_type != gpus.ANY:
+            return gpu_type
+        return max(gpus.ANY_MAY_BE, key=self.gpu_rate)
 
 
 @dataclass(frozen=True)

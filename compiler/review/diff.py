@@ -15,10 +15,16 @@ from typing import Any
 from compiler.platform.pricing import Prices
 from compiler.review.plan import PlanRow, plan_row
 from compiler.review.tables import money
-from compiler.spec.ir import App, Function, Image, ImageStep, PipInstall, Retries, Schedule, Volume
+from compiler.spec.ir import App, Arg, Function, Image, ImageStep, PipInstall, Retries, Schedule, Volume
 from compiler.spec.sweep import function_trials
 
-UNITS = {"memory": "MiB", "ephemeral_disk": "MiB", "timeout": "s", "scaledown_window": "s"}
+UNITS = {
+    "memory": "MiB",
+    "ephemeral_disk": "MiB",
+    "timeout": "s",
+    "startup_timeout": "s",
+    "scaledown_window": "s",
+}
 ARROW = "→"
 
 
@@ -162,6 +168,7 @@ def _function_fields(fn: Function) -> dict[str, str]:
         "cpu": _number(resources.cpu),
         "memory": resources.memory_mib,
         "timeout": resources.timeout_s,
+        "startup_timeout": fn.startup_timeout_s,
         "ephemeral_disk": resources.ephemeral_disk_mib,
         "retries": _retries(fn.retries),
         "secrets": ", ".join(map(str, fn.secrets)) or None,
@@ -171,13 +178,24 @@ def _function_fields(fn: Function) -> dict[str, str]:
         "min_containers": fn.min_containers,
         "max_containers": fn.max_containers,
         "scaledown_window": fn.scaledown_window_s,
+        "single_use_containers": fn.single_use_containers or None,
+        "block_network": fn.block_network or None,
         "schedule": _schedule(fn.schedule),
     }
-    fields.update({f"args.{name}": json.dumps(value) for name, value in fn.args})
+    fields.update({f"args.{arg.name}": _arg(arg) for arg in fn.args})
     fields.update({f"volumes[{mount.path}]": mount.volume for mount in fn.mounts})
     fields.update({f"env.{name}": value for name, value in fn.env})
     fields.update(_sweep_fields(fn))
     return {key: str(value) for key, value in fields.items() if value is not None}
+
+
+def _arg(arg: Arg) -> str:
+    """``1000``, ``[64, 128]``, ``null``; ``required (str)``; a declared type after the default: ``null (int |
+    None)``."""
+    if arg.required:
+        return f"required ({arg.declared})"
+    shown = json.dumps(arg.default, ensure_ascii=False)
+    return f"{shown} ({arg.declared})" if arg.declared else shown
 
 
 def _sweep_fields(fn: Function) -> dict[str, Any]:
@@ -262,7 +280,7 @@ def _schedule(schedule: Schedule | None) -> str | None:
         return None
     if schedule.kind == "cron":
         return f"cron {schedule.cron}" + (f" ({schedule.timezone})" if schedule.timezone else "")
-    return f"every {schedule.period_s} s"
+    return "period " + ", ".join(f"{unit}={amount}" for unit, amount in schedule.period)  # as modal.Period
 
 
 # ------------------------------------------------------------------------------------------------ output

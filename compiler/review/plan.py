@@ -3,7 +3,8 @@
 Per function: GPU (type x count, fallbacks in order), CPU, memory, timeout, retries, the estimated $/hour with
 the first GPU choice, and the worst case per call: the most expensive fallback's $/hour x the timeout x
 (1 + retries), since Modal gives every retry a full timeout. A function without a timeout gets Modal's
-default of 300 s. Prices come from :mod:`compiler.platform.pricing`.
+default of 300 s. Prices come from :mod:`compiler.platform.pricing`; ``gpu: any`` is priced as the dearest GPU
+it may land on, and the table and its footer say which.
 
 A function with a ``sweep`` gets a second line, ``NAME --sweep``: its worst case is the number of trials x
 the worst case per call (every trial may run to its timeout, and be retried), and its $/hour is what
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from compiler.platform import gpus
 from compiler.platform.modal_limits import MODAL_DEFAULT_TIMEOUT_S
 from compiler.platform.pricing import Prices, hourly_cost
 from compiler.review.tables import aligned, money
@@ -34,6 +36,7 @@ class PlanRow:
     hourly_usd: float  # with the first GPU choice
     worst_hourly_usd: float  # with the most expensive fallback
     worst_case_usd: float  # per call: worst_hourly x timeout x (1 + retries)
+    any_priced_as: str | None = None  # gpu `any` is priced as this type, the dearest it may land on
     sweep_trials: int = 0  # 0 = no sweep
     sweep_parallel: int = 0  # trials at once: max_parallel, or every trial when the sweep sets none
 
@@ -75,6 +78,7 @@ def plan_row(fn: Function, prices: Prices) -> PlanRow:
         hourly_usd=hourly_cost(resources, prices).total,
         worst_hourly_usd=worst_hourly,
         worst_case_usd=worst_hourly * timeout / 3600 * (1 + retries),
+        any_priced_as=prices.priced_as(gpus.ANY) if any(g.type == gpus.ANY for g in resources.gpus) else None,
         sweep_trials=trials,
         sweep_parallel=parallel,
     )
@@ -93,7 +97,7 @@ NUMERIC = {"cpu", "memory MiB", "timeout", "retries", "$/hour", "worst case $"}
 def cells(row: PlanRow) -> tuple[str, ...]:
     return (
         row.function,
-        " or ".join(row.gpus) or "-",
+        " or ".join(_gpu_cell(gpu, row) for gpu in row.gpus) or "-",
         "default" if row.cpu is None else f"{row.cpu:g}",
         "default" if row.memory_mib is None else str(row.memory_mib),
         f"{row.timeout_s} s" + (" (default)" if row.timeout_is_default else ""),
@@ -101,6 +105,11 @@ def cells(row: PlanRow) -> tuple[str, ...]:
         money(row.hourly_usd),
         money(row.worst_case_usd),
     )
+
+
+def _gpu_cell(gpu: str, row: PlanRow) -> str:
+    """A GPU as Modal names it; ``any`` with the type it is priced as: ``any (as A10)``."""
+    return f"{gpu} (as {row.any_priced_as})" if gpu.partition(":")[0] == gpus.ANY else gpu
 
 
 def sweep_cells(row: PlanRow) -> tuple[str, ...]:
@@ -117,10 +126,17 @@ def format_table(rows: list[PlanRow]) -> str:
 
 def footer(prices: Prices, rows: list[PlanRow]) -> str:
     trials = ", x trials for a sweep" if any(row.sweep_trials for row in rows) else ""
-    return (
+    text = (
         f"worst case = the most expensive GPU fallback x timeout x (1 + retries){trials}; "
         f"prices: {prices.source} ({prices.date})\n"
     )
+    if any(row.any_priced_as for row in rows):
+        may_be = ", ".join(gpus.ANY_MAY_BE)
+        text += (
+            f"gpu any: Modal picks one of {may_be} by availability; priced as the dearest, "
+            f"{prices.priced_as(gpus.ANY)}\n"
+        )
+    return text
 
 
 def as_json(rows: list[PlanRow], prices: Prices, app: App) -> str:

@@ -1,11 +1,11 @@
 """The type of a `run` target's parameter, and command-line text parsed as that type.
 
-The type comes from the parameter's annotation in the target's source (``int``, ``float``, ``bool``,
-``str``, ``Path``, ``list[int]``, ``dict``, ``Optional[X]``, ``X | None``), read statically by
-:mod:`compiler.spec.targets`; without an annotation mtc can read, from the default's type. ``mtc run --arg``
-parses
-with :func:`parse`, and the generated module declares the same types (lists and dicts as JSON text: Modal's
-CLI parses only scalar annotations), so a value means the same thing locally and on Modal.
+The type comes from the spec's ``type:`` (:func:`of_arg`), else the parameter's annotation in the target's
+source (``int``, ``float``, ``bool``, ``str``, ``Path``, ``list[int]``, ``dict``, ``Optional[X]``,
+``X | None``), read statically by :mod:`compiler.spec.targets`, else the default's type. ``mtc run --arg``
+parses with :func:`parse`, and the generated module declares the same types (lists and dicts arrive at its
+entrypoint as JSON text, which it decodes: Modal's CLI parses only scalar annotations), so a value means the
+same thing locally and on Modal.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from compiler.spec.ir import Arg
 from compiler.spec.targets import Parameter
 
 TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
@@ -46,6 +47,8 @@ NAMES = {
     "Mapping": "dict",
 }
 OPTIONAL = {"Optional", "typing.Optional"}
+MAX_ANNOTATION = 200  # characters: an annotation longer than this is not one of the types mtc reads
+MAX_NESTING = 50  # lists and mappings in a default; Python's parser stops at 200 nested brackets
 UNION = {"Union", "typing.Union"}
 
 
@@ -69,7 +72,7 @@ class ArgType:
 
     @property
     def is_json(self) -> bool:
-        """Passed to Modal as JSON text, decoded by the generated function."""
+        """Passed to Modal's CLI as JSON text, decoded by the generated entrypoint."""
         return self.kind in ("list", "dict")
 
 
@@ -81,13 +84,12 @@ def _plural(item: ArgType) -> str:
 
 def from_annotation(text: str | None) -> ArgType | None:
     """The type an annotation's source text declares; None when mtc cannot read it (the default decides)."""
-    if not text:
+    if not text or len(text) > MAX_ANNOTATION:
         return None
     try:
-        node = ast.parse(text, mode="eval").body
-    except SyntaxError:
+        return _from_node(ast.parse(text, mode="eval").body)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # not Python, a NUL, or nested too deep
         return None
-    return _from_node(node)
 
 
 def _from_node(node: ast.expr) -> ArgType | None:
@@ -135,7 +137,10 @@ def _dotted(node: ast.expr) -> str | None:
 
 
 def from_value(value: Any) -> ArgType | None:
-    """The type of a default value: bool, int, float, str, list or dict; None for anything else."""
+    """The type of a default value: bool, int, float, str, list or dict; ``str | None`` for null (a text
+    option that may be left unset); None for anything else."""
+    if value is None:
+        return ArgType("str", optional=True)
     for kind in (bool, int, float, str, list, tuple, dict):  # bool first: a bool is also an int
         if isinstance(value, kind):
             return ArgType("list" if kind is tuple else kind.__name__)
@@ -146,6 +151,31 @@ def for_parameter(parameter: Parameter | None, default: Any) -> ArgType | None:
     """A parameter's type: its annotation when mtc can read it, else its default's type."""
     declared = from_annotation(parameter.annotation) if parameter else None
     return declared or from_value(default)
+
+
+def of_arg(arg: Arg, parameter: Parameter | None) -> ArgType | None:
+    """An ``args`` entry's type: the spec's ``type:``, else the target's annotation, else its default's type;
+    None when the spec's ``type:`` is not an annotation mtc reads (the lint's arg-declared-type says so)."""
+    if arg.declared is not None:
+        return from_annotation(arg.declared)
+    return for_parameter(parameter, None if arg.required else arg.default)
+
+
+def nesting(value: Any) -> int:
+    """How deep lists and mappings nest in ``value``: 0 for a scalar, 1 for ``[1, 2]``, 2 for ``[[1]]``."""
+    if isinstance(value, list | tuple | dict):
+        items = value.values() if isinstance(value, dict) else value
+        return 1 + max((nesting(item) for item in items), default=0)
+    return 0
+
+
+def thawed(value: Any) -> Any:
+    """A model value as YAML or JSON would hold it: the model's tuples as lists, at any depth."""
+    if isinstance(value, list | tuple):
+        return [thawed(item) for item in value]
+    if isinstance(value, dict):
+        return {key: thawed(item) for key, item in value.items()}
+    return value
 
 
 # ------------------------------------------------------------------------------------------------ parsing
@@ -192,9 +222,12 @@ def _flow(text: str, expected: ArgType) -> Any:
     from ruamel.yaml.error import YAMLError
 
     try:
-        return YAML(typ="safe", pure=True).load(text)
-    except (YAMLError, ValueError):
+        value = YAML(typ="safe", pure=True).load(text)
+    except (YAMLError, ValueError, RecursionError):
         raise ArgTypeError(expected.label) from None
+    if nesting(value) > MAX_NESTING:
+        raise ArgTypeError(f"{expected.label}, nested at most {MAX_NESTING} deep")
+    return value
 
 
 def convert(value: Any, expected: ArgType) -> Any:

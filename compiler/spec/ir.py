@@ -35,7 +35,8 @@ class Schedule:
     kind: str  # "cron" | "period"
     cron: str | None = None
     timezone: str | None = None
-    period_s: int | None = None
+    period_s: int | float | None = None  # seconds, fractional when the spec says so (2.5s, 0.1h)
+    period: tuple[tuple[str, int | float], ...] = ()  # modal.Period's keywords, in the spec's units
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,22 @@ class Mount:
 
 
 @dataclass(frozen=True)
+class Arg:
+    """One of a function's ``args``: a parameter of the generated function, passed on to the target.
+
+    ``required`` args have no default (``default`` is None and unused): ``mtc run`` and the generated
+    entrypoint refuse to call the function without them. ``declared`` is the spec's ``type:`` (a Python
+    annotation such as ``int | None`` or ``list[int]``); without one the target's annotation or the default
+    decides. Lists in a default are tuples (the model is immutable); mappings stay dicts.
+    """
+
+    name: str
+    default: Any = None
+    required: bool = False
+    declared: str | None = None
+
+
+@dataclass(frozen=True)
 class Sweep:
     """A function's hyperparameter sweep; :mod:`compiler.spec.sweep` expands it into trials.
 
@@ -147,7 +164,7 @@ class Function:
     name: str
     module: str  # the `run` target, "module:function" split
     entry: str
-    args: tuple[tuple[str, Any], ...] = ()  # parameter name -> default, in declared order
+    args: tuple[Arg, ...] = ()  # in declared order
     image: str | None = None
     resources: Resources = Resources()
     retries: Retries | None = None
@@ -159,6 +176,9 @@ class Function:
     min_containers: int | None = None
     max_containers: int | None = None
     scaledown_window_s: int | None = None
+    startup_timeout_s: int | None = None  # None = Modal's `timeout` also bounds startup
+    single_use_containers: bool = False  # a fresh container for every input
+    block_network: bool = False
     schedule: Schedule | None = None
     sweep: Sweep | None = None
     env: tuple[tuple[str, str], ...] = ()  # environment variables set on the function, in declared order
@@ -174,7 +194,16 @@ class Function:
 
     @property
     def arg_dict(self) -> dict[str, Any]:
-        return dict(self.args)
+        """Each arg that has a default -> its default (required args have none)."""
+        return {arg.name: arg.default for arg in self.args if not arg.required}
+
+    @property
+    def arg_names(self) -> list[str]:
+        return [arg.name for arg in self.args]
+
+    @property
+    def required_args(self) -> list[str]:
+        return [arg.name for arg in self.args if arg.required]
 
 
 @dataclass(frozen=True)

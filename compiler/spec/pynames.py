@@ -2,12 +2,12 @@
 
 Lint checks them (``compiler.lint.names``) and codegen writes them (``compiler.codegen.context``), so both
 read them from here, below both: the names the module itself defines, the variable an image or volume
-becomes, which volumes a function commits, and the type each ``args`` entry takes as a parameter.
+becomes, which volumes a function commits, and the type each ``args`` entry takes as a parameter (its spec
+``type:``, the target's annotation or its default's type; lists and mappings are JSON on the command line).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -15,7 +15,7 @@ from typing import Any
 
 from compiler.spec import argtypes
 from compiler.spec.chains import adds_local, children_of
-from compiler.spec.ir import App, Function
+from compiler.spec.ir import App, Arg, Function
 from compiler.spec.targets import Target
 
 # Names the generated module defines or uses at module level (and the entrypoint reads besides its
@@ -36,6 +36,10 @@ MODULE_NAMES = frozenset(
         "print",
         "SystemExit",
         "ValueError",
+        "REQUIRED",
+        "isinstance",
+        "list",
+        "dict",
     }
 )
 ENTRYPOINT_FLAGS = frozenset({"action", "sweep"})  # the entrypoint's own parameters besides the options
@@ -96,44 +100,76 @@ def is_identifier(name: Any) -> bool:
 
 @dataclass(frozen=True)
 class ParameterType:
-    """How an ``args`` entry becomes a parameter of the generated function."""
+    """How an ``args`` entry becomes a parameter of the generated function.
 
-    annotation: str  # "bool" | "int" | "float" | "str"
-    default: Any  # as the function takes it: a list default is already its JSON text
-    is_json: bool  # the parameter holds JSON text the body decodes
+    A list or mapping default is not written in the signature, where one object would be shared by every
+    call (and ruff's B006 flags it): the parameter defaults to None and the body passes the default, written
+    as a literal, when it is None. So for such a parameter a None passed to the generated function means
+    "the default" even when the type takes null (``list[int] | None``): only ``mtc run`` passes a null
+    through, and Modal's CLI cannot pass one.
+    """
+
+    type: argtypes.ArgType
+    default: Any = None  # as the target receives it, converted to ``type``; unused when required
+    required: bool = False
+
+    @property
+    def is_json(self) -> bool:
+        """A list or mapping: JSON text on the command line, decoded by the generated entrypoint."""
+        return self.type.is_json
+
+    @property
+    def fills_default(self) -> bool:
+        return self.is_json and not self.required and self.default is not None
+
+    @property
+    def base(self) -> str:
+        """The annotation without ``| None``: bool, int, float, str, list or dict (a path is a str)."""
+        return "str" if self.type.kind == "path" else self.type.kind
+
+    @property
+    def annotation(self) -> str:
+        """``int``, ``str | None``, ``list[int]``, ``dict | None``: as the parameter is written."""
+        item = self.type.item
+        written = f"list[{'str' if item.kind == 'path' else item.kind}]" if item else self.base
+        return f"{written} | None" if self.type.optional or self.fills_default else written
+
+    @property
+    def signature_default(self) -> Any:
+        return None if self.fills_default else self.default
 
     @property
     def kind(self) -> str:
-        """What the option takes on the command line: its annotation, or JSON text."""
-        return "JSON text" if self.is_json else self.annotation
+        """What the option takes on the command line, for messages: "int", "JSON list", ..."""
+        return f"JSON {self.base}" if self.is_json else self.base
 
 
-def parameter_type(name: str, default: Any, target: Target | None = None) -> ParameterType | None:
-    """The type of argument ``name``: the target's annotation when the default fits it, else the
-    default's own type; None when the default cannot be a parameter (not finite, or not a scalar or list)."""
-    declared = _declared(target, name, default)
-    if declared is not None:
-        kind, value = declared
-        if kind.is_json:
-            return ParameterType("str", json.dumps(value, ensure_ascii=False), True)
-        return ParameterType("str" if kind.kind == "path" else kind.kind, value, False)
-    if isinstance(default, list | tuple):
-        return ParameterType("str", json.dumps(list(default), ensure_ascii=False), True)
-    for kind in (bool, int, float, str):  # bool first: a bool is also an int
-        if isinstance(default, kind):
-            if kind is float and not math.isfinite(default):
-                return None
-            return ParameterType(kind.__name__, default, False)
-    return None
-
-
-def _declared(target: Target | None, name: str, default: Any) -> tuple[argtypes.ArgType, Any] | None:
-    """The target's declared type for ``name`` and the default as that type, when the default fits it."""
-    parameter = target.parameter(name) if target else None
-    declared = argtypes.from_annotation(parameter.annotation) if parameter else None
+def parameter_type(arg: Arg, target: Target | None = None) -> ParameterType | None:
+    """The type of ``arg`` as a parameter: the spec's ``type:``, else the target's annotation when the default
+    fits it, else the default's own type. None when the default cannot be a parameter (not finite, nested
+    deeper than :data:`compiler.spec.argtypes.MAX_NESTING`) or does not fit the spec's own ``type:``."""
+    parameter = target.parameter(arg.name) if target else None
+    declared = argtypes.of_arg(arg, parameter)
     if declared is None:
         return None
+    if arg.required:
+        return ParameterType(declared, required=True)
+    default = argtypes.thawed(arg.default)
     try:
-        return declared, argtypes.convert(list(default) if isinstance(default, tuple) else default, declared)
+        value = argtypes.convert(default, declared)
     except argtypes.ArgTypeError:
-        return None  # the lint reports the mismatch; the default's own type keeps the module valid
+        if arg.declared is not None:
+            return None  # the spec contradicts itself: the lint's run-arg-type reports it
+        own = argtypes.from_value(default)  # the target disagrees: the lint reports it; the module is valid
+        return _typed(own, default) if own else None
+    return _typed(declared, value)
+
+
+def _typed(kind: argtypes.ArgType, value: Any) -> ParameterType | None:
+    if (
+        isinstance(value, float)
+        and not math.isfinite(value)
+        or argtypes.nesting(value) > argtypes.MAX_NESTING
+    ):
+        return None
+    return ParameterType(kind, value)

@@ -19,6 +19,7 @@ from compiler.spec.ir import (
     PIP_KINDS,
     PIP_OPTIONS,
     App,
+    Arg,
     Function,
     Image,
     ImageStep,
@@ -135,7 +136,7 @@ def _function(doc: SourceDoc, name: str, layers: Layers, errors: list[Diagnostic
         name=name,
         module=module,
         entry=entry,
-        args=tuple((arg, _frozen(value)) for arg, value in spec.get("args", {}).items()),
+        args=tuple(_arg(name, value) for name, value in spec.get("args", {}).items()),
         image=spec.get("image"),
         resources=Resources(
             cpu=convert("cpu", units.parse_cpu),
@@ -153,12 +154,32 @@ def _function(doc: SourceDoc, name: str, layers: Layers, errors: list[Diagnostic
         min_containers=_whole(spec.get("min_containers")),
         max_containers=_whole(spec.get("max_containers")),
         scaledown_window_s=convert("scaledown_window", units.parse_duration_s),
+        startup_timeout_s=convert("startup_timeout", units.parse_duration_s),
+        single_use_containers=bool(spec.get("single_use_containers", False)),
+        block_network=bool(spec.get("block_network", False)),
         schedule=convert("schedule", _schedule),
         sweep=_sweep(spec.get("sweep")),
         env=tuple(spec.get("env", {}).items()),
         lint_ignores=tuple(spec.get("lint", {}).get("ignore", {}).items()),
         origins=origins,
     )
+
+
+DECLARATION_KEYS = (frozenset({"type", "required"}), frozenset({"type", "default"}))
+
+
+def _is_declaration(value: Any) -> bool:
+    """Whether an ``args`` value is the explicit form, ``{type: T, required: true}`` or ``{type: T, default:
+    V}``: a mapping with exactly one of these key sets. Any other value, a mapping included, is a default."""
+    return isinstance(value, dict) and frozenset(value) in DECLARATION_KEYS
+
+
+def _arg(name: str, value: Any) -> Arg:
+    if not _is_declaration(value):
+        return Arg(name, _frozen(value))
+    if "required" in value:  # the schema accepts only `required: true`
+        return Arg(name, required=True, declared=str(value["type"]))
+    return Arg(name, _frozen(value["default"]), declared=str(value["type"]))
 
 
 def _gpus(value: str | list[str] | None) -> tuple:
@@ -175,7 +196,8 @@ def _retries(value: int | dict) -> Retries:
 def _schedule(value: dict) -> Schedule:
     if "cron" in value:
         return Schedule("cron", cron=value["cron"], timezone=value.get("timezone"))
-    return Schedule("period", period_s=units.parse_duration_s(value["period"]))
+    period = value["period"]
+    return Schedule("period", period_s=units.parse_period_s(period), period=units.parse_period(period))
 
 
 def _sweep(value: dict | None) -> Sweep | None:
@@ -260,5 +282,9 @@ def _as_list(value: Any) -> list:
 
 
 def _frozen(value: Any) -> Any:
-    """Lists become tuples, so the model stays immutable and a generated default is never a mutable list."""
-    return tuple(value) if isinstance(value, list) else value
+    """Lists become tuples, at any depth, so the model stays immutable and a default is never shared."""
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _frozen(item) for key, item in value.items()}
+    return value

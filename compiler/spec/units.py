@@ -30,8 +30,17 @@ _SIZE_FACTORS = {
 _SIZE = re.compile(r"^([0-9]+(?:\.[0-9]+)?) ?(" + "|".join(_SIZE_FACTORS) + r")$")
 _DURATION = re.compile(r"^(?=[0-9])(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?$")
 
+_PERIOD_PART = r"([0-9]*\.?[0-9]+)"
+_PERIOD = re.compile(
+    rf"^(?=[0-9.])(?:{_PERIOD_PART}d)?(?:{_PERIOD_PART}h)?(?:{_PERIOD_PART}m)?(?:{_PERIOD_PART}s)?$"
+)
+_PERIOD_UNITS_S = (86400, 3600, 60, 1)
+_PERIOD_KEYWORDS = ("days", "hours", "minutes", "seconds")  # modal.Period's keywords, in that order
+_SECONDS = dict(zip(_PERIOD_KEYWORDS, _PERIOD_UNITS_S, strict=True))
+
 SIZE_EXPECTED = "a size such as 32768 (MiB), 128GiB, 512MiB or 16GB"
 DURATION_EXPECTED = "a duration such as 90s, 5m, 2h, 1h30m or a number of seconds"
+PERIOD_EXPECTED = "a period such as 1d, 0.5d, 6h, 1h30m, 90s or a number of seconds above 0"
 CPU_EXPECTED = "a number of physical CPU cores such as 8 or 0.5"
 
 
@@ -61,6 +70,37 @@ def parse_duration_s(value: object) -> int:
             hours, minutes, seconds = (int(part or 0) for part in match.groups())
             return hours * 3600 + minutes * 60 + seconds
     raise UnitError(f"{value!r} is not {DURATION_EXPECTED}")
+
+
+def parse_period(value: object) -> tuple[tuple[str, int | float], ...]:
+    """A schedule's period as ``modal.Period``'s keywords, in the units the spec wrote: ``"1d"`` ->
+    ``(("days", 1),)``, ``"24h"`` -> ``(("hours", 24),)``, ``"1h30m"`` -> hours 1, minutes 30, ``90`` ->
+    ``(("seconds", 90),)``. Modal takes whole days, hours and minutes and fractional seconds, so a fraction of
+    a unit moves down to the next one, exactly: ``"0.5d"`` is ``hours=12``, ``"0.1d"`` is hours 2, minutes
+    24, ``"2.5s"`` stays ``seconds=2.5``. (``days=1`` and ``hours=24`` differ on Modal across a daylight
+    saving change, so the unit written is kept.)"""
+    amounts: list[Fraction] | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        amounts = [Fraction(0)] * 3 + [Fraction(value)]
+    elif isinstance(value, str) and (match := _PERIOD.match(value.strip())):
+        amounts = [Fraction(part) if part else Fraction(0) for part in match.groups()]
+    if amounts is None or sum(amounts) <= 0:
+        raise UnitError(f"{value!r} is not {PERIOD_EXPECTED}")
+    for index in range(3):  # days, hours, minutes: whole; the fraction moves down a unit
+        whole = Fraction(math.floor(amounts[index]))
+        carried = (amounts[index] - whole) * _PERIOD_UNITS_S[index] / _PERIOD_UNITS_S[index + 1]
+        amounts[index], amounts[index + 1] = whole, amounts[index + 1] + carried
+    return tuple(
+        (unit, int(amount) if amount.denominator == 1 else float(amount))
+        for unit, amount in zip(_PERIOD_KEYWORDS, amounts, strict=True)
+        if amount
+    )
+
+
+def parse_period_s(value: object) -> int | float:
+    """A schedule's period in seconds, exact (an int when whole): ``"0.1d"`` is 8640."""
+    total = sum(Fraction(amount) * _SECONDS[unit] for unit, amount in parse_period(value))
+    return int(total) if total.denominator == 1 else float(total)
 
 
 def parse_cpu(value: object) -> int | float:

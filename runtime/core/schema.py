@@ -161,10 +161,20 @@ def _unknown_keys(doc: SourceDoc, error: Any, path: JsonPath) -> list[Diagnostic
         if key in known or any(re.search(p, key) for p in patterns):
             continue
         message = f"{dotted((*path, key))}: unknown key '{key}'"
-        suggestion = did_you_mean(key, known)
+        suggestion = _renamed(key, schema.get("x-renamed", {})) or did_you_mean(key, known)
         message += suggestion if suggestion else (f"; expected one of: {', '.join(known)}" if known else "")
         out.append(doc.diagnostic((*path, key), message, "schema/unknown-key", key=True))
     return out
+
+
+def _renamed(key: str, renamed: Mapping[str, str]) -> str:
+    """The schema's own hint for a key it knows as renamed or removed (``x-renamed``: key -> what to write
+    instead; a key ending in ``*`` is a prefix). It comes before a spelling match, which would pair keys that
+    only look alike (``max_inputs`` with ``min_containers``)."""
+    for name, hint in renamed.items():
+        if key == name or (name.endswith("*") and key.startswith(name[:-1])):
+            return f"; {hint}"
+    return ""
 
 
 def _article(name: str) -> str:

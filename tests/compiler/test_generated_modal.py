@@ -14,6 +14,7 @@ from compiler.codegen.render import render
 from compiler.lint.check import check
 from compiler.spec.pynames import variable_name
 from tests.helpers.generated_checks import (
+    Recorder,
     actual_info,
     decorator_keywords,
     expected_info,
@@ -90,20 +91,14 @@ def test_a_function_body_calls_its_target_with_the_arguments(compiled, monkeypat
     target.run = lambda **kwargs: kwargs
     monkeypatch.setitem(sys.modules, "runtime.sweep", target)
     with pytest.warns(UserWarning):  # Modal: volumes are not mounted in .local()
-        received = module.sweep.local(steps=5, layers='["a"]')
+        received = module.sweep.local(steps=5, layers=["a"])
+        defaulted = module.sweep.local()
     assert received["steps"] == 5
     assert received["layers"] == ["a"]
+    assert defaulted["layers"] == [64, 128, 'x"y']  # the spec's default, a fresh list on every call
+    assert defaulted["layers"] is not module.sweep.local()["layers"]
     assert received["note"] == "line one\nline two"
     assert received["run"] == "shadows the target's name"
-
-
-class Recorder:
-    def __init__(self):
-        self.calls = []
-
-    def remote(self, **kwargs):
-        self.calls.append(kwargs)
-        return None
 
 
 def entrypoint(module):

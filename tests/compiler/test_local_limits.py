@@ -25,6 +25,7 @@ from compiler.backends.local import limits, supervise, volumes
 from compiler.backends.local import prepare as local_prepare
 from compiler.spec.ir import App, Function, Mount, Volume
 from tests.helpers.cli_runner import mtc
+from tests.helpers.model import args_of
 
 
 @pytest.fixture(params=["auto", "pss"])
@@ -197,7 +198,7 @@ def test_spec_entries_over_the_same_storage_share_one_folder(tmp_path):
         name="job",
         module="tests.targets",
         entry="write_file",
-        args=(("path", "/out/f.txt"),),
+        args=args_of(("path", "/out/f.txt")),
         mounts=(Mount("/out", "results"), Mount("/in", "results_ro"), Mount("/raw", "raw")),
     )
     app = App(name="t", volumes=volumes, functions={"job": fn})

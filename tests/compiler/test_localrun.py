@@ -16,6 +16,7 @@ from compiler.platform.resources import Gpu, Resources
 from compiler.spec.ir import App, Function, Image, Mount, Retries, SecretRef, Volume
 from runtime.core.env import VOLUMES_DIR as VOLUMES_DIR_ENV
 from tests.helpers.cli_runner import mtc
+from tests.helpers.model import args_of
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,7 +29,7 @@ def make_app(
         name="job",
         module="tests.targets",
         entry=entry,
-        args=tuple((args or {}).items()),
+        args=args_of(*(args or {}).items()),
         image="base",
         resources=Resources(gpus=gpus, **{"cpu": 1, **resources}),
         retries=Retries(retries) if retries else None,

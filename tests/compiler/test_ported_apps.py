@@ -8,6 +8,7 @@ build layers (Dockerfile commands, read offline by :func:`tests.helpers.image_ch
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 from pathlib import Path
 
@@ -21,10 +22,8 @@ from tests.helpers.image_checks import image_layers
 PORTED = Path(__file__).parents[1] / "fixtures" / "ported"
 
 # What each port cannot say yet, by fixture: the fn.info() fields that differ and why. A field that starts
-# to match (the spec gained the key) fails the test, so this list stays true.
-NOT_EXPRESSIBLE = {
-    "unsloth_finetune": {"single_use_containers"},  # max_inputs=1 / single_use_containers=True: no key yet
-}
+# to match (the spec gained the key) fails the test, so this list stays true. Every port is complete now.
+NOT_EXPRESSIBLE: dict[str, set[str]] = {}
 
 
 @pytest.fixture(scope="module", params=sorted(p.name for p in PORTED.iterdir() if p.is_dir()))
@@ -69,3 +68,27 @@ def test_each_function_builds_the_same_image(port):
 
 def mounted(layers: list[tuple]) -> set[tuple]:
     return {entry for layer in layers if layer[0] == "mount" for entry in layer[1]}
+
+
+def test_the_covid_schedule_and_arguments_are_the_published_ones(tmp_path):
+    folder = PORTED / "covid_datasette"
+    original = import_generated(folder / "original.py")
+    result = check(folder / "deployment.yaml")
+    generated_path = tmp_path / "covid_generated.py"
+    generated_path.write_text(render(result.app, module_dir=tmp_path), encoding="utf-8")
+    generated = import_generated(generated_path)
+    assert generated.refresh_db.info().schedule == original.refresh_db.info().schedule == "Period(hours=24)"
+    published = parameters((folder / "original.py").read_text(), "download_dataset")
+    assert parameters(generated_path.read_text(), "download_dataset") == {"cache": ("bool", True)}
+    assert published == {"cache": (None, True)}  # the same name and default; the port adds the annotation
+
+
+def parameters(source: str, function: str) -> dict[str, tuple[str | None, object]]:
+    """``{name: (annotation, default)}`` of ``def function`` in ``source``."""
+    node = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == function)
+    arguments = node.args
+    defaults = dict(zip([a.arg for a in arguments.args][::-1], arguments.defaults[::-1], strict=False))
+    return {
+        a.arg: (ast.unparse(a.annotation) if a.annotation else None, ast.literal_eval(defaults[a.arg]))
+        for a in arguments.args
+    }

@@ -24,6 +24,7 @@ from compiler.lint.names import name_problems
 from compiler.platform.resources import Gpu, Resources
 from compiler.spec.ir import (
     App,
+    Arg,
     Function,
     Image,
     ImageStep,
@@ -36,6 +37,7 @@ from compiler.spec.ir import (
 )
 from compiler.spec.targets import Parameter as TargetParameter
 from compiler.spec.targets import Target
+from tests.helpers.model import args_of
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE_STRINGS = [
@@ -123,50 +125,104 @@ def test_parameters_are_typed_from_their_defaults():
         name="f",
         module="m",
         entry="e",
-        args=(("flag", True), ("count", 3), ("rate", 0.5), ("path", "a.yaml"), ("layers", (64, "x"))),
+        args=args_of(("flag", True), ("count", 3), ("rate", 0.5), ("path", "a.yaml"), ("layers", (64, "x"))),
     )
     params = {p.name: p for p in parameters(function)}
-    assert [(p.annotation, p.is_json) for p in params.values()] == [
+    assert [(p.type.annotation, p.type.is_json) for p in params.values()] == [
         ("bool", False),
         ("int", False),
         ("float", False),
         ("str", False),
-        ("str", True),
+        ("list | None", True),
     ]
-    assert params["layers"].default == '[64, "x"]'
+    assert params["layers"].type.default == [64, "x"]
 
 
-def test_list_arguments_travel_as_json_and_are_decoded_in_the_body():
-    source = render(app_with(args=(("layers", (64, 128)),)))
-    assert 'layers: str = "[64, 128]"' in source
-    assert "return run(layers=json.loads(layers))" in source
-    assert "\nimport json\n" in source
+def test_a_list_default_is_filled_in_by_the_body_so_no_call_shares_it():
+    source = render(app_with(args=args_of(("layers", (64, 128)))))
+    assert "def job(layers: list | None = None):" in source
+    assert "    if layers is None:\n        layers = [64, 128]\n    return run(layers=layers)\n" in source
+    assert 'JSON_OPTIONS = {"layers": list}' in source
+
+
+def test_null_nested_and_required_args_get_matching_signatures():
+    function = Function(
+        name="job",
+        module="runtime.jobs",
+        entry="run",
+        args=(
+            Arg("note", None),
+            Arg("opts", {"a": (1, {"b": None})}),
+            Arg("limit", None, declared="int | None"),
+            Arg("config", required=True, declared="str"),
+            Arg("sizes", required=True, declared="list[int]"),
+        ),
+    )
+    sources = [p.source for p in parameters(function)]
+    assert sources == [
+        "config: str",
+        "sizes: list[int]",
+        "note: str | None = None",
+        "opts: dict | None = None",
+        "limit: int | None = None",
+    ]
+    source = render(dataclasses.replace(app_with(), functions={"job": function}))
+    assert '    if opts is None:\n        opts = {"a": [1, {"b": None}]}\n' in source
+    assert 'REQUIRED = {"job": ["config", "sizes"]}' in source
+    actions = source[source.index("ACTIONS = ") : source.index("REQUIRED = ")]
+    assert [line.strip() for line in actions.splitlines()[4:9]] == [
+        '"config": None,',
+        '"sizes": None,',
+        '"note": None,',
+        '"opts": {"a": [1, {"b": None}]},',
+        '"limit": None,',
+    ]
 
 
 @pytest.mark.parametrize("name", ["not-an-identifier", "class", "1st", "action", "modal", "main"])
 def test_argument_names_that_cannot_be_parameters_are_refused(name):
     with pytest.raises(RenderError) as caught:
-        render(app_with(args=((name, 1),)))
+        render(app_with(args=args_of((name, 1))))
     assert caught.value.path == ("functions", "job", "args", name)
 
 
 def test_one_option_name_with_two_types_is_refused_for_the_entrypoint():
-    first = Function(name="a", module="m", entry="e", args=(("size", 1),))
-    second = Function(name="b", module="m", entry="e", args=(("size", "big"),))
+    first = Function(
+        name="a",
+        module="m",
+        entry="e",
+        args=args_of(("size", 1)),
+    )
+    second = Function(
+        name="b",
+        module="m",
+        entry="e",
+        args=args_of(("size", "big")),
+    )
     with pytest.raises(RenderError, match="one type per option"):
         render(App(name="demo", functions={"a": first, "b": second}))
 
 
 def test_a_json_option_and_a_plain_string_option_of_one_name_are_refused():
     """Both are `str` to Modal, but the entrypoint checks JSON options: one name cannot be both."""
-    first = Function(name="a", module="m", entry="e", args=(("size", ("s", "m")),))
-    second = Function(name="b", module="m", entry="e", args=(("size", "big"),))
-    with pytest.raises(RenderError, match="a str here but a JSON text in another function"):
+    first = Function(
+        name="a",
+        module="m",
+        entry="e",
+        args=args_of(("size", ("s", "m"))),
+    )
+    second = Function(
+        name="b",
+        module="m",
+        entry="e",
+        args=args_of(("size", "big")),
+    )
+    with pytest.raises(RenderError, match="a str here but a JSON list in another function"):
         render(App(name="demo", functions={"a": first, "b": second}))
 
 
 def test_a_parameter_that_shadows_the_target_gets_the_target_renamed():
-    source = render(app_with(args=(("run", "x"),)))
+    source = render(app_with(args=args_of(("run", "x"))))
     assert "from runtime.jobs import run as run_" in source
     assert "return run_(run=run)" in source
 
@@ -273,7 +329,7 @@ def rich_app() -> App:
         name="train",
         module="runtime.train",
         entry="main",
-        args=(("config", "specs/train.yaml"),),
+        args=args_of(("config", "specs/train.yaml")),
         image="gpu",
         resources=Resources(
             cpu=8.0, memory_mib=32768, gpus=(Gpu("A100-80GB"), Gpu("H100", 2)), timeout_s=3600
@@ -469,11 +525,14 @@ def test_parameters_take_the_type_the_target_declares_when_the_default_fits():
         ),
     )
     function = Function(
-        name="f", module="m", entry="e", args=(("rate", 1), ("xs", (1, 2)), ("where", "a"), ("n", "many"))
+        name="f",
+        module="m",
+        entry="e",
+        args=args_of(("rate", 1), ("xs", (1, 2)), ("where", "a"), ("n", "many")),
     )
     params = {p.name: p for p in parameters(function, target)}
     assert params["rate"].source == "rate: float = 1.0"  # Modal's CLI then parses --rate 0.5 as a float
-    assert params["xs"].source == 'xs: str = "[1, 2]"' and params["xs"].is_json
+    assert params["xs"].source == "xs: list[int] | None = None" and params["xs"].type.is_json
     assert params["where"].source == 'where: str = "a"'
     assert params["n"].source == 'n: str = "many"'  # does not fit int: the lint's run-arg-type says so
 
@@ -483,7 +542,10 @@ def test_an_async_target_is_awaited_by_an_async_function(tmp_path):
     package.mkdir()
     (package / "__init__.py").write_text("")
     (package / "jobs.py").write_text("async def run(n: int = 1):\n    return n\n")
-    source = render(app_with(args=(("n", 2),)), root=tmp_path)
+    source = render(
+        app_with(args=args_of(("n", 2))),
+        root=tmp_path,
+    )
     assert "\nasync def job(n: int = 2):\n" in source
     assert "    return await run(n=n)\n" in source
 
@@ -524,7 +586,10 @@ def test_the_spec_folder_is_found_from_wherever_the_module_is_written(tmp_path):
 def test_the_naming_rules_live_in_lint_and_the_renderer_only_asserts_them():
     """One answer per name: lint's render/* rules report it; render() refuses it as an internal error."""
     images = {"a-b": Image("a-b", "debian_slim", None), "a_b": Image("a_b", "debian_slim", None)}
-    app = dataclasses.replace(app_with(args=(("sweep", 1),)), images=images)
+    app = dataclasses.replace(
+        app_with(args=args_of(("sweep", 1))),
+        images=images,
+    )
     found = {(p.rule, p.path) for p in name_problems(app, ROOT)}
     assert ("render/reserved-name", ("functions", "job", "args", "sweep")) in found
     assert ("render/name-clash", ("images", "a_b")) in found
@@ -538,4 +603,10 @@ def test_identifiers_are_ascii_everywhere_the_module_writes_a_name():
     problems = list(name_problems(App(name="demo", functions={"job": function}), ROOT))
     assert [p.rule for p in problems] == ["render/identifier"]
     for name in ("café", "ﬁle"):  # NFKC would make ﬁle the same name as file
-        assert [p.rule for p in name_problems(app_with(args=((name, 1),)), ROOT)] == ["arg-name"]
+        assert [
+            p.rule
+            for p in name_problems(
+                app_with(args=args_of((name, 1))),
+                ROOT,
+            )
+        ] == ["arg-name"]

@@ -13,6 +13,7 @@ from compiler.spec.ir import ImageStep, Mount, PipInstall, Retries, Schedule, Se
 from compiler.spec.resolve import merge_layers, resolve
 from runtime.core.diagnostics import SpecError
 from runtime.core.yamlfile import load_yaml
+from tests.helpers.model import args_of
 
 FULL = Path(__file__).parents[1] / "specs" / "full.yaml"
 
@@ -54,7 +55,7 @@ def test_the_full_example_resolves_to_the_declared_values():
     app = resolve(load_yaml(FULL))
     train = app.functions["train"]
     assert (train.module, train.entry, train.run) == ("runtime.train", "main", "runtime.train:main")
-    assert train.args == (("config", "specs/train.yaml"), ("resume", False))
+    assert train.args == args_of(("config", "specs/train.yaml"), ("resume", False))
     assert train.resources.gpus == (Gpu("A100-80GB", 1),)
     assert (train.resources.cpu, train.resources.memory_mib, train.resources.timeout_s) == (32, 131072, 86400)
     assert train.retries == Retries(max_retries=2)
@@ -67,7 +68,7 @@ def test_the_full_example_resolves_to_the_declared_values():
     cache = app.functions["populate_cache"]
     assert cache.resources.memory_mib == 15259  # 16GB, decimal, rounded up to whole MiB
     assert cache.retries == Retries(3, backoff_coefficient=2, initial_delay=5, max_delay=60)
-    assert cache.schedule == Schedule("period", period_s=86400)
+    assert cache.schedule == Schedule("period", period_s=86400, period=(("hours", 24),))
     assert cache.image == "slim" and cache.resources.gpus == ()
 
 
@@ -166,7 +167,7 @@ def test_list_args_become_tuples(tmp_path):
         "    run: runtime.evaluate:main\n    args: {splits: [dev, eval]}\n",
     )
     app = resolve(load(tmp_path, text))
-    assert app.functions["evaluate"].args == (("splits", ("dev", "eval")),)
+    assert app.functions["evaluate"].args == args_of(("splits", ("dev", "eval")))
 
 
 def test_gpu_null_drops_a_gpu_from_defaults(tmp_path):

@@ -40,7 +40,10 @@ def write_marker(path="outputs/marker.txt", text="hello", repeat=2, tags=("a", "
     return {"wrote": path}
 
 
-def needs_input(scratch, /, data_dir, limit=None, on_checkpoint=None, *, main="x"):
+def needs_input(
+    scratch, /, data_dir, count: int, limit=None, shape={"type": "x", "default": 1},
+    on_checkpoint=None, *, main="x",
+):
     return data_dir
 
 
@@ -167,10 +170,15 @@ def test_a_target_without_defaults_is_commented_and_named(team_repo):
     assert "# data_dir: not set here, REQUIRED" in text
     assert "# scratch: not set here, positional-only" in text
     assert "# main: not set here, its name is one the generated module uses" in text
-    assert "# limit: not set here, its default is not a string" in text
+    assert "needs 'count'" not in done.stderr  # annotated: declared in the explicit form
     assert "on_checkpoint" not in text  # the generated module passes it
     function = load(team_repo / SPEC)["functions"]["prepare"]
-    assert function["run"] == "mypkg.jobs:needs_input" and "args" not in function
+    assert function["run"] == "mypkg.jobs:needs_input"
+    assert function["args"] == {
+        "count": {"type": "int", "required": True},
+        "limit": None,
+        "shape": {"type": "dict", "default": {"type": "x", "default": 1}},  # not read as the explicit form
+    }
 
 
 # ------------------------------------------------------------------------------------------- never overwrites

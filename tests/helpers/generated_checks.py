@@ -38,11 +38,14 @@ def expected_info(app: App, function: Function) -> dict[str, Any]:
     volumes = {m.path: app.volumes[m.volume] for m in function.mounts}
     secrets = [*app.secrets, *function.secrets]
     return {
-        "gpus": [(gpu.type, gpu.count) for gpu in resources.gpus],
+        "gpus": [(gpu.type.upper() if gpu.type == "any" else gpu.type, gpu.count) for gpu in resources.gpus],
         "cpu": resources.cpu,
         "memory_mib": resources.memory_mib,
         "ephemeral_disk_mib": resources.ephemeral_disk_mib,
         "timeout": resources.timeout_s or MODAL_DEFAULT_TIMEOUT,
+        "startup_timeout": function.startup_timeout_s or resources.timeout_s or MODAL_DEFAULT_TIMEOUT,
+        "single_use_containers": function.single_use_containers,
+        "block_network": function.block_network,
         "max_retries": function.retries.max_retries if function.retries else None,
         "regions": list(function.region) or None,
         "cloud": function.cloud,
@@ -77,6 +80,9 @@ def actual_info(modal_function: Any) -> dict[str, Any]:
         "memory_mib": info.memory_mib,
         "ephemeral_disk_mib": info.ephemeral_disk_mib,
         "timeout": info.timeout,
+        "startup_timeout": info.startup_timeout,
+        "single_use_containers": info.single_use_containers,
+        "block_network": info.block_network,
         "max_retries": info.max_retries,
         "regions": info.regions,
         "cloud": info.cloud,
@@ -139,3 +145,13 @@ def signature_defaults(source: str, function_name: str) -> dict[str, Any]:
             names = [a.arg for a in node.args.args]
             return dict(zip(names, (ast.literal_eval(d) for d in node.args.defaults), strict=True))
     raise AssertionError(f"no function {function_name} in the module")
+
+
+class Recorder:
+    """Stands for a Modal function in a generated entrypoint's ACTIONS: records what ``.remote`` receives."""
+
+    def __init__(self):
+        self.calls: list[dict] = []
+
+    def remote(self, **kwargs):
+        self.calls.append(kwargs)

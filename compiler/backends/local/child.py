@@ -30,6 +30,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from runtime.core.env import LOCAL_CALL as CALL_ENV
 from runtime.core.errors import UserError, user_message
 
 REJECTED_FILE = "rejected"  # in the side-channel folder: the runtime's message for a user's mistake
+CALLED_FILE = "called"  # in the side-channel folder: the target is imported and about to be called
 LEFT_BEHIND_FILE = "left_behind.json"  # ["sleep 300 (pid 12)", ...] killed after the function ended
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 GRACE_S = 3.0  # after a forwarded signal, before the rest is killed
@@ -80,8 +82,11 @@ def main() -> int:
 def call_target(target: str, kwargs: dict, channel: Path) -> int:
     """Import and call ``target`` (awaiting it when it is a coroutine); its exceptions propagate, except a
     user's mistake the runtime reports: that goes to the side channel and exits 1."""
+    marker = channel / CALLED_FILE
+    if target == TRIAL_TARGET:  # a sweep trial: the call of the trial's own target ends the start-up
+        kwargs, marker = {**kwargs, "called_marker": str(marker)}, None
     try:
-        invoke(target, kwargs)
+        invoke(target, kwargs, called=marker.touch if marker else None)
     except Exception as exc:
         message = _user_message(exc)
         if message is None:
@@ -92,20 +97,28 @@ def call_target(target: str, kwargs: dict, channel: Path) -> int:
     return 0
 
 
-def invoke(target: str, kwargs: dict[str, Any]) -> Any:
+def invoke(target: str, kwargs: dict[str, Any], called: Callable[[], Any] | None = None) -> Any:
     """Import ``target`` (``module:function``), call it with ``kwargs`` and return its result, awaited in an
-    event loop when the target is async."""
+    event loop when the target is async. ``called`` runs between the import and the call: the end of the
+    startup that a ``startup_timeout`` bounds."""
     module_name, _, entry = target.partition(":")
-    result = getattr(importlib.import_module(module_name), entry)(**kwargs)
+    function = getattr(importlib.import_module(module_name), entry)
+    if called is not None:
+        called()
+    result = function(**kwargs)
     return asyncio.run(_awaited(result)) if inspect.isawaitable(result) else result
 
 
-def run_trial(target: str, kwargs: dict[str, Any], result_file: str) -> Any:
+def run_trial(target: str, kwargs: dict[str, Any], result_file: str, called_marker: str | None = None) -> Any:
     """A local sweep trial: call ``target`` with ``kwargs`` and save what it returns as JSON in
-    ``result_file`` (values JSON cannot hold become their ``str``), for the sweep's summary table."""
-    result = invoke(target, kwargs)
+    ``result_file`` (values JSON cannot hold become their ``str``), for the sweep's summary table.
+    ``called_marker`` is created once ``target`` is imported, as for any call (the startup_timeout)."""
+    result = invoke(target, kwargs, called=Path(called_marker).touch if called_marker else None)
     Path(result_file).write_text(json.dumps(result, default=str), encoding="utf-8")
     return result
+
+
+TRIAL_TARGET = f"{__spec__.name}:{run_trial.__name__}"  # __spec__: the same under `python -m`
 
 
 async def _awaited(awaitable):  # asyncio.run takes a coroutine, not any awaitable

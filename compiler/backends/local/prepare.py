@@ -51,6 +51,7 @@ class LocalRun:
     timeout_s: int
     attempts: int
     retry_delays_s: tuple[float, ...]  # delay before attempt 2, 3, ...
+    startup_timeout_s: int | None = None  # from the child's start to the target's call; None: timeout_s only
     env: dict[str, str] = field(default_factory=dict)
     notices: tuple[str, ...] = ()
     volumes_root: Path = DEFAULT_VOLUMES_DIR  # where a journal of write-protected modes is kept
@@ -89,6 +90,7 @@ def prepare(app: App, fn: Function, kwargs: dict[str, Any], volumes_root: Path, 
         memory_mib=fn.resources.memory_mib,
         timeout_s=fn.resources.timeout_s or MODAL_DEFAULT_TIMEOUT_S,
         attempts=1 + retries,
+        startup_timeout_s=fn.startup_timeout_s,
         retry_delays_s=_retry_delays(fn, retries),
         env=env,
         notices=(*_notices(fn, app), *_moved_folders(mounts, volumes_root), *_shared_with_writable(mounts)),
@@ -176,6 +178,8 @@ def _notices(fn: Function, app: App) -> Iterator[str]:
     if secrets:
         names = ", ".join(map(str, secrets))
         yield f"secrets are not injected locally ({names}); export their variables yourself if needed"
+    if fn.block_network:
+        yield f"{fn.name} declares block_network; it is not enforced locally: the function has this network"
 
 
 def gpu_present() -> bool:

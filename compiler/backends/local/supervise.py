@@ -3,7 +3,8 @@
 
 - memory: above the declared limit the run's processes are all killed and the attempt ends with exit code
   137, what a container killed by the kernel's OOM killer reports;
-- timeout: per attempt; the tree is killed, exit code 124;
+- timeout: per attempt; the tree is killed, exit code 124; so is an attempt whose target is not called within
+  ``startup_timeout`` of the child's start (its imports took too long), as Modal ends a slow container start;
 - no process outlives the run: the child dies with ``mtc`` and takes the function's processes with it; a
   TERM, INT or HUP ``mtc`` receives is passed on to them; processes the function leaves behind are killed
   and named;
@@ -33,7 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from compiler.backends.local.child import CALL_ENV, FORWARDED, GRACE_S, LEFT_BEHIND_FILE, REJECTED_FILE
+from compiler.backends.local.child import (
+    CALL_ENV,
+    CALLED_FILE,
+    FORWARDED,
+    GRACE_S,
+    LEFT_BEHIND_FILE,
+    REJECTED_FILE,
+)
 from compiler.backends.local.prepare import LocalRun, protected_folders
 from compiler.backends.local.volumes import (
     LocalRunError,
@@ -57,7 +65,7 @@ POLL_S = 0.05
 @dataclass(frozen=True)
 class AttemptResult:
     exit_code: int
-    reason: str  # "exited" | "rejected" | "memory" | "timeout" | "interrupted"
+    reason: str  # "exited" | "rejected" | "memory" | "timeout" | "startup" | "interrupted"
     peak_mib: int
     seconds: float
     left_behind: tuple[str, ...] = ()  # processes killed after the function ended: "sleep 300 (pid 12)"
@@ -137,6 +145,12 @@ def _outcome(run: LocalRun, result: AttemptResult, attempt: int) -> str:
             f"error: {run.function} timed out after {run.timeout_s} s{of} and was stopped; raise its timeout "
             f"in the spec (exit {result.exit_code})"
         )
+    if result.reason == "startup":
+        return (
+            f"error: {run.function} was not called within its startup_timeout of {run.startup_timeout_s} s"
+            f"{of} (imports and start-up took longer) and was stopped; raise startup_timeout "
+            f"(exit {result.exit_code})"
+        )
     if result.reason == "interrupted":
         return f"{run.function} interrupted (exit {result.exit_code})"
     if result.reason == "rejected":
@@ -160,7 +174,8 @@ def _attempt(run: LocalRun) -> AttemptResult:
     with tempfile.TemporaryDirectory(prefix="mtc-call-") as channel:
         child = _start_child(run, watch, Path(channel))
         try:
-            reason, code = _supervise(child, watch, started + run.timeout_s)
+            startup = Startup(Path(channel) / CALLED_FILE, started + (run.startup_timeout_s or run.timeout_s))
+            reason, code = _supervise(child, watch, started + run.timeout_s, startup)
         finally:
             stragglers = watch.kill_all()  # what escaped the child (none, unless it was killed itself)
             child.wait()
@@ -206,8 +221,21 @@ def _start_child(run: LocalRun, watch: limits.Watch, channel: Path) -> subproces
     return child
 
 
-def _supervise(child: subprocess.Popen, watch: limits.Watch, deadline: float) -> tuple[str, int]:
-    """Wait for the child while sampling memory; end the run on the limit, the timeout or a signal."""
+@dataclass(frozen=True)
+class Startup:
+    """The child's start-up: over when ``marker`` exists (the target is being called), due by ``deadline``."""
+
+    marker: Path
+    deadline: float
+
+    def overdue(self) -> bool:
+        return time.monotonic() > self.deadline and not self.marker.exists()
+
+
+def _supervise(
+    child: subprocess.Popen, watch: limits.Watch, deadline: float, startup: Startup
+) -> tuple[str, int]:
+    """Wait for the child while sampling memory; end the run on the limit, the timeouts or a signal."""
     forwarded_at = None
     while True:
         try:
@@ -230,6 +258,9 @@ def _supervise(child: subprocess.Popen, watch: limits.Watch, deadline: float) ->
         if time.monotonic() > deadline:
             watch.kill_all()
             return "timeout", EXIT_TIMEOUT
+        if startup.overdue():
+            watch.kill_all()
+            return "startup", EXIT_TIMEOUT
 
 
 def _exit_code(code: int) -> int:

@@ -65,7 +65,7 @@ def execute_sweep(
     """Run every trial of ``fn``'s sweep with ``kwargs`` as the base args, ``parallel`` at a time (each on
     its own cores); return their outcomes in trial order."""
     trials = sweeps.function_trials(fn)
-    arg_names = set(fn.arg_dict)
+    arg_names = set(fn.arg_names)
     cores = prepare(app, fn, kwargs, volumes_root, workdir).cores
     usable = usable_cores()
     slots: queue.Queue[list[int]] = queue.Queue()
@@ -83,7 +83,7 @@ def execute_sweep(
                 "result_file": str(result_file),
             }
             run = prepare(app, fn, call, volumes_root, workdir)
-            run = replace(run, target=f"{local_child.__name__}:{local_child.run_trial.__name__}")
+            run = replace(run, target=local_child.TRIAL_TARGET)
             label = f"trial {trial.index} ({trial.label()})"
             say(f"{label} starts in run {trial.run_name}")
             cpus = slots.get()
