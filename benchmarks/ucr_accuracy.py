@@ -23,6 +23,7 @@ import argparse
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -78,7 +79,8 @@ def train_default(name: str, train: Path, test: Path, work: Path, threads: int) 
     if result.returncode:
         sys.exit(f"{name}: training failed\n{result.stderr[-3000:]}")
     report = json.loads((work / "runs" / name / "report.json").read_text())
-    return report["metrics"]["accuracy"], seconds, report["step"]
+    steps = int(re.search(r"^done: (\d+) steps", result.stderr, re.M).group(1))  # best.pt may be earlier
+    return report["metrics"]["accuracy"], seconds, steps
 
 
 def one_nn_euclidean(train: Path, test: Path) -> float:
