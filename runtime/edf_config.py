@@ -81,7 +81,8 @@ def edf_diagnostics(doc: SourceDoc) -> list[Diagnostic]:
     if data["format"] != "edf":
         if section is None:
             return []
-        message = f"data.edf: only used with format 'edf' (this config has format '{data['format']}'); remove it"
+        fmt = data["format"]
+        message = f"data.edf: only used with format 'edf' (this config has format '{fmt}'); remove it"
         return [doc.diagnostic(("data", "edf"), message, "config/unused-edf", key=True)]
     if section is None:
         message = (
@@ -100,9 +101,7 @@ def edf_diagnostics(doc: SourceDoc) -> list[Diagnostic]:
 def _channel_problems(doc: SourceDoc, section: Mapping[str, Any]) -> list[Diagnostic]:
     if ("channels" in section) == ("montage" in section):
         given = "both" if "channels" in section else "neither"
-        message = (
-            f"data.edf: give channels (the channels to read) or montage (bipolar pairs), not {given}"
-        )
+        message = f"data.edf: give channels (the channels to read) or montage (bipolar pairs), not {given}"
         return [doc.diagnostic(("data", "edf"), message, "config/edf-channels", key=True)]
     return []
 

@@ -61,7 +61,10 @@ def csv_events(path: Path, shown: str) -> list[Event]:
             "channel,start_time,stop_time,label,confidence"
         )
     columns = [header.index(column) for column in REQUIRED_COLUMNS]
-    return [_csv_event(row, columns, f"{shown}:{number}") for (number, _), row in zip(numbered[1:], rows)]
+    return [
+        _csv_event(row, columns, f"{shown}:{number}")
+        for (number, _), row in zip(numbered[1:], rows, strict=True)
+    ]
 
 
 def _csv_event(row: list[str], columns: list[int], where: str) -> Event:

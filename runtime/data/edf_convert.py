@@ -11,8 +11,11 @@ no windows.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
+import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -29,6 +32,7 @@ from runtime.data.formats import SPLITS, Chunk, DataError, SplitSource
 from runtime.paths import resolve
 
 AHEAD_PER_WORKER = 2
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
 
@@ -60,7 +64,7 @@ def edf_settings(data, source: SplitSource) -> dict:
 
 
 def available_cpus() -> int:
-    """CPUs this process may use: its affinity, capped by a cgroup v2 CPU quota (what a container declares)."""
+    """CPUs this process may use: its affinity, capped by a cgroup v2 CPU quota (a container's cpu)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     try:
         quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
@@ -133,6 +137,15 @@ class _Tally:
         )
 
 
+def _die_with_parent(parent: int) -> None:
+    """Worker start: ask Linux to kill this process when the parent dies (a killed or preempted build must
+    not leave workers converting for nobody, holding its output pipes open)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
 class _OrderedPool:
     """Results of ``loads`` by index, computed ahead in ``workers`` processes (in this one when 1)."""
 
@@ -154,7 +167,12 @@ class _OrderedPool:
         if self.workers == 1:
             return self.loads[index]()
         if self.executor is None:  # started on first use: a reused cache starts no processes
-            self.executor = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"))
+            self.executor = ProcessPoolExecutor(
+                self.workers,
+                mp_context=get_context("spawn"),
+                initializer=_die_with_parent,
+                initargs=(os.getpid(),),
+            )
         self.submitted = max(self.submitted, index)
         while self.submitted < min(len(self.loads), index + 1 + AHEAD_PER_WORKER * self.workers):
             self.futures[self.submitted] = self.executor.submit(self.loads[self.submitted])

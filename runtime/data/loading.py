@@ -214,7 +214,11 @@ class _FileProgress:
 
             interval = 0.5 if sys.stderr.isatty() else 30.0
             self.bar = tqdm(
-                total=self.files, desc=self.label, unit=self.unit, mininterval=interval, disable=self.files < 2
+                total=self.files,
+                desc=self.label,
+                unit=self.unit,
+                mininterval=interval,
+                disable=self.files < 2,
             )
         self.bar.update()
 

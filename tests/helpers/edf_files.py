@@ -64,7 +64,9 @@ def write_recording(
     return path
 
 
-def write_events_csv(path: Path, name: str, seconds: float, events: Sequence[tuple[float, float, str]]) -> None:
+def write_events_csv(
+    path: Path, name: str, seconds: float, events: Sequence[tuple[float, float, str]]
+) -> None:
     rows = [f"TERM,{start:.4f},{stop:.4f},{label},1.0000\n" for start, stop, label in events]
     path.write_text(CSV_HEADER.format(name=name, seconds=seconds) + "".join(rows), encoding="utf-8")
 
