@@ -1,9 +1,10 @@
 """format edf: one EDF/EDF+ recording in, one chunk of windows with per-timestep labels out.
 
-Per recording (:func:`convert_recording`, run in a worker process by :mod:`runtime.data.edf_convert`): read
-it with edfio, pick the configured channels by name (aliases, an optional bipolar montage), resample each to
-``data.sample_rate_hz`` with scipy's polyphase filter, band-pass and notch-filter it (zero-phase), label every
-sample from its events (:mod:`runtime.data.annotations`), and cut windows of ``window_seconds`` every
+Per recording, :func:`preprocess_recording` (run in a worker process by :mod:`runtime.data.edf_convert`)
+reads it with edfio, picks the configured channels by name (aliases, an optional bipolar montage),
+resamples each to ``data.sample_rate_hz`` with scipy's polyphase filter, band-passes and notch-filters it
+(zero-phase) and labels every sample from its events (:mod:`runtime.data.annotations`); then
+:func:`cut_windows` (in the process that writes the cache) cuts windows of ``window_seconds`` every
 ``stride_seconds``. Every window carries the recording's id (its path under the data folder, without the
 suffix), so the val hold-out groups by recording. A recording that cannot be used raises
 :class:`RecordingError` naming it and why; ``data.edf.unreadable`` decides whether that stops the
@@ -67,8 +68,11 @@ def empty_chunk(name: str, cfg: EdfConfig, rate: float) -> Chunk:
     )
 
 
-def convert_recording(path: Path, shown: str, group: str, cfg: EdfConfig, rate: float) -> Chunk:
-    """The windows, per-timestep labels and recording id of one EDF file."""
+def preprocess_recording(
+    path: Path, shown: str, cfg: EdfConfig, rate: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """One EDF file as (channels, samples) float32 at ``rate``, filtered, and its per-sample uint8 labels: the
+    compact form a worker process hands back (windows overlap, so they are cut by :func:`cut_windows`)."""
     edf = _read(path, shown)
     signals = [_resampled(signal, rate, shown) for signal in _selected(edf, cfg, shown)]
     steps = min(len(values) for values in signals)
@@ -84,7 +88,7 @@ def convert_recording(path: Path, shown: str, group: str, cfg: EdfConfig, rate: 
         cfg.default_label,
         strict=_uses_csv(path, cfg),
     )
-    return _windows(shown, data, labels, group, cfg, rate)
+    return data.astype(np.float32), labels
 
 
 def require_reader() -> None:
@@ -182,12 +186,12 @@ def _events(path: Path, shown: str, edf, cfg: EdfConfig, rate: float):
     return csv_events(found, str(Path(shown).with_name(found.name)))
 
 
-def _windows(shown: str, data: np.ndarray, labels: np.ndarray, group: str, cfg: EdfConfig, rate: float):
-    """Windows as views of the recording, copied once into the (n, C, T) float32 output."""
+def cut_windows(shown: str, data: np.ndarray, labels: np.ndarray, group: str, cfg: EdfConfig, rate: float):
+    """The chunk of one recording: windows as views of it, copied once into the (n, C, T) float32 output."""
     size, stride = window_steps(cfg, rate)
     if data.shape[1] < size:
         return empty_chunk(shown, cfg, rate)
-    view = sliding_window_view(data.astype(np.float32), size, axis=1)[:, ::stride]
+    view = sliding_window_view(data, size, axis=1)[:, ::stride]
     windows = np.ascontiguousarray(view.transpose(1, 0, 2))
     steps = sliding_window_view(labels, size)[::stride].astype(np.int64)
     return Chunk(shown, windows, steps, None, np.full(len(windows), group))

@@ -27,7 +27,14 @@ from pathlib import Path
 
 from runtime.core.errors import UserError
 from runtime.data.annotations import SIDECAR_SUFFIXES
-from runtime.data.edf import convert_recording, edf_files, empty_chunk, recording_id, require_reader
+from runtime.data.edf import (
+    cut_windows,
+    edf_files,
+    empty_chunk,
+    preprocess_recording,
+    recording_id,
+    require_reader,
+)
 from runtime.data.formats import SPLITS, Chunk, DataError, SplitSource
 from runtime.paths import resolve
 
@@ -87,21 +94,23 @@ def recording_chunks(source: SplitSource, data, log: Callable[[str], None]) -> I
     require_reader()
     cfg, rate = data.edf, data.sample_rate_hz
     loads = [
-        partial(convert_recording, path, shown, group, cfg, rate)
-        for path, shown, group in zip(source.files, source.shown, source.groups, strict=True)
+        partial(preprocess_recording, path, shown, cfg, rate)
+        for path, shown in zip(source.files, source.shown, strict=True)
     ]
     workers = conversion_workers(cfg.workers, len(loads))
     tally = _Tally(source.split, workers)
     with _OrderedPool(loads, workers) as pool:
-        yield [partial(_recording, pool, index, tally, data, log) for index in range(len(loads))]
+        yield [partial(_recording, pool, index, source, tally, data, log) for index in range(len(loads))]
     tally.report(log)
 
 
-def _recording(pool: _OrderedPool, index: int, tally: _Tally, data, log: Callable[[str], None]) -> Chunk:
+def _recording(
+    pool: _OrderedPool, index: int, source: SplitSource, tally: _Tally, data, log: Callable[[str], None]
+) -> Chunk:
     """Recording ``index``'s chunk; an unusable one stops the build or, with unreadable: skip, adds none."""
-    shown = pool.loads[index].args[1]
+    shown = source.shown[index]
     try:
-        chunk = pool.result(index)
+        signals, labels = pool.result(index)
     except DataError as exc:
         if data.edf.unreadable == "error":
             raise DataError(
@@ -111,7 +120,7 @@ def _recording(pool: _OrderedPool, index: int, tally: _Tally, data, log: Callabl
         tally.add(skipped=True)
         return empty_chunk(shown, data.edf, data.sample_rate_hz)
     tally.add(skipped=False)
-    return chunk
+    return cut_windows(shown, signals, labels, source.groups[index], data.edf, data.sample_rate_hz)
 
 
 class _Tally:
@@ -162,14 +171,14 @@ class _OrderedPool:
         if self.executor is not None:
             self.executor.shutdown(wait=True, cancel_futures=True)
 
-    def result(self, index: int) -> Chunk:
+    def result(self, index: int):
         """Recording ``index``'s chunk; a dead worker process (not one recording's fault) is never skipped."""
         if self.workers == 1:
             return self.loads[index]()
         if self.executor is None:  # started on first use: a reused cache starts no processes
             self.executor = ProcessPoolExecutor(
                 self.workers,
-                mp_context=get_context("spawn"),
+                mp_context=get_context("fork"),
                 initializer=_die_with_parent,
                 initargs=(os.getpid(),),
             )

@@ -224,9 +224,9 @@ def test_a_conversion_killed_midway_resumes_at_the_first_recording_not_written(t
 
     def counted(path, *args):
         converted.append(path.name)
-        return edf_module.convert_recording(path, *args)
+        return edf_module.preprocess_recording(path, *args)
 
-    monkeypatch.setattr(edf_convert_module, "convert_recording", counted)
+    monkeypatch.setattr(edf_convert_module, "preprocess_recording", counted)
     resumed = convert(tmp_path, workers=1)
     assert converted == ["r3.edf", "r4.edf", "r5.edf"]
     fresh = build_caches(_with_cache_dir(load_config(config).data, tmp_path / "fresh"), log=print)["train"]
