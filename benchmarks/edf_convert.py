@@ -22,13 +22,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from runtime.config import load_config  # noqa: E402
 from runtime.data import build_caches  # noqa: E402
-from tests.helpers.edf_files import TEN_TWENTY, write_folder  # noqa: E402
+from tests.helpers.edf_files import NEW_NAMES, TEN_TWENTY, write_folder  # noqa: E402
 
 
 def config(folder: Path, cache: Path, workers: int) -> str:
     path = folder / f"train-{workers}.yaml"
     edf = {
         "channels": list(TEN_TWENTY),
+        "aliases": {old: [new] for old, new in NEW_NAMES.items()},
         "window_seconds": 60,
         "stride_seconds": 10,
         "filters": {"bandpass": [0.5, 120], "notch": 60},

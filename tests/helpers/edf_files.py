@@ -1,8 +1,8 @@
 """EDF recordings written with edfio for tests, the conversion benchmark and the docs' example folder.
 
 Each recording holds EEG-like background (AR(1) noise plus an alpha rhythm) on TUH-style channel labels
-(``EEG FP1-REF``), with 3 Hz spike-wave bursts during its seizure events; the events go to a TUH ``.csv_bi``
-file beside it or into its own EDF+ annotations.
+(``EEG FP1-REF``, or ``EEG T7-LE`` at 512 Hz), with 3 Hz spike-wave bursts during its seizure events; the
+events go to a TUH ``.csv_bi`` file beside it or into its own EDF+ annotations.
 
     python -m tests.helpers.edf_files OUT_DIR [--recordings 8] [--minutes 10]
 """
@@ -17,6 +17,8 @@ import numpy as np
 
 TEN_TWENTY = ("FP1", "FP2", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2", "F7", "F8", "T3", "T4")
 TEN_TWENTY += ("T5", "T6", "FZ", "CZ", "PZ")
+NEW_NAMES = {"T3": "T7", "T4": "T8", "T5": "P7", "T6": "P8"}  # the 10-10 names some recordings use
+LINKED_EARS_512HZ = {f"EEG {NEW_NAMES.get(name, name)}-LE": 512.0 for name in TEN_TWENTY}
 CSV_HEADER = (
     "# version = csv_v1.0.0\n# bname = {name}\n# duration = {seconds:.4f} secs\n#\n"
     "channel,start_time,stop_time,label,confidence\n"
@@ -73,7 +75,8 @@ def write_events_csv(
 
 def write_folder(folder: Path, recordings: int, seconds: float, seed: int = 0) -> list[Path]:
     """``recordings`` 19-channel recordings, each with one or two seizures; every third one has its events
-    as EDF+ annotations, the others in ``.csv_bi`` files."""
+    as EDF+ annotations, the others in ``.csv_bi`` files; every fourth one is recorded at 512 Hz against
+    linked ears, with the 10-10 names T7, T8, P7, P8 (``EEG T7-LE``)."""
     rng = np.random.default_rng(seed)
     written = []
     for index in range(recordings):
@@ -81,7 +84,12 @@ def write_folder(folder: Path, recordings: int, seconds: float, seed: int = 0) -
         events = [(round(s, 2), round(s + rng.uniform(20, 60), 2), "seiz") for s in starts]
         kind = "edf+" if index % 3 == 2 else "csv"
         path = folder / f"s{index // 4:03d}" / f"rec{index:03d}_t000.edf"
-        written.append(write_recording(path, seconds=seconds, events=events, annotations=kind, seed=index))
+        channels = LINKED_EARS_512HZ if index % 4 == 3 else None
+        written.append(
+            write_recording(
+                path, seconds=seconds, channels=channels, events=events, annotations=kind, seed=index
+            )
+        )
     return written
 
 
