@@ -12,6 +12,7 @@ scipy or edfio at lint time.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,7 +73,7 @@ def _cache_identity(fn: Function, config: TrainingConfig, ctx: LintContext) -> t
     data = {key: config.get("data", key) for key in CACHE_KEYS}
     cache_dir = config.get("data", "cache_dir", default=".cache/mtc")
     mount = mount_at(cache_dir, fn, ctx.image_of(fn)) if isinstance(cache_dir, str) else None
-    return repr(sorted(data.items())), mount.volume if mount else None
+    return json.dumps(data, sort_keys=True, default=str), mount.volume if mount else None
 
 
 def _cache_built_here(fn: Function, config: TrainingConfig, ctx: LintContext) -> bool:

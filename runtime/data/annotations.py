@@ -113,7 +113,7 @@ def timestep_labels(
                     f"(it maps {known}); add it, e.g. {{{event.label}: 0}} for background"
                 )
             continue
-        begin, end = round(event.start * rate), min(round(event.stop * rate), steps)
+        begin, end = max(0, round(event.start * rate)), min(round(event.stop * rate), steps)
         span = labels[begin:end]
         np.maximum(span, cls, out=span)
     return labels

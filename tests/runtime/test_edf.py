@@ -5,6 +5,7 @@ serial)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -272,3 +273,33 @@ def test_workers_auto_is_capped_by_the_cgroup_quota(tmp_path, monkeypatch):
     quota.write_text("max 100000\n")
     assert edf_convert_module.conversion_workers("auto", 100) == 8
     assert edf_convert_module.conversion_workers(3, 100) == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("# only comments\n", "ev.csv_bi: no header line"),
+        ("channel,start,stop,label\nTERM,1,2,seiz\n", "ev.csv_bi:1: the header lacks start_time, stop_time"),
+        ("# c\nchannel,start_time,stop_time,label\nTERM,one,2,seiz\n", "ev.csv_bi:3: start_time 'one'"),
+        ("channel,start_time,stop_time,label\nTERM,5,2,seiz\n", "ev.csv_bi:2: the event runs from 5 to 2 s"),
+        ("channel,start_time,stop_time,label\nTERM,1\n", "ev.csv_bi:2: 2 fields; expected at least 4"),
+    ],
+)
+def test_malformed_events_files_name_the_line(tmp_path, text, problem):
+    from runtime.data.annotations import csv_events
+
+    (tmp_path / "ev.csv_bi").write_text(text)
+    with pytest.raises(DataError, match=re.escape(problem)):
+        csv_events(tmp_path / "ev.csv_bi", "ev.csv_bi")
+
+
+def test_events_are_clipped_to_the_recording_and_point_annotations_cover_one_sample():
+    from runtime.data.annotations import Event, edf_events, timestep_labels
+
+    class Note:
+        def __init__(self, onset, duration, text):
+            self.onset, self.duration, self.text = onset, duration, text
+
+    events = edf_events([Note(-1.0, 2.0, "seiz"), Note(3.0, None, "seiz"), Note(4.0, 9.0, "seiz")], "r", 2.0)
+    labels = timestep_labels([*events, Event(2.0, 2.5, "other", "r")], 10, 2.0, {"seiz": 1}, 0, strict=False)
+    assert labels.tolist() == [1, 1, 0, 0, 0, 0, 1, 0, 1, 1]
