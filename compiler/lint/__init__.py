@@ -11,7 +11,7 @@ importing ``compiler.lint`` registers every rule:
 - ``images``: image references, CUDA builds, the local folders and packages an image ships;
 - ``packages``: every package the run target's code imports is installed in its image;
 - ``targets``: the ``run`` target exists, ships in the image, and takes the ``args``;
-- ``training``, ``datasize`` and ``edfcost``: the training config named in ``args`` against its function;
+- ``training``, ``datasize`` and ``edf``: the training config named in ``args`` against its function;
 - ``sweeps``: a function's ``sweep:``.
 
 Helpers shared by the families: ``shared`` (container paths, mounts), ``configs`` (the training config),
@@ -26,7 +26,7 @@ from compiler.lint.registry import ERROR, RULES, WARNING, LintContext, Rule, lin
 # the rule families, registered by importing them (after the registry, which they import); one line each
 from compiler.lint import (
     datasize,  # noqa: F401
-    edfcost,  # noqa: F401
+    edf,  # noqa: F401
     functions,  # noqa: F401
     images,  # noqa: F401
     names,  # noqa: F401

@@ -91,20 +91,21 @@ def preprocess_recording(
     return data.astype(np.float32), labels
 
 
-def require_reader() -> None:
-    """Stop with the extra to install when edfio is missing (checked once, before any worker starts)."""
+def edf_reader():
+    """edfio's ``read_edf``; a DataError naming the extra to install when edfio is missing (an optional
+    import: an image that reads no EDF needs no edfio)."""
     try:
-        import edfio  # noqa: F401
+        from edfio import read_edf
     except ModuleNotFoundError:
         raise DataError(
             "data.format 'edf' needs the 'edf' extra (edfio not installed); install it with: "
             "pip install 'mtc[edf]'"
         ) from None
+    return read_edf
 
 
 def _read(path: Path, shown: str):
-    from edfio import read_edf
-
+    read_edf = edf_reader()
     try:
         return read_edf(path)
     except Exception as exc:  # noqa: BLE001 - a damaged file raises whatever edfio's parser meets first

@@ -30,10 +30,10 @@ from runtime.data.annotations import SIDECAR_SUFFIXES
 from runtime.data.edf import (
     cut_windows,
     edf_files,
+    edf_reader,
     empty_chunk,
     preprocess_recording,
     recording_id,
-    require_reader,
 )
 from runtime.data.formats import SPLITS, Chunk, DataError, SplitSource
 from runtime.paths import resolve
@@ -91,7 +91,7 @@ def conversion_workers(setting: int | str, recordings: int) -> int:
 @contextmanager
 def recording_chunks(source: SplitSource, data, log: Callable[[str], None]) -> Iterator[list[Callable]]:
     """One loader per recording of ``source`` for the cache builder; the pool lives as long as the block."""
-    require_reader()
+    edf_reader()  # a missing extra is said once, before any worker starts
     cfg, rate = data.edf, data.sample_rate_hz
     loads = [
         partial(preprocess_recording, path, shown, cfg, rate)

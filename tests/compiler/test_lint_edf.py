@@ -61,3 +61,17 @@ def test_a_cache_already_built_where_the_local_backend_keeps_the_volume_silences
     meta.parent.mkdir(parents=True)
     meta.write_text("{}")
     assert edf_lint(project) == []
+
+
+def test_an_image_without_edfio_is_an_error_for_a_config_reading_edf(project):
+    (found,) = by_rule(edf_lint_all(project), "edf-reader-missing")
+    assert found.severity == "error"
+    assert "specs/train.yaml:3 reads format edf, but image 'base' does not install edfio" in found.message
+    spec = project / "specs" / "deployment.yaml"
+    spec.write_text(spec.read_text().replace("pyyaml,", 'pyyaml, "edfio>=0.4", scipy,'))
+    assert not by_rule(check("specs/deployment.yaml").diagnostics, "edf-reader-missing")
+
+
+def edf_lint_all(project):
+    edf_lint(project)
+    return check("specs/deployment.yaml").diagnostics

@@ -256,11 +256,11 @@ def test_config_mistakes_point_at_their_keys(tmp_path):
 
 
 def test_a_missing_reader_names_the_extra(monkeypatch):
-    from runtime.data.edf import require_reader
+    from runtime.data.edf import edf_reader
 
     monkeypatch.setitem(sys.modules, "edfio", None)
     with pytest.raises(DataError, match=r"needs the 'edf' extra .*pip install 'mtc\[edf\]'"):
-        require_reader()
+        edf_reader()
 
 
 def test_workers_auto_is_capped_by_the_cgroup_quota(tmp_path, monkeypatch):

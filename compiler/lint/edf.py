@@ -1,5 +1,8 @@
-"""The ``edf-convert-on-gpu`` rule: a GPU function whose training config reads ``format: edf`` and whose cache
-no CPU function populates converts the recordings itself, while the GPU is billed and idle.
+"""Rules for training configs that read raw EEG (``format: edf``).
+
+``edf-reader-missing``: the function's image installs edfio (the runtime imports it only for format edf, so
+the package rules cannot ask for it). ``edf-convert-on-gpu``: a GPU function whose cache no CPU function
+populates converts the recordings itself, while the GPU is billed and idle.
 
 The cache is taken as populated first when another function without a GPU runs a training config with the
 same data source and cache settings on the same volume (``populate_cache`` in the example spec), or when the
@@ -18,7 +21,8 @@ from pathlib import Path
 
 from compiler.lint.configs import TrainingConfig, training_config
 from compiler.lint.datasize import local_path
-from compiler.lint.registry import WARNING, LintContext, rule
+from compiler.lint.packages import may_install, ships
+from compiler.lint.registry import ERROR, WARNING, LintContext, rule
 from compiler.lint.shared import mount_at
 from compiler.platform.pricing import PricingError, hourly_cost
 from compiler.spec.ir import Function
@@ -26,6 +30,27 @@ from runtime.core.diagnostics import Diagnostic
 
 EDF_BYTES_PER_PROCESS_SECOND = 6e6  # benchmarks/edf_convert.py on this project's 2-core CI machine
 CACHE_KEYS = ("format", "train", "val", "test", "cache_dir", "sample_rate_hz", "edf", "nonfinite")
+
+
+@rule(
+    "edf-reader-missing",
+    ERROR,
+    "a function whose training config reads format edf runs in an image that installs edfio",
+    "add edfio and scipy (the 'edf' extra) to a pip step of the image: edfio>=0.4, scipy>=1.10",
+)
+def _edf_reader_missing(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
+    config = training_config(fn, ctx)
+    image = ctx.image_of(fn)
+    if config is None or image is None or config.get("data", "format") != "edf":
+        return
+    if ships(image, "edfio") or may_install(image, "edfio", in_project=False):
+        return
+    message = (
+        f"{config.where('data', 'format')} reads format edf, but image '{image.name}' does not install edfio "
+        '(the \'edf\' extra); the run would stop at its first recording: add "edfio>=0.4" and "scipy>=1.10" '
+        "to a pip step"
+    )
+    yield ctx.at_field("edf-reader-missing", fn, "image" if "image" in fn.origins else "run", message)
 
 
 @rule(
