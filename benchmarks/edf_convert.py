@@ -3,8 +3,9 @@
 Writes ``--recordings`` 19-channel 256 Hz EDF recordings of ``--minutes`` each (TUH channel labels, seizure
 events in ``.csv_bi`` files or EDF+ annotations) into a temporary folder, then converts them in this one run
 with the TUH-like settings (60 s windows every 10 s, 0.5-120 Hz band-pass, 60 Hz notch) into a fresh cache,
-once with 1 process and once with ``--processes``, and prints both and the speed-up. The parallel time
-includes starting the worker processes (forked: milliseconds).
+once with 1 process and once with ``--processes``, and prints both and the speed-up, then the speed-up of a
+pure CPU loop with as many processes (the ceiling the machine gives at that moment: other jobs on shared cores
+lower it). The parallel time includes starting the worker processes (forked: milliseconds).
 
     python benchmarks/edf_convert.py [--recordings 16] [--minutes 10] [--processes 2]
 """
@@ -47,6 +48,30 @@ def measure(folder: Path, workers: int) -> tuple[float, int]:
     return time.perf_counter() - started, split.count
 
 
+def _burn(_: int) -> int:
+    total = 0
+    for i in range(3_000_000):
+        total += i * i
+    return total
+
+
+def control(processes: int) -> float:
+    """The speed-up of a pure CPU loop with ``processes``: the ceiling this machine gives right now (other
+    jobs on shared cores lower it)."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    jobs = range(2 * processes)
+    started = time.perf_counter()
+    for job in jobs:
+        _burn(job)
+    serial = time.perf_counter() - started
+    with ProcessPoolExecutor(processes, mp_context=get_context("fork")) as pool:
+        started = time.perf_counter()
+        list(pool.map(_burn, jobs))
+        return serial / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recordings", type=int, default=16)
@@ -69,6 +94,7 @@ def main() -> None:
         )
     serial, parallel = results[1][0], results[args.processes][0]
     print(f"speed-up with {args.processes} processes: {serial / parallel:.2f}x")
+    print(f"control: a pure CPU loop in {args.processes} processes: {control(args.processes):.2f}x")
 
 
 if __name__ == "__main__":
