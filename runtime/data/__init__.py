@@ -12,9 +12,9 @@ from runtime.data.loading import (
     WindowBatches,
     build_caches,
     make_loader,
-    populate_cache,
     prepare_data,
 )
+from runtime.data.populate import populate_cache
 
 __all__ = [
     "CachedSplit",
