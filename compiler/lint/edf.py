@@ -118,11 +118,16 @@ def _estimate(fn: Function, config: TrainingConfig, ctx: LintContext, hourly: fl
         )
     processes = max(1, int(fn.resources.cpu or 1))
     hours = size / (EDF_BYTES_PER_PROCESS_SECOND * processes) / 3600
+    cost = hours * hourly
     return (
-        f"{size / 1e9:,.1f} GB of EDF at {source} take about {hours:,.1f} h at "
+        f"{size / 1e9:,.1f} GB of EDF at {source} take about {_duration(hours)} at "
         f"{EDF_BYTES_PER_PROCESS_SECOND / 1e6:g} MB/s per process on {processes} cores, "
-        f"about ${hours * hourly:,.2f} at ${hourly:,.2f}/h"
+        f"about {'under $0.01' if cost < 0.01 else f'${cost:,.2f}'} at ${hourly:,.2f}/h"
     )
+
+
+def _duration(hours: float) -> str:
+    return f"{hours:,.1f} h" if hours >= 1 else f"{max(hours * 60, 0.1):.1f} min"
 
 
 def _edf_bytes(folder: Path) -> int | None:

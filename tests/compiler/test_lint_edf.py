@@ -40,7 +40,7 @@ def test_local_recordings_are_priced_at_the_gpu_functions_rate(project):
     (found,) = edf_lint(project)
     assert found.severity == "warning" and found.line == 19  # at args.config
     assert "function 'train': runs on A100 and reads format edf (specs/train.yaml:3)" in found.message
-    assert "43.2 GB of EDF at specs/edf take about 0.5 h at 6 MB/s per process on 4 cores" in found.message
+    assert "43.2 GB of EDF at specs/edf take about 30.0 min at 6 MB/s per process on 4 cores" in found.message
     assert "Run populate_cache first" in found.message and "$" in found.message
 
 
