@@ -122,7 +122,7 @@ def _estimate(fn: Function, config: TrainingConfig, ctx: LintContext, hourly: fl
     return (
         f"{size / 1e9:,.1f} GB of EDF at {source} take about {_duration(hours)} at "
         f"{EDF_BYTES_PER_PROCESS_SECOND / 1e6:g} MB/s per process on {processes} cores, "
-        f"about {'under $0.01' if cost < 0.01 else f'${cost:,.2f}'} at ${hourly:,.2f}/h"
+        f"{'under $0.01' if cost < 0.01 else f'about ${cost:,.2f}'} at ${hourly:,.2f}/h"
     )
 
 
