@@ -1,8 +1,8 @@
 """Rules for training configs that read raw EEG (``format: edf``).
 
-``edf-reader-missing``: the function's image installs edfio (the runtime imports it only for format edf, so
-the package rules cannot ask for it). ``edf-convert-on-gpu``: a GPU function whose cache no CPU function
-populates converts the recordings itself, while the GPU is billed and idle.
+``edf-reader-missing``: the image of a function that converts recordings installs edfio (the runtime imports
+it only to convert, so the package rules cannot ask for it). ``edf-convert-on-gpu``: a GPU function whose
+cache no CPU function populates converts the recordings itself, while the GPU is billed and idle.
 
 The cache is taken as populated first when another function without a GPU runs a training config with the
 same data source and cache settings on the same volume (``populate_cache`` in the example spec), or when the
@@ -35,7 +35,8 @@ CACHE_KEYS = ("format", "train", "val", "test", "cache_dir", "sample_rate_hz", "
 @rule(
     "edf-reader-missing",
     ERROR,
-    "a function whose training config reads format edf runs in an image that installs edfio",
+    "a function that converts EDF recordings (a CPU function, or a GPU one whose cache no CPU function "
+    "populates) runs in an image that installs edfio",
     "add edfio and scipy (the 'edf' extra) to a pip step of the image: edfio>=0.4, scipy>=1.10",
 )
 def _edf_reader_missing(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
@@ -43,6 +44,8 @@ def _edf_reader_missing(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
     image = ctx.image_of(fn)
     if config is None or image is None or config.get("data", "format") != "edf":
         return
+    if fn.resources.gpus and _populated_by_cpu_function(fn, config, ctx):
+        return  # it reads the ready cache: no EDF file is opened
     if ships(image, "edfio") or may_install(image, "edfio", in_project=False):
         return
     message = (

@@ -91,7 +91,6 @@ def conversion_workers(setting: int | str, recordings: int) -> int:
 @contextmanager
 def recording_chunks(source: SplitSource, data, log: Callable[[str], None]) -> Iterator[list[Callable]]:
     """One loader per recording of ``source`` for the cache builder; the pool lives as long as the block."""
-    edf_reader()  # a missing extra is said once, before any worker starts
     cfg, rate = data.edf, data.sample_rate_hz
     loads = [
         partial(preprocess_recording, path, shown, cfg, rate)
@@ -109,6 +108,7 @@ def _recording(
 ) -> Chunk:
     """Recording ``index``'s chunk; an unusable one stops the build or, with unreadable: skip, adds none."""
     shown = source.shown[index]
+    pool.start()
     try:
         signals, labels = pool.result(index)
     except DataError as exc:
@@ -162,7 +162,7 @@ class _OrderedPool:
         self.loads, self.workers = loads, workers
         self.executor: ProcessPoolExecutor | None = None
         self.futures: dict[int, Future] = {}
-        self.submitted = 0
+        self.submitted, self.started = 0, False
 
     def __enter__(self) -> _OrderedPool:
         return self
@@ -171,17 +171,26 @@ class _OrderedPool:
         if self.executor is not None:
             self.executor.shutdown(wait=True, cancel_futures=True)
 
-    def result(self, index: int):
-        """Recording ``index``'s chunk; a dead worker process (not one recording's fault) is never skipped."""
-        if self.workers == 1:
-            return self.loads[index]()
-        if self.executor is None:  # started on first use: a reused cache starts no processes
+    def start(self) -> None:
+        """Before the first recording (a reused cache needs neither edfio nor processes): say a missing extra
+        once, then start the workers."""
+        if self.started:
+            return
+        edf_reader()
+        self.started = True
+        if self.workers > 1:
             self.executor = ProcessPoolExecutor(
                 self.workers,
                 mp_context=get_context("fork"),
                 initializer=_die_with_parent,
                 initargs=(os.getpid(),),
             )
+
+    def result(self, index: int):
+        """Recording ``index``'s filtered signals and labels; a dead worker process (not one recording's
+        fault) is never skipped."""
+        if self.executor is None:
+            return self.loads[index]()
         self.submitted = max(self.submitted, index)
         while self.submitted < min(len(self.loads), index + 1 + AHEAD_PER_WORKER * self.workers):
             self.futures[self.submitted] = self.executor.submit(self.loads[self.submitted])

@@ -72,6 +72,18 @@ def test_an_image_without_edfio_is_an_error_for_a_config_reading_edf(project):
     assert not by_rule(check("specs/deployment.yaml").diagnostics, "edf-reader-missing")
 
 
+def test_only_the_function_that_converts_needs_edfio(project):
+    spec = project / "specs" / "deployment.yaml"
+    edf_lint(project, extra=POPULATE.replace("    cpu: 8\n", "    cpu: 8\n    image: slim\n"))
+    slim = (
+        '  slim:\n    from: debian_slim\n    python: "3.11"\n'
+        '    steps: [{pip: [pyyaml, "edfio>=0.4", scipy]}, {workdir: /app}]\n'
+        "    add_local: {python: [pkg], dirs: {.: /app/specs}}\n"
+    )
+    spec.write_text(spec.read_text().replace("volumes:\n", slim + "volumes:\n", 1))
+    assert not by_rule(check("specs/deployment.yaml").diagnostics, "edf-reader-missing")
+
+
 def edf_lint_all(project):
     edf_lint(project)
     return check("specs/deployment.yaml").diagnostics
