@@ -19,6 +19,7 @@ from runtime.config_schema import SCHEMA
 from runtime.core.diagnostics import Diagnostic, SpecError
 from runtime.core.schema import schema_diagnostics
 from runtime.core.yamlfile import SourceDoc, load_yaml
+from runtime.edf_config import EdfConfig, edf_config, edf_diagnostics
 from runtime.nn.config import ModelConfig
 from runtime.paths import resolve
 
@@ -66,6 +67,7 @@ class DataConfig:
     sample_rate_hz: float
     synthetic: SyntheticConfig
     loader: LoaderConfig
+    edf: EdfConfig | None = None  # format edf only
 
 
 @dataclass(frozen=True)
@@ -244,7 +246,7 @@ def _semantic_diagnostics(doc: SourceDoc) -> list[Diagnostic]:
                 f"data.{split}: format 'synthetic' generates its data and reads no path; remove this key"
             )
             out.append(doc.diagnostic(("data", split), message, "config/unused-path", key=True))
-    return out
+    return out + edf_diagnostics(doc)
 
 
 def fill_defaults(value: Any, schema: Mapping, root: Mapping) -> Any:
@@ -299,6 +301,7 @@ def _build(path: str, data: dict) -> Config:
             else section["in_memory"],
             synthetic=_make(SyntheticConfig, section["synthetic"]),
             loader=_make(LoaderConfig, loader),
+            edf=edf_config(section.get("edf")),
         ),
         model=ModelConfig.from_dict(data["model"]),
         optim=_make(OptimConfig, optim),

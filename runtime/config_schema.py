@@ -40,8 +40,8 @@ TEXT = r"""{
       "additionalProperties": false,
       "required": ["format"],
       "properties": {
-        "format": {"enum": ["npz", "ts", "synthetic"], "description": "npz: a folder of *.npz files; ts: UEA/UCR .ts files; synthetic: generated EEG-like windows."},
-        "train": {"type": "string", "minLength": 1, "description": "npz: a folder (optionally with manifest.json) or one file; ts: a .ts file."},
+        "format": {"enum": ["npz", "ts", "synthetic", "edf"], "description": "npz: a folder of *.npz files; ts: UEA/UCR .ts files; synthetic: generated EEG-like windows; edf: a folder of EDF/EDF+ recordings with event annotations, cut into windows as data.edf says."},
+        "train": {"type": "string", "minLength": 1, "description": "npz: a folder (optionally with manifest.json) or one file; ts: a .ts file; edf: a folder of *.edf recordings (searched recursively)."},
         "val": {"type": "string", "minLength": 1},
         "test": {"type": "string", "minLength": 1},
         "val_fraction": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.1,
@@ -67,9 +67,60 @@ TEXT = r"""{
           "description": "Splits to copy from the memory-mapped cache into RAM; mtc lint checks they fit in the function's memory."
         },
         "sample_rate_hz": {"type": "number", "exclusiveMinimum": 0, "default": 256,
-                           "description": "Samples per second; used to turn timesteps into hours for false alarms per 24 h."},
+                           "description": "Samples per second; used to turn timesteps into hours for false alarms per 24 h. edf: every channel is resampled to this rate."},
+        "edf": {"$ref": "#/$defs/edf"},
         "synthetic": {"$ref": "#/$defs/synthetic", "default": {}},
         "loader": {"$ref": "#/$defs/loader", "default": {}}
+      }
+    },
+    "edf": {
+      "type": "object",
+      "additionalProperties": false,
+      "description": "format edf: which channels to read from each recording, how to filter and cut it into windows, and where its labels come from. Required with format edf.",
+      "properties": {
+        "channels": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "uniqueItems": true,
+                     "description": "The channels of each window, in order, by name: 'Fp1' matches 'EEG FP1-REF', 'FP1-LE', 'fp1' (case, an 'EEG ' prefix and a -REF/-LE/-AR/-AVG suffix are ignored). Give this or montage."},
+        "montage": {"type": "array", "minItems": 1,
+                    "items": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 2, "maxItems": 2},
+                    "x-expected": "a list of channel pairs, as in [[Fp1, F7], [F7, T3]]",
+                    "description": "A bipolar montage: each window channel is the first channel minus the second, names matched as for channels. Give this or channels."},
+        "aliases": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+                    "default": {},
+                    "x-expected": "a map from a channel name to other names it may have, as in {T3: [T7]}",
+                    "description": "Other names a channel may carry in some recordings (e.g. the old 10-20 T3 and the new T7); the first name found is read."},
+        "window_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 60, "description": "Length of each window."},
+        "stride_seconds": {"type": "number", "exclusiveMinimum": 0, "default": 10,
+                           "description": "Seconds between window starts; a recording's tail shorter than a window is dropped."},
+        "filters": {
+          "type": "object",
+          "additionalProperties": false,
+          "default": {},
+          "description": "Zero-phase filters (scipy.signal, applied forwards and backwards) after resampling.",
+          "properties": {
+            "bandpass": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 2, "maxItems": 2,
+                         "x-expected": "[low, high] in Hz, as in [0.5, 120]",
+                         "description": "A 4th-order Butterworth band-pass [low, high] in Hz; high must lie below half of sample_rate_hz."},
+            "notch": {"type": "number", "exclusiveMinimum": 0, "description": "Remove this mains frequency in Hz (50 or 60) with a notch filter of quality 30."}
+          }
+        },
+        "annotations": {
+          "type": "object",
+          "additionalProperties": false,
+          "default": {},
+          "properties": {
+            "kind": {"enum": ["auto", "csv", "edf+"], "default": "auto",
+                     "description": "csv: events in <recording>.csv_bi (or .csv) beside each recording, columns channel,start_time,stop_time,label,confidence as in the TUH seizure corpus, '#' comment lines allowed; edf+: the recording's own EDF+ annotations; auto: the CSV file when there is one, else the EDF+ annotations."},
+            "label_map": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0, "maximum": 255}, "default": {"seiz": 1},
+                          "x-expected": "a map from an annotation label to a class index, as in {seiz: 1, bckg: 0}",
+                          "description": "Class of each annotation label (case-insensitive). A CSV label missing from the map is an error (a typo would leave events unlabelled); EDF+ annotations are free text, so unmapped ones are ignored."},
+            "default_label": {"type": "integer", "minimum": 0, "maximum": 255, "default": 0, "description": "Class of the timesteps no event covers. Overlapping events: the higher class wins."}
+          }
+        },
+        "unreadable": {"enum": ["skip", "error"], "default": "error",
+                       "description": "A recording that cannot be used (unreadable file, a missing channel, a bad annotation file): error stops the conversion naming it; skip reports it with its path and reason and goes on without it."},
+        "workers": {"oneOf": [{"type": "integer", "minimum": 1}, {"const": "auto"}], "default": "auto",
+                    "x-expected": "a number of processes (1 or more) or 'auto'",
+                    "description": "Processes converting recordings at once; auto: the CPUs this container may use (its CPU affinity and cgroup quota, i.e. the function's declared cpu)."}
       }
     },
     "synthetic": {

@@ -13,7 +13,7 @@ importing ``compiler.lint`` registers every rule:
 - ``secrets``: each secret reaches a function once;
 - ``packages``: every package the run target's code imports is installed in its image;
 - ``targets``: the ``run`` target exists, ships in the image, and takes the ``args``;
-- ``training`` and ``datasize``: the training config named in ``args`` against its function;
+- ``training``, ``datasize`` and ``edf``: the training config named in ``args`` against its function;
 - ``sweeps``: a function's ``sweep:``.
 
 Helpers shared by the families: ``shared`` (container paths, mounts), ``configs`` (the training config),
@@ -28,6 +28,7 @@ from compiler.lint.registry import ERROR, RULES, WARNING, LintContext, Rule, lin
 # the rule families, registered by importing them (after the registry, which they import); one line each
 from compiler.lint import (
     datasize,  # noqa: F401
+    edf,  # noqa: F401
     functions,  # noqa: F401
     images,  # noqa: F401
     names,  # noqa: F401

@@ -63,16 +63,16 @@ def _split_mib(config: TrainingConfig, split: str, fn: Function, ctx: LintContex
         windows = value[f"n_{split}"]
         return math.ceil(windows * (value["channels"] * value["length"] * 4 + 8) / 2**20)
     cache_dir = config.get("data", "cache_dir")
-    cached = _cache_bytes(_local(cache_dir, fn, ctx), split) if isinstance(cache_dir, str) else None
+    cached = _cache_bytes(local_path(cache_dir, fn, ctx), split) if isinstance(cache_dir, str) else None
     if cached is not None:
         return math.ceil(cached / 2**20)
     source = config.get("data", split)
-    local = _local(source, fn, ctx) if fmt == "npz" and isinstance(source, str) else None
+    local = local_path(source, fn, ctx) if fmt == "npz" and isinstance(source, str) else None
     found = _npz_bytes(local) if local else None
     return None if found is None else math.ceil(found / 2**20)
 
 
-def _local(path: str, fn: Function, ctx: LintContext) -> Path | None:
+def local_path(path: str, fn: Function, ctx: LintContext) -> Path | None:
     """Where a config path lives here: under a mount, the local backend's folder for that volume; else where
     the image's ``add_local`` dirs ship it from; None when it is neither."""
     from compiler.platform.local_storage import storage_folder, volumes_dir

@@ -1,4 +1,4 @@
-"""Training data: three formats (npz, ts, synthetic), a memory-mapped split cache, and resumable loaders.
+"""Training data: four formats (npz, ts, synthetic, edf), a memory-mapped split cache, and resumable loaders.
 
 ``runtime.data:populate_cache`` is the entry point of the one-time copy of a source tree into the cache.
 """
@@ -12,9 +12,9 @@ from runtime.data.loading import (
     WindowBatches,
     build_caches,
     make_loader,
-    populate_cache,
     prepare_data,
 )
+from runtime.data.populate import populate_cache
 
 __all__ = [
     "CachedSplit",

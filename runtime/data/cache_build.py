@@ -247,7 +247,8 @@ def _append(outs: dict, chunk: Chunk, bad: int, state: dict) -> dict:
         lookup = {**known, **{name: len(known) + i for i, name in enumerate(new_groups)}}
         group_ids = np.array([lookup[name] for name in chunk.groups.tolist()])
     arrays = {
-        "windows": np.ascontiguousarray(windows, dtype=np.float32).tobytes(),
+        # a view of the windows, not a copy: for EDF they are the largest thing a build writes
+        "windows": np.ascontiguousarray(windows, dtype=np.float32).reshape(-1).view(np.uint8),
         "labels": (labels.astype(np.uint8) if labels.ndim == 2 else labels.astype(np.int64)).tobytes(),
         "lengths": lengths.astype(np.int32).tobytes(),
         "groups": group_ids.astype(np.int32).tobytes(),

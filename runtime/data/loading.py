@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -20,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from runtime.config import make_dir
 from runtime.data.cache import CachedSplit, load_or_build, remove_stale_builds
+from runtime.data.edf_convert import edf_settings, edf_sources, recording_chunks
 from runtime.data.formats import (
     SPLITS,
     DataError,
@@ -82,6 +84,8 @@ def split_sources(data) -> dict[str, SplitSource]:
     """The splits the config names (train always; val and test when given or listed by a manifest)."""
     if data.format == "synthetic":
         return {split: SplitSource(split, "synthetic") for split in SPLITS}
+    if data.format == "edf":
+        return edf_sources(data)
     if data.format == "ts":
         classes = ts_classes(resolve(data.train), data.train)
         return {
@@ -153,10 +157,19 @@ def _conformed(load: Callable, policy: str, length: _SplitLength):
     return conform(chunk, policy, length(chunk.windows.shape[-1]))
 
 
-def _settings(data) -> dict:
+def _split_chunks(source: SplitSource, data, log: Callable[[str], None]):
+    """A context giving the split's chunk loaders (edf: backed by a process pool that lives as long)."""
+    if source.format == "edf":
+        return recording_chunks(source, data, log)
+    return nullcontext(_chunks(source, data))
+
+
+def _settings(data, source: SplitSource) -> dict:
     settings = {"nonfinite": data.nonfinite, "length_policy": data.length_policy, "length": data.length}
     if data.format == "synthetic":
         settings["synthetic"] = asdict(data.synthetic)
+    if data.format == "edf":
+        settings.update(edf_settings(data, source), sample_rate_hz=data.sample_rate_hz)
     return settings
 
 
@@ -166,20 +179,21 @@ def build_caches(data, *, verify: bool = False, log: Callable[[str], None] = pri
     out = {}
     for split, source in split_sources(data).items():
         started = time.perf_counter()
-        chunks = _chunks(source, data)
-        progress = _FileProgress(f"cache {split}", len(chunks))
-        try:
-            out[split] = load_or_build(
-                cache_dir,
-                source,
-                _settings(data),
-                chunks,
-                nonfinite=data.nonfinite,
-                verify=verify,
-                progress=progress.advance,
-            )
-        finally:
-            progress.close()
+        with _split_chunks(source, data, log) as chunks:
+            unit = "recording" if source.format == "edf" else "file"
+            progress = _FileProgress(f"cache {split}", len(chunks), unit)
+            try:
+                out[split] = load_or_build(
+                    cache_dir,
+                    source,
+                    _settings(data, source),
+                    chunks,
+                    nonfinite=data.nonfinite,
+                    verify=verify,
+                    progress=progress.advance,
+                )
+            finally:
+                progress.close()
         if not out[split].reused:
             log(f"cache: built {split} ({out[split].count} windows) in {time.perf_counter() - started:.1f}s")
     for removed in remove_stale_builds(cache_dir):
@@ -188,11 +202,11 @@ def build_caches(data, *, verify: bool = False, log: Callable[[str], None] = pri
 
 
 class _FileProgress:
-    """Files converted so far (a populate_cache can take hours); the bar appears with the first converted
-    file, so a reused cache shows none."""
+    """Files (or recordings) converted so far, with their rate and the time left (a populate_cache can take
+    hours); the bar appears with the first converted file, so a reused cache shows none."""
 
-    def __init__(self, label: str, files: int):
-        self.label, self.files, self.bar = label, files, None
+    def __init__(self, label: str, files: int, unit: str = "file"):
+        self.label, self.files, self.unit, self.bar = label, files, unit, None
 
     def advance(self) -> None:
         if self.bar is None:
@@ -200,7 +214,11 @@ class _FileProgress:
 
             interval = 0.5 if sys.stderr.isatty() else 30.0
             self.bar = tqdm(
-                total=self.files, desc=self.label, unit="file", mininterval=interval, disable=self.files < 2
+                total=self.files,
+                desc=self.label,
+                unit=self.unit,
+                mininterval=interval,
+                disable=self.files < 2,
             )
         self.bar.update()
 
@@ -386,39 +404,3 @@ def make_loader(
         # so a run resumed mid-epoch draws exactly what an uninterrupted one draws
         generator=torch.Generator().manual_seed(seed),
     )
-
-
-# -------------------------------------------------------------------------------------- populate_cache
-
-
-def populate_cache(config: str = "specs/train.yaml", verify: bool = True, **overrides) -> dict:
-    """Convert every split of ``config``'s data into the cache (the one-time S3 -> SSD copy), resumable.
-
-    Re-running after an interruption continues after the last whole source file; with ``verify`` every
-    chunk written is read back and checked against its SHA-256. Returns what was built or reused.
-    """
-    from runtime.config import load_config
-
-    cfg = load_config(config, overrides)
-    started = time.perf_counter()
-    caches = build_caches(cfg.data, verify=verify)
-    splits = {
-        split: {
-            "path": str(cache.path),
-            "windows": cache.count,
-            "bytes": cache.meta["windows_bytes"] + cache.meta["labels_bytes"],
-            "reused": cache.reused,
-            "nonfinite_windows": cache.meta["nonfinite"],
-            "verified": verify,
-        }
-        for split, cache in caches.items()
-    }
-    summary = {
-        "cache_dir": str(resolve(cfg.data.cache_dir)),
-        "splits": splits,
-        "seconds": time.perf_counter() - started,
-    }
-    for split, info in splits.items():
-        state = "reused" if info["reused"] else "built"
-        print(f"{split}: {info['windows']} windows, {info['bytes'] / 2**20:.1f} MiB, {state}, {info['path']}")
-    return summary

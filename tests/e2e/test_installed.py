@@ -152,7 +152,8 @@ def test_each_module_maps_to_its_extra():
     assert extra_providing("modal") == "modal"
     assert extra_providing("pandas") is None
     assert extra_providing(None) is None
-    assert set(EXTRAS) == {"train", "modal"}
+    assert extra_providing("edfio") == "edf"
+    assert set(EXTRAS) == {"train", "modal", "edf"}
 
 
 @pytest.mark.parametrize(("missing", "extra"), [("modal", "modal"), ("torch.nn", "train")])

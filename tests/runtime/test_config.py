@@ -38,7 +38,7 @@ def test_the_schema_is_valid_draft_2020_12():
     Draft202012Validator.check_schema(SCHEMA)
 
 
-@pytest.mark.parametrize("name", ["train.yaml", "train.debug.yaml"])
+@pytest.mark.parametrize("name", ["train.yaml", "train.debug.yaml", "train.edf-debug.yaml"])
 def test_the_shipped_configs_load(name):
     cfg = load_config(str(REPO / "specs" / name))
     assert cfg.data.loader.eval_batch_size == 2 * cfg.data.loader.batch_size
