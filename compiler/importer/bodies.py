@@ -1,0 +1,94 @@
+"""Move the functions' bodies into a plain module (``<app>_jobs.py`` beside the spec) that the generated
+module calls: the app file itself, less what belongs to the Modal app (the ``modal.App`` assignment, the
+``@app.*``/``@modal.*`` decorators, local entrypoints). Helpers, constants and imports come along unchanged,
+so each body runs the same code. A body that only imports a function and calls it with its own parameters
+(what mtc generates) is not moved: its ``run:`` names that function."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+from compiler.importer.values import dotted
+
+HEADER = (
+    "# Moved here from {source} by `mtc import`: the bodies of the Modal functions, now plain functions\n"
+    "# that the module generated from the spec imports and calls. The Modal app itself is declared by the spec.\n"
+)
+CALLBACK = "on_checkpoint"  # the keyword mtc's generated bodies add for a target that takes it
+
+
+@dataclass(frozen=True)
+class Removal:
+    start: int  # first line, 1-based
+    end: int  # last line, inclusive
+
+
+def is_app_decorator(node: ast.expr, app: str) -> bool:
+    target = node.func if isinstance(node, ast.Call) else node
+    name = dotted(target) or ""
+    return name.startswith((f"{app}.", "modal."))
+
+
+def removals(tree: ast.Module, app: str, dropped: set[str]) -> list[Removal]:
+    """Line ranges to cut: the App assignment, app decorators everywhere, and the definitions in ``dropped``
+    (local entrypoints and functions the spec cannot run)."""
+    cut: list[Removal] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == app for t in node.targets
+        ):
+            cut.append(Removal(node.lineno, node.end_lineno))
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if node.name in dropped and node in tree.body:
+                first = min([d.lineno for d in node.decorator_list] + [node.lineno])
+                cut.append(Removal(first, node.end_lineno))
+            else:
+                cut += [
+                    Removal(d.lineno, d.end_lineno) for d in node.decorator_list if is_app_decorator(d, app)
+                ]
+    return cut
+
+
+def jobs_source(source: str, source_name: str, cut: list[Removal]) -> str:
+    lines = source.splitlines(keepends=True)
+    dropped = {line for r in cut for line in range(r.start, r.end + 1)}
+    kept = "".join(line for number, line in enumerate(lines, 1) if number not in dropped)
+    return HEADER.format(source=source_name) + kept
+
+
+def delegated_target(function: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
+    """``module:function`` when the body is ``from module import function`` then ``return function(p=p, ...)``
+    with the function's own parameters (mtc's generated bodies), else None."""
+    body = [s for s in function.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    if len(body) != 2 or not isinstance(body[0], ast.ImportFrom) or not isinstance(body[1], ast.Return):
+        return None
+    imported, call = body[0], body[1].value
+    if imported.level or len(imported.names) != 1 or not isinstance(call, ast.Call):
+        return None
+    alias = imported.names[0]
+    if not isinstance(call.func, ast.Name) or call.func.id != (alias.asname or alias.name) or call.args:
+        return None
+    if any(k.arg is None for k in call.keywords):
+        return None  # `**overrides`: the body does more than call the target
+    parameters = {a.arg for a in function.args.args + function.args.kwonlyargs}
+    passed = {k.arg for k in call.keywords if k.arg != CALLBACK}
+    forwarded = all(
+        isinstance(k.value, ast.Name) and k.value.id == k.arg for k in call.keywords if k.arg in passed
+    )
+    return f"{imported.module}:{alias.name}" if passed <= parameters and forwarded else None
+
+
+def remote_calls(function: ast.AST, functions: set[str]) -> list[tuple[int, str]]:
+    """``(line, text)`` of calls like ``other.remote(...)`` to the app's functions inside ``function``."""
+    found = []
+    for node in ast.walk(function):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("remote", "spawn", "map", "starmap", "local", "remote_gen", "for_each")
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id in functions
+        ):
+            found.append((node.lineno, ast.unparse(node.func)))
+    return found

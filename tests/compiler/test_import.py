@@ -1,0 +1,194 @@
+"""``mtc import``: a hand-written Modal app becomes a spec whose compiled module declares the same functions.
+
+Each round trip imports the app statically, checks the spec, renders it, then imports both modules with the
+real ``modal`` package offline and compares every ``fn.info()`` field and the images' build layers: for a
+seed-style app (tests/fixtures/imported/seed_style), the public apps of tests/fixtures/ported, and mtc's
+own generated module (compile -> import -> compile).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from compiler.codegen.render import render
+from compiler.lint.check import check
+from tests.helpers.cli_runner import mtc
+from tests.helpers.generated_checks import import_generated
+from tests.helpers.image_checks import image_layers
+
+ROOT = Path(__file__).parents[2]
+FIXTURES = ROOT / "tests" / "fixtures"
+SEED = FIXTURES / "imported" / "seed_style"
+PORTED = FIXTURES / "ported"
+
+
+def imported(capsys, app: Path, spec: Path, *extra: str) -> tuple[int, str]:
+    code, _, err = mtc(capsys, "import", str(app), "-o", str(spec), *extra)
+    return code, err
+
+
+def round_trip(original: Path, spec: Path) -> tuple[object, object, object]:
+    """(original module, generated module, resolved app) for an imported spec that checks clean of errors."""
+    result = check(spec)
+    assert not result.has_errors, [d.format() for d in result.diagnostics]
+    generated = spec.parent / f"{result.app.module_name}.py"
+    generated.write_text(render(result.app, module_dir=spec.parent), encoding="utf-8")
+    sys.path.insert(0, str(spec.parent))  # the jobs module, as the image ships it
+    try:
+        return import_generated(original), import_generated(generated), result.app
+    finally:
+        sys.path.remove(str(spec.parent))
+
+
+def info(function) -> dict:
+    value = function.info()
+    return {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
+
+
+def assert_same_functions(original, generated, app) -> None:
+    assert generated.app.name == original.app.name
+    for name in app.functions:
+        before, after = info(getattr(original, name)), info(getattr(generated, name))
+        assert {k: v for k, v in after.items() if before[k] != v} == {}, name
+        built_before = [
+            layer for layer in image_layers(getattr(original, name)._spec_.image) if layer[0] == "build"
+        ]
+        built_after = [
+            layer for layer in image_layers(getattr(generated, name)._spec_.image) if layer[0] == "build"
+        ]
+        assert built_after == built_before, name
+
+
+def project_copy(tmp_path: Path, app: Path) -> tuple[Path, Path]:
+    """A copy of ``app``'s folder as a project (``.git`` marks its root); the spec goes in its specs/."""
+    project = tmp_path / "project"
+    shutil.copytree(app.parent, project)
+    (project / ".git").mkdir()
+    return project / app.name, project / "specs" / "deployment.yaml"
+
+
+def test_a_seed_style_app_imports_to_the_same_functions(capsys, tmp_path):
+    app, spec = project_copy(tmp_path, SEED / "app.py")
+    code, err = imported(capsys, app, spec)
+    assert code == 1  # the local entrypoint is left out, with a warning at its line
+    assert f"{app}:72: warning: `main` not imported: a local entrypoint" in err
+    assert_same_functions(*round_trip(app, spec))
+    text = spec.read_text()
+    assert "timeout: 24h" in text and "timeout: 6h" in text and "timeout: 600" in text  # the author's units
+    assert "memory: 128GiB" in text and "memory: 32768" in text
+    assert "# 4 cores per DataLoader worker\n    cpu: 32" in text  # a decorator's comment, at its key
+    assert "# built against the torch above\n      - run:" in text  # a step's comment, at its step
+    assert "# mtc import: `main` not imported" in text
+    assert "dirs: {../configs: /app/configs}" in text  # Path(__file__).parent / "configs", from the spec
+
+
+def test_the_jobs_module_holds_the_bodies_without_the_app(capsys, tmp_path):
+    app, spec = project_copy(tmp_path, SEED / "app.py")
+    imported(capsys, app, spec)
+    jobs = (spec.parent / "brain_go_brr_jobs.py").read_text()
+    assert "@app." not in jobs and "modal.App(" not in jobs and "def main(" not in jobs
+    assert 'def train(config_path: str = "configs/train.yaml", resume: bool = False):' in jobs
+    loaded = YAML(typ="safe").load(spec.read_text())
+    assert loaded["functions"]["train"]["run"] == "brain_go_brr_jobs:train"
+    assert loaded["images"]["image"]["add_local"]["python"] == ["brain_go_brr_jobs"]
+    assert loaded["functions"]["evaluate"]["args"] == {
+        "checkpoint": {"type": "str", "required": True},
+        "split": "dev",
+    }
+
+
+@pytest.mark.parametrize(("name", "expected_code"), [("covid_datasette", 1), ("unsloth_finetune", 0)])
+def test_the_ported_public_apps_import_to_the_same_functions(capsys, tmp_path, name, expected_code):
+    app, spec = project_copy(tmp_path, PORTED / name / "original.py")
+    code, err = imported(capsys, app, spec)
+    assert code == expected_code, err
+    assert_same_functions(*round_trip(app, spec))
+
+
+def test_the_covid_app_reports_what_it_leaves_out(capsys, tmp_path):
+    app, spec = project_copy(tmp_path, PORTED / "covid_datasette" / "original.py")
+    _, err = imported(capsys, app, spec)
+    warnings = [line for line in err.splitlines() if "warning:" in line]
+    assert [line.split(": warning: ")[0].rsplit(":", 1)[1] for line in warnings] == ["236", "237", "252"]
+    assert "`download_dataset.remote(...)` calls another Modal function" in warnings[0]
+
+
+def test_compile_import_compile_gives_the_same_functions(capsys, tmp_path):
+    spec = tmp_path / "specs" / "deployment.yaml"
+    code, err = imported(capsys, ROOT / "generated" / "mamba_eeg.py", spec)
+    assert code == 1 and err.count("warning:") == 1  # only the generated entrypoint `main`
+    original, generated, app = round_trip(ROOT / "generated" / "mamba_eeg.py", spec)
+    assert_same_functions(original, generated, app)
+    source = check(ROOT / "specs" / "deployment.yaml").app
+    for name in (
+        "test_mamba_cuda",
+        "evaluate",
+        "populate_cache",
+    ):  # train's sweep body moves to a jobs module
+        assert (app.functions[name].module, app.functions[name].entry) == (
+            source.functions[name].module,
+            source.functions[name].entry,
+        )
+        assert app.functions[name].args == source.functions[name].args
+    assert "Estimated cost" not in spec.read_text()
+
+
+UNREADABLE_APP = """
+import os
+import modal
+
+app = modal.App("dyn")
+raise SystemExit("never executed")
+
+@app.function(gpu=os.environ["GPU"], timeout=900, cpu=2)
+def job():
+    pass
+"""
+
+
+def test_a_value_computed_at_run_time_is_a_comment_and_a_warning(capsys, tmp_path):
+    app = tmp_path / "dyn.py"
+    app.write_text(UNREADABLE_APP)
+    spec = tmp_path / "specs" / "deployment.yaml"
+    code, err = imported(capsys, app, spec)
+    assert code == 1
+    assert f"{app}:8: warning: `gpu=`: `os.environ['GPU']` is computed when the app runs [import]" in err
+    loaded = YAML(typ="safe").load(spec.read_text())
+    assert loaded["functions"]["job"]["timeout"] == 900 and "gpu" not in loaded["functions"]["job"]
+    assert (
+        "# mtc import: `gpu=`: `os.environ['GPU']` is computed when the app runs (dyn.py:8)"
+        in spec.read_text()
+    )
+
+
+def test_an_existing_spec_is_kept_without_force(capsys, tmp_path):
+    spec = tmp_path / "deployment.yaml"
+    spec.write_text("mine\n")
+    code, err = imported(capsys, PORTED / "unsloth_finetune" / "original.py", spec)
+    assert code == 3 and "pass --force" in err and spec.read_text() == "mine\n"
+    assert not (tmp_path / "unsloth_finetune_jobs.py").exists()
+    code, _ = imported(capsys, PORTED / "unsloth_finetune" / "original.py", spec, "--force")
+    assert code == 0 and spec.read_text().startswith("# Imported from original.py")
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [("def f(:\n", "not valid Python"), ("x = 1\n", "no `app = modal.App(...)`")],
+)
+def test_a_file_that_is_not_a_modal_app_is_refused(capsys, tmp_path, source, message):
+    app = tmp_path / "app.py"
+    app.write_text(source)
+    code, err = imported(capsys, app, tmp_path / "deployment.yaml")
+    assert code == 1 and message in err and "Traceback" not in err
+    assert not (tmp_path / "deployment.yaml").exists()
+
+
+def test_a_missing_file_is_a_usage_error(capsys, tmp_path):
+    code, err = imported(capsys, tmp_path / "nope.py", tmp_path / "deployment.yaml")
+    assert code == 3 and "does not exist" in err
