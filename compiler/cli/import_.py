@@ -39,7 +39,7 @@ def import_(app_file: Path, output: Path, force: bool) -> int:
 
     try:
         imported = import_app(app_file, output.parent)
-    except (ImportError_, UnicodeDecodeError, OSError) as exc:
+    except ImportError_ as exc:
         click.echo(f"mtc import: error: {exc}", err=True)
         return ExitCode.INVALID
     jobs = output.parent / f"{imported.jobs_module}.py" if imported.jobs_module else None

@@ -13,7 +13,7 @@ from compiler.importer.values import dotted
 
 HEADER = (
     "# Moved here from {source} by `mtc import`: the bodies of the Modal functions, now plain functions\n"
-    "# that the module generated from the spec imports and calls. The Modal app itself is declared by the spec.\n"
+    "# that the module generated from the spec imports and calls. The spec declares the Modal app itself.\n"
 )
 CALLBACK = "on_checkpoint"  # the keyword mtc's generated bodies add for a target that takes it
 
@@ -32,7 +32,7 @@ def is_app_decorator(node: ast.expr, app: str) -> bool:
 
 def removals(tree: ast.Module, app: str, dropped: set[str]) -> list[Removal]:
     """Line ranges to cut: the App assignment, app decorators everywhere, and the definitions in ``dropped``
-    (local entrypoints and functions the spec cannot run)."""
+    (the local entrypoints)."""
     cut: list[Removal] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and any(

@@ -83,7 +83,7 @@ def _keyword(
     elif key == "secrets":
         _secrets(node, scope, entry)
     else:
-        raise Unreadable(f"`{key}=` has no key in the spec", node.lineno)
+        raise Unreadable("has no key in the spec", node.lineno)
 
 
 def _plain(key: str, value: Any, node: ast.expr) -> Any:

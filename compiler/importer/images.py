@@ -18,6 +18,7 @@ LIST_STEPS = {"apt_install": "apt", "run_commands": "run", "add_local_python_sou
 PIP_STEPS = {"pip_install": "pip", "uv_pip_install": "uv_pip"}
 PIP_OPTIONS = ("index_url", "extra_index_url", "find_links", "pre", "extra_options")
 LOCAL_STEPS = {"add_local_dir": "dirs", "add_local_file": "files"}
+IMAGE_KEYS = ("from", "base", "from_dockerfile", "context_dir", "python", "steps", "add_local")
 LOCAL_KEYWORDS = {"add_local_dir": "remote_path", "add_local_file": "remote_path"}
 
 
@@ -53,6 +54,7 @@ def read_image(node: ast.expr, scope: Scope, images: dict[str, str], spec_dir: P
         except Unreadable as exc:
             exc.line = call.func.end_lineno
             read.problems.append(exc)
+    read.entry = {key: read.entry[key] for key in IMAGE_KEYS if key in read.entry}
     return read
 
 
@@ -185,7 +187,7 @@ def _add_step(read: ImageRead, call: ast.Call, step: dict[str, Any]) -> None:
         reason = (
             f"`.{method}(...)` follows add_local_*, which fails Modal's build: the spec builds it earlier"
         )
-        read.problems.append(Unreadable(reason, call.lineno))
+        read.problems.append(Unreadable(reason, call.func.end_lineno))
     read.entry.setdefault("steps", []).append(step)
     read.step_lines.append(call.func.end_lineno)
 

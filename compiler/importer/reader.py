@@ -48,12 +48,21 @@ class Imported:
 
 
 def import_app(app_file: Path, spec_dir: Path) -> Imported:
-    source = app_file.read_text(encoding="utf-8")
+    """Read ``app_file`` (at most 1 MiB, through the bounded reader every input of mtc goes through)."""
+    from runtime.core.files import UnreadableFile, read_limited
+
     try:
+        source = read_limited(app_file, kind="Python file").decode("utf-8")
         tree = ast.parse(source, filename=str(app_file))
+        return _Reader(app_file, spec_dir, source, tree).read()
+    except UnreadableFile as exc:
+        raise ImportError_(f"{app_file}: {exc}") from None
+    except UnicodeDecodeError:
+        raise ImportError_(f"{app_file}: not UTF-8 text") from None
     except SyntaxError as exc:
         raise ImportError_(f"{app_file}:{exc.lineno}: not valid Python: {exc.msg}") from None
-    return _Reader(app_file, spec_dir, source, tree).read()
+    except (RecursionError, MemoryError):
+        raise ImportError_(f"{app_file}: expressions nested too deeply to read") from None
 
 
 def _module_constants(tree: ast.Module) -> dict[str, ast.expr]:
@@ -210,9 +219,10 @@ class _Reader:
                 continue
             kind = dotted(decorator.func if isinstance(decorator, ast.Call) else decorator).split(".")[-1]
             if kind != "function" or isinstance(node, ast.ClassDef):
-                self.dropped.add(node.name)
+                if kind == "local_entrypoint":
+                    self.dropped.add(node.name)  # it only starts the app's functions: nothing to keep
                 reason = SKIPPED_DECORATORS.get(kind, f"@{self.app_variable}.{kind} has no form in the spec")
-                self.note(node.lineno, f"`{node.name}` not imported: {reason}", ("functions",))
+                self.note(decorator.lineno, f"`{node.name}` not imported: {reason}", ("functions",))
                 continue
             functions[node.name] = self._function(node, decorator, names)
         return functions

@@ -10,6 +10,11 @@ import tokenize
 NOT_CARRIED = ("noqa", "type:", "ruff:", "Estimated cost:")
 
 
+def printable(text: str) -> str:
+    """``text`` without control characters (a comment may hold an escape sequence; the spec must not)."""
+    return "".join(char for char in text if char.isprintable())
+
+
 class SourceComments:
     def __init__(self, source: str) -> None:
         self.lines = source.splitlines()
@@ -17,7 +22,7 @@ class SourceComments:
         try:
             for token in tokenize.generate_tokens(io.StringIO(source).readline):
                 if token.type == tokenize.COMMENT:
-                    self.by_line[token.start[0]] = token.string.lstrip("#").strip()
+                    self.by_line[token.start[0]] = printable(token.string.lstrip("#").strip())
         except (tokenize.TokenError, SyntaxError):
             pass
 

@@ -21,6 +21,7 @@ ARITHMETIC = {
     ast.FloorDiv: operator.floordiv,
     ast.Pow: operator.pow,
 }
+LARGEST = 10**15  # no setting is larger; a bigger intermediate result is not a configuration value
 PATH_CALLS = frozenset({"Path", "pathlib.Path", "PurePosixPath", "pathlib.PurePosixPath"})
 
 
@@ -97,8 +98,6 @@ class _Evaluator:
     def _name(self, node: ast.Name, seen: tuple[str, ...]) -> Any:
         if node.id == "__file__":
             return LocalPath(self.scope.app_file)
-        if node.id in ("True", "False", "None"):
-            return {"True": True, "False": False, "None": None}[node.id]
         if node.id in seen or node.id not in self.scope.constants:
             raise Unreadable(f"`{node.id}` is not a constant of the module", node.lineno)
         return self.value(self.scope.constants[node.id], (*seen, node.id))
@@ -120,7 +119,13 @@ class _Evaluator:
         numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (left, right))
         if operation is None or not numbers:
             raise Unreadable(f"`{ast.unparse(node)}` is not arithmetic on constants", node.lineno)
+        if isinstance(node.op, ast.Pow) and (abs(right) > 64 or abs(left) > LARGEST):
+            raise Unreadable(f"`{ast.unparse(node)}` is larger than any Modal setting", node.lineno)
+        if isinstance(node.op, ast.Div | ast.FloorDiv) and right == 0:
+            raise Unreadable(f"`{ast.unparse(node)}` divides by zero", node.lineno)
         result = operation(left, right)
+        if abs(result) > LARGEST:
+            raise Unreadable(f"`{ast.unparse(node)}` is larger than any Modal setting", node.lineno)
         return int(result) if isinstance(result, float) and result.is_integer() else result
 
     def _text(self, node: ast.expr, seen: tuple[str, ...]) -> str:

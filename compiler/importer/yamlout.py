@@ -32,9 +32,15 @@ def to_yaml(spec: dict[str, Any], comments: list[tuple[Path, str]], header: str)
     yaml = YAML()
     yaml.width = 4096
     yaml.indent(mapping=INDENT, sequence=INDENT * 2, offset=INDENT)
+    yaml.representer.add_representer(type(None), _null)
     stream = io.StringIO()
     yaml.dump(document, stream)
     return header + stream.getvalue()
+
+
+def _null(representer: Any, _: None) -> Any:
+    """``null`` written out (``note: null``), not an empty value."""
+    return representer.represent_scalar("tag:yaml.org,2002:null", "null")
 
 
 def _anchor(document: CommentedMap, path: Path) -> tuple[Any, Any, int]:

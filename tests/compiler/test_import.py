@@ -77,7 +77,8 @@ def test_a_seed_style_app_imports_to_the_same_functions(capsys, tmp_path):
     app, spec = project_copy(tmp_path, SEED / "app.py")
     code, err = imported(capsys, app, spec)
     assert code == 1  # the local entrypoint is left out, with a warning at its line
-    assert f"{app}:72: warning: `main` not imported: a local entrypoint" in err
+    entrypoint = 1 + app.read_text().splitlines().index("@app.local_entrypoint()")
+    assert f"{app}:{entrypoint}: warning: `main` not imported: a local entrypoint" in err
     assert_same_functions(*round_trip(app, spec))
     text = spec.read_text()
     assert "timeout: 24h" in text and "timeout: 6h" in text and "timeout: 600" in text  # the author's units
@@ -111,11 +112,29 @@ def test_the_ported_public_apps_import_to_the_same_functions(capsys, tmp_path, n
     assert_same_functions(*round_trip(app, spec))
 
 
+def test_every_feature_the_importer_reads_round_trips(capsys, tmp_path):
+    """tests/fixtures/imported/feature_tour: base chains, from_dockerfile, uv_pip options, add_local files,
+    secrets of another environment, buckets with an endpoint, Secret.from_dict, cron and period schedules,
+    region lists, and every container setting; nothing is left as a comment."""
+    app, spec = project_copy(tmp_path, FIXTURES / "imported" / "feature_tour" / "tour.py")
+    code, err = imported(capsys, app, spec)
+    assert code == 0, err
+    assert_same_functions(*round_trip(app, spec))
+    loaded = YAML(typ="safe").load(spec.read_text())
+    assert loaded["images"]["torch"]["base"] == "base"
+    assert (
+        loaded["functions"]["train"]["timeout"] == "1h30m"
+        and loaded["functions"]["nightly"]["timeout"] == 600
+    )
+    assert loaded["functions"]["refresh"]["schedule"] == {"period": "6h30m"}
+    assert "note: null" in spec.read_text()
+
+
 def test_the_covid_app_reports_what_it_leaves_out(capsys, tmp_path):
     app, spec = project_copy(tmp_path, PORTED / "covid_datasette" / "original.py")
     _, err = imported(capsys, app, spec)
     warnings = [line for line in err.splitlines() if "warning:" in line]
-    assert [line.split(": warning: ")[0].rsplit(":", 1)[1] for line in warnings] == ["236", "237", "252"]
+    assert [line.split(": warning: ")[0].rsplit(":", 1)[1] for line in warnings] == ["236", "237", "251"]
     assert "`download_dataset.remote(...)` calls another Modal function" in warnings[0]
 
 
@@ -165,6 +184,62 @@ def test_a_value_computed_at_run_time_is_a_comment_and_a_warning(capsys, tmp_pat
         "# mtc import: `gpu=`: `os.environ['GPU']` is computed when the app runs (dyn.py:8)"
         in spec.read_text()
     )
+
+
+UNSUPPORTED_APP = """import modal
+
+app = modal.App("unsupported")
+image = (
+    modal.Image.debian_slim()
+    .pip_install_from_requirements("requirements.txt")
+    .add_local_dir(".", "/d")
+    .env({})
+)
+
+
+@app.cls(gpu="T4")
+class Model:
+    @modal.method()
+    def predict(self):
+        return 1
+
+
+@app.function(image=image, gpu="H100:8", serialized=True, timeout=60)
+@modal.clustered(size=2)
+def ddp():
+    pass
+
+
+@app.function(image=image.pip_install("numpy"), cpu=(1, 4), timeout=60)
+@modal.fastapi_endpoint()
+def web():
+    return {}
+"""
+
+
+def test_each_feature_the_spec_lacks_is_one_warning_at_its_line(capsys, tmp_path):
+    app = tmp_path / "unsupported.py"
+    app.write_text(UNSUPPORTED_APP)
+    spec = tmp_path / "specs" / "deployment.yaml"
+    code, err = imported(capsys, app, spec)
+    assert code == 1
+    assert [
+        line.split(" [import]")[0].split(": warning: ") for line in err.splitlines() if "warning" in line
+    ] == [
+        [f"{app}:6", "`.pip_install_from_requirements(...)` has no build step in the spec"],
+        [
+            f"{app}:8",
+            "`.env(...)` follows add_local_*, which fails Modal's build: the spec builds it earlier",
+        ],
+        [f"{app}:12", "`Model` not imported: a class (@app.cls): the spec declares functions only"],
+        [f"{app}:19", "`serialized=`: has no key in the spec"],
+        [f"{app}:20", "@modal.clustered has no form in the spec: left out"],
+        [f"{app}:25", "`cpu=`: a (request, limit) pair has no form in the spec"],
+        [f"{app}:26", "@modal.fastapi_endpoint has no form in the spec: left out"],
+    ]
+    assert not check(spec).has_errors
+    jobs = (spec.parent / "unsupported_jobs.py").read_text()
+    assert "@modal." not in jobs and "@app." not in jobs and "class Model:" in jobs
 
 
 def test_an_existing_spec_is_kept_without_force(capsys, tmp_path):
