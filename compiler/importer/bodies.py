@@ -10,6 +10,7 @@ import ast
 from dataclasses import dataclass
 
 from compiler.importer.values import dotted
+from compiler.spec.sweep import OVERRIDES_PARAM
 
 HEADER = (
     "# Moved here from {source} by `mtc import`: the bodies of the Modal functions, now plain functions\n"
@@ -69,14 +70,35 @@ def delegated_target(function: ast.FunctionDef | ast.AsyncFunctionDef) -> str | 
     alias = imported.names[0]
     if not isinstance(call.func, ast.Name) or call.func.id != (alias.asname or alias.name) or call.args:
         return None
-    if any(k.arg is None for k in call.keywords):
-        return None  # `**overrides`: the body does more than call the target
+    if any(k.arg is None and not _unpacks_overrides(k.value) for k in call.keywords):
+        return None  # `**something`: the body does more than call the target
     parameters = {a.arg for a in function.args.args + function.args.kwonlyargs}
-    passed = {k.arg for k in call.keywords if k.arg != CALLBACK}
+    passed = {k.arg for k in call.keywords if k.arg not in (CALLBACK, None)}
     forwarded = all(
         isinstance(k.value, ast.Name) and k.value.id == k.arg for k in call.keywords if k.arg in passed
     )
     return f"{imported.module}:{alias.name}" if passed <= parameters and forwarded else None
+
+
+def _unpacks_overrides(node: ast.expr) -> bool:
+    """``**(overrides or {})``: how mtc's generated body passes a sweep trial's config overrides."""
+    return (
+        isinstance(node, ast.BoolOp)
+        and isinstance(node.op, ast.Or)
+        and len(node.values) == 2
+        and isinstance(node.values[0], ast.Name)
+        and node.values[0].id == OVERRIDES_PARAM
+        and isinstance(node.values[1], ast.Dict)
+        and not node.values[1].keys
+    )
+
+
+def forwards_overrides(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """True when the body passes ``**(overrides or {})`` (a sweeping function of mtc's generated module)."""
+    return any(
+        isinstance(n, ast.keyword) and n.arg is None and _unpacks_overrides(n.value)
+        for n in ast.walk(function)
+    )
 
 
 def remote_calls(function: ast.AST, functions: set[str]) -> list[tuple[int, str]]:

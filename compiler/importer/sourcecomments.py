@@ -7,7 +7,7 @@ import io
 import tokenize
 
 # Comments that are not the author's: linters' pragmas and the cost line mtc writes above each function.
-NOT_CARRIED = ("noqa", "type:", "ruff:", "Estimated cost:")
+NOT_CARRIED = ("noqa", "type:", "ruff:", "Estimated cost:", "max_containers is the sweep's max_parallel")
 
 
 def printable(text: str) -> str:
