@@ -105,18 +105,10 @@ def _arguments(call: ast.Call, scope: Scope, read: ImageRead) -> dict[str, Any]:
     method = call.func.attr
     arguments: dict[str, Any] = {}
     if call.args:
-        arguments[POSITIONAL[method]] = _evaluated(call.args[0], scope, read)
+        arguments[POSITIONAL[method]] = scope.evaluate_or(call.args[0], read.problems)
     for keyword in call.keywords:
-        arguments[keyword.arg] = _evaluated(keyword.value, scope, read)
+        arguments[keyword.arg] = scope.evaluate_or(keyword.value, read.problems)
     return {k: v for k, v in arguments.items() if v is not None}
-
-
-def _evaluated(node: ast.expr, scope: Scope, read: ImageRead) -> Any:
-    try:
-        return scope.evaluate(node)
-    except Unreadable as exc:
-        read.problems.append(exc)
-        return None
 
 
 def _step(call: ast.Call, scope: Scope, spec_dir: Path, read: ImageRead) -> None:

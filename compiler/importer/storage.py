@@ -42,17 +42,17 @@ def read_storage(node: ast.Call, scope: Scope) -> tuple[dict[str, Any], list[Unr
     entry: dict[str, Any] = {}
     first = "bucket" if is_bucket else "volume"
     if node.args:
-        entry[first] = _read(node.args[0], scope, problems, "")
+        entry[first] = scope.evaluate_or(node.args[0], problems, "")
     for keyword in node.keywords:
         key = keyword.arg
         if key in ("bucket_name", "name"):
-            entry[first] = _read(keyword.value, scope, problems, "")
+            entry[first] = scope.evaluate_or(keyword.value, problems, "")
         elif is_bucket and key in BUCKET_KEYS:
-            entry[BUCKET_KEYS[key]] = _read(keyword.value, scope, problems, None)
+            entry[BUCKET_KEYS[key]] = scope.evaluate_or(keyword.value, problems)
         elif is_bucket and key == "secret":
             entry["secret"] = _secret_or_problem(keyword.value, scope, problems)
         elif not is_bucket and key == "environment_name":
-            entry["environment"] = _read(keyword.value, scope, problems, None)
+            entry["environment"] = scope.evaluate_or(keyword.value, problems)
         elif not is_bucket and key in IGNORED_VOLUME_KEYWORDS:
             continue
         else:
@@ -94,11 +94,3 @@ def _secret_or_problem(node: ast.expr, scope: Scope, problems: list[Unreadable])
     except Unreadable as exc:
         problems.append(exc)
         return None
-
-
-def _read(node: ast.expr, scope: Scope, problems: list[Unreadable], fallback: Any) -> Any:
-    try:
-        return scope.evaluate(node)
-    except Unreadable as exc:
-        problems.append(exc)
-        return fallback

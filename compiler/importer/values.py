@@ -42,6 +42,14 @@ class Scope:
     def evaluate(self, node: ast.expr) -> Any:
         return _Evaluator(self).value(node, ())
 
+    def evaluate_or(self, node: ast.expr, problems: list[Unreadable], fallback: Any = None) -> Any:
+        """The value of ``node``, or ``fallback`` with the reason added to ``problems``."""
+        try:
+            return self.evaluate(node)
+        except Unreadable as exc:
+            problems.append(exc)
+            return fallback
+
 
 def dotted(node: ast.expr) -> str | None:
     """``modal.Image.debian_slim`` for that attribute chain of names, else None."""
