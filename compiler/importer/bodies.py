@@ -101,16 +101,35 @@ def forwards_overrides(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool
     )
 
 
-def remote_calls(function: ast.AST, functions: set[str]) -> list[tuple[int, str]]:
-    """``(line, text)`` of calls like ``other.remote(...)`` to the app's functions inside ``function``."""
+MODAL_CALLS = frozenset({"remote", "spawn", "map", "starmap", "local", "remote_gen", "for_each"})
+
+
+def body_problems(
+    function: ast.FunctionDef | ast.AsyncFunctionDef, functions: set[str], app: str
+) -> list[tuple[int, str]]:
+    """``(line, message)`` for what a moved body does differently in the jobs module: call another function
+    of the app through Modal (``other.remote(...)``), use the app object (removed), or read ``__file__`` (now
+    the jobs module's path)."""
     found = []
-    for node in ast.walk(function):
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr in ("remote", "spawn", "map", "starmap", "local", "remote_gen", "for_each")
-            and isinstance(node.func.value, ast.Name)
-            and node.func.value.id in functions
-        ):
-            found.append((node.lineno, ast.unparse(node.func)))
-    return found
+    for node in (n for statement in function.body for n in ast.walk(statement)):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.attr in MODAL_CALLS:
+            if node.value.id in functions:
+                found.append(
+                    (
+                        node.lineno,
+                        f"`{ast.unparse(node)}(...)` calls another Modal function; in the jobs "
+                        "module it is a plain function",
+                    )
+                )
+        elif isinstance(node, ast.Name) and node.id == app:
+            found.append((node.lineno, f"uses `{app}`, the Modal app, which the jobs module does not define"))
+        elif isinstance(node, ast.Name) and node.id == "__file__":
+            found.append(
+                (node.lineno, "reads `__file__`: in the jobs module it is the jobs module's own path")
+            )
+    return sorted(found)
+
+
+def relative_imports(tree: ast.Module) -> list[int]:
+    """Lines of the module-level ``from . import x``: the jobs module lives in another folder."""
+    return [node.lineno for node in tree.body if isinstance(node, ast.ImportFrom) and node.level]

@@ -92,6 +92,7 @@ class _Reader:
         self.images: dict[str, str] = {}  # variable -> spec name
         self.storage: dict[str, str] = {}
         self.app_variable = ""
+        self.app_image: ast.expr | None = None  # modal.App(image=...): the image of functions that name none
         self.carried: set[tuple[int, str]] = set()  # a comment goes to the first key of its line only
 
     def read(self) -> Imported:
@@ -104,6 +105,9 @@ class _Reader:
             ):
                 self._assignment(node.targets[0].id, node)
         functions = self._functions()
+        if not functions:
+            raise ImportError_(f"{self.app_file}: no @{self.app_variable}.function to import")
+        self._default_image(functions)
         self._ship_jobs(functions)
         spec = self.result.spec
         for section in ("images", "volumes"):
@@ -167,11 +171,11 @@ class _Reader:
     # images and storage
     def _assignment(self, variable: str, node: ast.Assign) -> None:
         if is_storage(node.value):
-            name = storage_name(variable)
+            name = unique(storage_name(variable), self.result.spec.get("volumes", {}))
             self.storage[variable] = name
             self._add_storage(name, node.value, node.lineno)
         elif is_image(node.value, set(self.images)):
-            name = spec_name(variable, "image")
+            name = unique(spec_name(variable, "image"), self.result.spec.get("images", {}))
             self.images[variable] = name
             self._add_image(name, node.value, node.lineno)
 
@@ -196,16 +200,17 @@ class _Reader:
             return self.images[node.id]
         if not is_image(node, set(self.images)):
             raise Unreadable(f"`{ast.unparse(node)}` is not an image of the module", node.lineno)
-        self._add_image(function, node, node.lineno)
-        return function
+        name = unique(function, self.result.spec.get("images", {}))
+        self._add_image(name, node, node.lineno)
+        return name
 
     def _inline_storage(self, node: ast.expr, mount: str) -> str:
         if isinstance(node, ast.Name) and node.id in self.storage:
             return self.storage[node.id]
         if not is_storage(node):
             raise Unreadable(f"`{ast.unparse(node)}` is not a volume of the module", node.lineno)
-        name = re.sub(r"\W+", "_", mount).strip("_") or "volume"
-        self.storage[f"<{mount}>"] = name
+        name = re.sub(r"[^A-Za-z0-9_]+", "_", mount).strip("_") or "volume"
+        name = unique(name if name[:1].isalpha() else f"volume_{name}", self.result.spec.get("volumes", {}))
         self._add_storage(name, node, node.lineno)
         return name
 
@@ -267,10 +272,10 @@ class _Reader:
             self.note(problem.line, problem.reason, ("functions", name, "args"))
         self._decorator_notes(node)
         if target is None:
-            for line, text in bodies.remote_calls(node, names):
+            for line, message in bodies.body_problems(node, names, self.app_variable):
                 self.note(
                     line,
-                    f"`{text}(...)` calls another Modal function; in the jobs module it is a plain function",
+                    message,
                     ("functions", name),
                 )
         return entry
@@ -290,19 +295,17 @@ class _Reader:
         moved = [f for f in functions.values() if f["run"].startswith("{jobs}:")]
         if not moved:
             return
-        jobs = re.sub(r"\W", "_", self.result.spec["app"]["name"]) + "_jobs"
+        jobs = _module_name(self.result.spec["app"]["name"]) + "_jobs"
         for function in moved:
             function["run"] = function["run"].replace("{jobs}", jobs)
+        for line in bodies.relative_imports(self.tree):
+            self.note(line, f"a relative import: {jobs}.py is written beside the spec, not in this package")
         cut = bodies.removals(self.tree, self.app_variable, self.dropped)
         self.result.jobs_module, self.result.jobs_source = (
             jobs,
             bodies.jobs_source(self.source, self.app_file.name, cut),
         )
-        images = self.result.spec.setdefault("images", {})
-        default = self._default_image(functions, images)
-        for function in functions.values():
-            if default and "image" not in function:
-                function["image"] = default
+        images = self.result.spec["images"]
         for function in moved:
             shipped = (
                 _root_image(images, function["image"]).setdefault("add_local", {}).setdefault("python", [])
@@ -310,20 +313,37 @@ class _Reader:
             if jobs not in shipped:
                 shipped.append(jobs)
 
-    def _default_image(self, functions: dict[str, Any], images: dict[str, Any]) -> str | None:
-        app_image = getattr(self, "app_image", None)
-        if app_image is not None:
+    def _default_image(self, functions: dict[str, Any]) -> None:
+        """Give every function without ``image=`` the app's image, else Modal's default (a plain debian_slim,
+        which the jobs module can be shipped in)."""
+        if all("image" in f for f in functions.values()):
+            return
+        images = self.result.spec.setdefault("images", {})
+        default = None
+        if self.app_image is not None:
             try:
-                return self._inline_image(app_image, "default")
+                default = self._inline_image(self.app_image, "default")
             except Unreadable as exc:
                 self.note(exc.line, f"the app's image: {exc.reason}", ("images",))
-        if any("image" not in f for f in functions.values()):
-            images["plain"] = {"from": "debian_slim"}
-            self.result.comments.append(
-                (("images", "plain"), "Modal's default image, for the functions that name none")
-            )
-            return "plain"
-        return None
+        if default is None:
+            default = unique("plain", images)
+            images[default] = {"from": "debian_slim"}
+            comment = "Modal's default image, for the functions that name none"
+            self.result.comments.append((("images", default), comment))
+        for function in functions.values():
+            function.setdefault("image", default)
+
+
+def unique(name: str, taken: dict[str, Any]) -> str:
+    """``name``, or ``name_2``, ``name_3``... when another image or volume has it already."""
+    candidates = (name if index == 1 else f"{name}_{index}" for index in range(1, len(taken) + 2))
+    return next(candidate for candidate in candidates if candidate not in taken)
+
+
+def _module_name(app: str) -> str:
+    """A Python module name from the app's name: ``brain-go-brr`` -> ``brain_go_brr``."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", app)
+    return name if name[:1].isalpha() else f"app_{name}"
 
 
 def _root_image(images: dict[str, Any], name: str) -> dict[str, Any]:

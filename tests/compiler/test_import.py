@@ -264,6 +264,57 @@ def test_each_feature_the_spec_lacks_is_one_warning_at_its_line(capsys, tmp_path
     assert "@modal." not in jobs and "@app." not in jobs and "class Model:" in jobs
 
 
+EDGES_APP = """from . import helpers
+import modal
+
+app = modal.App("2024-edges", image=modal.Image.debian_slim().pip_install("numpy"))
+cuda_image = modal.Image.debian_slim()
+cuda = modal.Image.debian_slim().apt_install("git")
+data_volume = modal.Volume.from_name("a")
+data_bucket = modal.CloudBucketMount("b")
+
+
+@app.function(volumes={"/data": data_volume, "/raw": data_bucket, "/9": modal.Volume.from_name("c")})
+def first():
+    print(app.name, __file__)
+
+
+@app.function(image=cuda)
+def second():
+    return helpers
+"""
+
+
+def test_names_stay_unique_and_moved_bodies_that_change_meaning_are_reported(capsys, tmp_path):
+    app = tmp_path / "edges.py"
+    app.write_text(EDGES_APP)
+    spec = tmp_path / "specs" / "deployment.yaml"
+    code, err = imported(capsys, app, spec)
+    assert code == 1
+    loaded = YAML(typ="safe").load(spec.read_text())
+    assert list(loaded["images"]) == ["cuda", "cuda_2", "default"]  # default: the app's image=
+    assert list(loaded["volumes"]) == ["data", "data_2", "volume_9"]
+    assert (
+        loaded["functions"]["first"]["image"] == "default"
+        and loaded["functions"]["second"]["image"] == "cuda_2"
+    )
+    assert loaded["functions"]["first"]["run"] == "app_2024_edges_jobs:first"
+    assert sorted(loaded["images"]["default"]["add_local"]["python"]) == ["app_2024_edges_jobs"]
+    messages = [line.split(": warning: ")[1] for line in err.splitlines() if ": warning: " in line]
+    assert messages == [
+        "a relative import: app_2024_edges_jobs.py is written beside the spec, not in this package [import]",
+        "reads `__file__`: in the jobs module it is the jobs module's own path [import]",
+        "uses `app`, the Modal app, which the jobs module does not define [import]",
+    ]
+
+
+def test_an_app_without_functions_is_refused(capsys, tmp_path):
+    app = tmp_path / "empty.py"
+    app.write_text("import modal\napp = modal.App('empty')\n")
+    code, err = imported(capsys, app, tmp_path / "deployment.yaml")
+    assert code == 1 and "no @app.function to import" in err
+
+
 def test_an_existing_spec_is_kept_without_force(capsys, tmp_path):
     spec = tmp_path / "deployment.yaml"
     spec.write_text("mine\n")
