@@ -127,8 +127,10 @@ def schedule(node: ast.expr, scope: Scope) -> dict[str, Any]:
         raise Unreadable(f"`{ast.unparse(node)}` is not modal.Cron(...) or modal.Period(...)", node.lineno)
     call = dotted(node.func)
     settings = {k.arg: scope.evaluate(k.value) for k in node.keywords}
-    if call in CRON_CALLS and len(node.args) == 1 and set(settings) <= {"timezone"}:
-        return {"cron": scope.evaluate(node.args[0]), **settings}
+    if call in CRON_CALLS and node.args:
+        settings["cron_string"] = scope.evaluate(node.args[0])
+    if call in CRON_CALLS and set(settings) in ({"cron_string"}, {"cron_string", "timezone"}):
+        return {"cron": settings.pop("cron_string"), **settings}
     if call in PERIOD_CALLS and not node.args and set(settings) <= {unit for unit, _ in PERIOD_UNITS}:
         return {"period": "".join(f"{settings[u]}{s}" for u, s in PERIOD_UNITS if settings.get(u))}
     raise Unreadable(f"`{ast.unparse(node)}` is not a schedule the spec can write", node.lineno)

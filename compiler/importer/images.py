@@ -19,7 +19,6 @@ PIP_STEPS = {"pip_install": "pip", "uv_pip_install": "uv_pip"}
 PIP_OPTIONS = ("index_url", "extra_index_url", "find_links", "pre", "extra_options")
 LOCAL_STEPS = {"add_local_dir": "dirs", "add_local_file": "files"}
 IMAGE_KEYS = ("from", "base", "from_dockerfile", "context_dir", "python", "steps", "add_local")
-LOCAL_KEYWORDS = {"add_local_dir": "remote_path", "add_local_file": "remote_path"}
 
 
 @dataclass
@@ -155,7 +154,7 @@ def _pip(call: ast.Call, scope: Scope) -> Any:
 def _local(method: str, call: ast.Call, scope: Scope, spec_dir: Path, read: ImageRead) -> None:
     arguments = [scope.evaluate(arg) for arg in call.args]
     for keyword in call.keywords:
-        if keyword.arg in ("local_path", LOCAL_KEYWORDS[method]):
+        if keyword.arg in ("local_path", "remote_path"):
             arguments.append(scope.evaluate(keyword.value))
         else:
             raise Unreadable(f"`{keyword.arg}=` of .{method} has no key in the spec", call.lineno)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 
 class Unreadable(Exception):
-    """A value the importer cannot know without running the code (raised by :mod:`.values`)."""
+    """A value the importer cannot know without running the code, or a form the spec lacks."""
 
     def __init__(self, reason: str, line: int) -> None:
         super().__init__(reason)
@@ -19,20 +19,16 @@ class Unreadable(Exception):
 class Note:
     line: int
     message: str
-    where: tuple[str, ...] = ()  # the spec path the comment goes next to (the nearest key that exists)
 
 
 @dataclass
 class Notes:
-    """Collected while reading; the order is the app file's."""
+    """Collected while reading; :meth:`sorted` gives them in the app file's order."""
 
     items: list[Note] = field(default_factory=list)
 
-    def add(self, line: int, message: str, where: tuple[str, ...] = ()) -> None:
-        self.items.append(Note(line, message, where))
-
-    def unreadable(self, exc: Unreadable, what: str, where: tuple[str, ...]) -> None:
-        self.add(exc.line, f"{what}: {exc.reason}", where)
+    def add(self, line: int, message: str) -> None:
+        self.items.append(Note(line, message))
 
     def sorted(self) -> list[Note]:
         return sorted(self.items, key=lambda note: note.line)

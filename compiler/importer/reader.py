@@ -117,11 +117,12 @@ class _Reader:
         return self.result
 
     def note(self, line: int, message: str, where: tuple = ()) -> None:
-        self.result.notes.add(line, message, where)
+        self.result.notes.add(line, message)
         self.result.comments.append((where, f"mtc import: {message} ({self.app_file.name}:{line})"))
 
-    def carry(self, where: tuple, line: int, above: bool = True) -> None:
-        texts = self.comments.around(line) if above else self.comments.trailing(line)
+    def carry(self, where: tuple, line: int) -> None:
+        """Place the app file's comments above and at the end of ``line`` at ``where`` in the spec."""
+        texts = self.comments.around(line)
         self.result.comments.extend((where, text) for text in texts if (line, text) not in self.carried)
         self.carried |= {(line, text) for text in texts}
 
@@ -176,8 +177,8 @@ class _Reader:
             self._add_storage(name, node.value, node.lineno)
         elif is_image(node.value, set(self.images)):
             name = unique(spec_name(variable, "image"), self.result.spec.get("images", {}))
-            self.images[variable] = name
             self._add_image(name, node.value, node.lineno)
+            self.images[variable] = name  # after: `image = image.pip_install(...)` builds on the one before
 
     def _add_storage(self, name: str, call: ast.Call, line: int) -> None:
         entry, problems = read_storage(call, self.scope)

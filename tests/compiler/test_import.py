@@ -270,6 +270,7 @@ import modal
 app = modal.App("2024-edges", image=modal.Image.debian_slim().pip_install("numpy"))
 cuda_image = modal.Image.debian_slim()
 cuda = modal.Image.debian_slim().apt_install("git")
+cuda = cuda.pip_install("torch")
 data_volume = modal.Volume.from_name("a")
 data_bucket = modal.CloudBucketMount("b")
 
@@ -292,11 +293,12 @@ def test_names_stay_unique_and_moved_bodies_that_change_meaning_are_reported(cap
     code, err = imported(capsys, app, spec)
     assert code == 1
     loaded = YAML(typ="safe").load(spec.read_text())
-    assert list(loaded["images"]) == ["cuda", "cuda_2", "default"]  # default: the app's image=
+    assert list(loaded["images"]) == ["cuda", "cuda_2", "cuda_3", "default"]  # default: the app's image=
+    assert loaded["images"]["cuda_3"] == {"base": "cuda_2", "steps": [{"pip": ["torch"]}]}
     assert list(loaded["volumes"]) == ["data", "data_2", "volume_9"]
     assert (
         loaded["functions"]["first"]["image"] == "default"
-        and loaded["functions"]["second"]["image"] == "cuda_2"
+        and loaded["functions"]["second"]["image"] == "cuda_3"
     )
     assert loaded["functions"]["first"]["run"] == "app_2024_edges_jobs:first"
     assert sorted(loaded["images"]["default"]["add_local"]["python"]) == ["app_2024_edges_jobs"]
