@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from compiler.importer.values import dotted
+from compiler.importer.values import decorator_name
 from compiler.spec.sweep import OVERRIDES_PARAM
 
 HEADER = (
@@ -26,9 +26,7 @@ class Removal:
 
 
 def is_app_decorator(node: ast.expr, app: str) -> bool:
-    target = node.func if isinstance(node, ast.Call) else node
-    name = dotted(target) or ""
-    return name.startswith((f"{app}.", "modal."))
+    return decorator_name(node).startswith((f"{app}.", "modal."))
 
 
 def removals(tree: ast.Module, app: str, dropped: set[str]) -> list[Removal]:

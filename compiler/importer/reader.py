@@ -17,7 +17,7 @@ from compiler.importer.notes import Notes, Unreadable
 from compiler.importer.sourcecomments import SourceComments
 from compiler.importer.storage import is_storage, read_secret, read_storage, storage_name
 from compiler.importer.sweeps import generated_sweep
-from compiler.importer.values import Scope, dotted
+from compiler.importer.values import Scope, decorator_name, dotted
 from compiler.spec.sweep import OVERRIDES_PARAM
 
 APP_CALLS = frozenset({"modal.App", "App", "modal.Stub"})
@@ -226,7 +226,7 @@ class _Reader:
             decorator = self._app_decorator(node)
             if decorator is None:
                 continue
-            kind = dotted(decorator.func if isinstance(decorator, ast.Call) else decorator).split(".")[-1]
+            kind = decorator_name(decorator).split(".")[-1]
             if kind != "function" or isinstance(node, ast.ClassDef):
                 if kind == "local_entrypoint":
                     self.dropped.add(node.name)  # it only starts the app's functions: nothing to keep
@@ -240,8 +240,7 @@ class _Reader:
 
     def _app_decorator(self, node: ast.AST) -> ast.expr | None:
         for decorator in node.decorator_list:
-            target = decorator.func if isinstance(decorator, ast.Call) else decorator
-            if (dotted(target) or "").startswith(f"{self.app_variable}."):
+            if decorator_name(decorator).startswith(f"{self.app_variable}."):
                 return decorator
         return None
 
@@ -283,8 +282,7 @@ class _Reader:
 
     def _decorator_notes(self, node: ast.FunctionDef) -> None:
         for decorator in node.decorator_list:
-            target = decorator.func if isinstance(decorator, ast.Call) else decorator
-            name = dotted(target) or ""
+            name = decorator_name(decorator)
             if name.startswith("modal.") and name.split(".")[-1] in NOTED_DECORATORS:
                 self.note(
                     decorator.lineno, f"@{name} has no form in the spec: left out", ("functions", node.name)

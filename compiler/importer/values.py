@@ -62,6 +62,11 @@ def dotted(node: ast.expr) -> str | None:
     return ".".join([node.id, *reversed(parts)])
 
 
+def decorator_name(node: ast.expr) -> str:
+    """``app.function`` for ``@app.function(...)`` or ``@app.function``; "" for another expression."""
+    return dotted(node.func if isinstance(node, ast.Call) else node) or ""
+
+
 def is_literal(node: ast.expr) -> bool:
     """True for a number written as such (``900``, ``-1``), not computed or named (``15 * 60``, ``T``)."""
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
