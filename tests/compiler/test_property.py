@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import io
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ from compiler.codegen.functions import parameters
 from compiler.codegen.literals import RenderError
 from compiler.codegen.render import render
 from compiler.lint.check import check
+from compiler.spec.argtypes import thawed
 from tests.helpers.generated_checks import (
     actual_info,
     expected_info,
@@ -194,10 +194,11 @@ def test_any_string_is_refused_with_a_diagnostic_or_carried_exactly(tmp_path_fac
     check_image_chains(app, source)
     for name, function in app.functions.items():
         assert actual_info(getattr(module, name)) == expected_info(app, function)
-        expected_defaults = {p.name: p.default for p in parameters(function)}
+        typed = [p for p in parameters(function) if not p.spread]
+        expected_defaults = {p.name: p.type.signature_default for p in typed if not p.type.required}
         assert signature_defaults(source, name) == expected_defaults
-        assert {p.name: json.loads(p.default) for p in parameters(function) if p.is_json} == {
-            k: list(v) for k, v in function.args if isinstance(v, tuple)
+        assert {p.name: p.type.default for p in typed if p.type.is_json} == {
+            arg.name: thawed(arg.default) for arg in function.args if isinstance(arg.default, tuple)
         }
 
 
