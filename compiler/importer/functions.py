@@ -38,7 +38,7 @@ class Resolvers:
 class FunctionRead:
     entry: dict[str, Any] = field(default_factory=dict)
     key_lines: dict[str, int] = field(default_factory=dict)
-    problems: list[tuple[str, Unreadable]] = field(default_factory=list)
+    problems: list[Unreadable] = field(default_factory=list)
 
 
 def read_decorator(call: ast.Call | None, name: str, scope: Scope, resolvers: Resolvers) -> FunctionRead:
@@ -48,7 +48,9 @@ def read_decorator(call: ast.Call | None, name: str, scope: Scope, resolvers: Re
         try:
             _keyword(key, keyword.value, name, scope, resolvers, read)
         except Unreadable as exc:
-            read.problems.append((key, exc))
+            read.problems.append(
+                Unreadable(f"`{key}=`: {exc.reason}" if keyword.arg else exc.reason, exc.line)
+            )
         read.key_lines.setdefault(_spec_key(key), keyword.value.lineno)
     return read
 
@@ -82,6 +84,8 @@ def _keyword(
         entry["volumes"] = _volumes(node, scope, resolvers)
     elif key == "secrets":
         _secrets(node, scope, entry)
+    elif key == "**":
+        raise Unreadable(f"`**{ast.unparse(node)}` passes settings computed when the app runs", node.lineno)
     else:
         raise Unreadable("has no key in the spec", node.lineno)
 

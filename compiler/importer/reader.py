@@ -105,6 +105,7 @@ class _Reader:
             ):
                 self._assignment(node.targets[0].id, node)
         functions = self._functions()
+        self._dynamic_registrations()
         if not functions:
             raise ImportError_(f"{self.app_file}: no @{self.app_variable}.function to import")
         self._default_image(functions)
@@ -238,6 +239,30 @@ class _Reader:
             functions[node.name] = self._function(node, decorator, names)
         return functions
 
+    def _dynamic_registrations(self) -> None:
+        """Report functions the app registers in a way a static read cannot follow: ``app.function(...)``
+        called rather than used as a decorator, or a decorated definition inside a block (``if``, ``for``)."""
+        registering = {f"{self.app_variable}.function", f"{self.app_variable}.cls"}
+        for statement in self.tree.body:
+            if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                continue
+            nodes = list(ast.walk(statement))
+            nested = [
+                n for n in nodes if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            ]
+            decorators = {id(d) for n in nested for d in n.decorator_list}
+            for node in nested:
+                if (decorator := self._app_decorator(node)) is not None:
+                    self.note(decorator.lineno, f"`{node.name}` is defined inside a block: not imported")
+            for node in nodes:
+                if (
+                    isinstance(node, ast.Call)
+                    and dotted(node.func) in registering
+                    and id(node) not in decorators
+                ):
+                    message = "a function registered when the app runs, not by a decorator: not imported"
+                    self.note(node.lineno, message)
+
     def _app_decorator(self, node: ast.AST) -> ast.expr | None:
         for decorator in node.decorator_list:
             if decorator_name(decorator).startswith(f"{self.app_variable}."):
@@ -266,8 +291,8 @@ class _Reader:
         self.carry(("functions", name), first)
         for key, line in read.key_lines.items():
             self.carry(("functions", name, key), line)
-        for key, problem in read.problems:
-            self.note(problem.line, f"`{key}=`: {problem.reason}", ("functions", name))
+        for problem in read.problems:
+            self.note(problem.line, problem.reason, ("functions", name))
         for problem in problems:
             self.note(problem.line, problem.reason, ("functions", name, "args"))
         self._decorator_notes(node)

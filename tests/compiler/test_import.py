@@ -310,6 +310,42 @@ def test_names_stay_unique_and_moved_bodies_that_change_meaning_are_reported(cap
     ]
 
 
+DYNAMIC_APP = """import modal
+
+app = modal.App("dynamic")
+SETTINGS = dict(gpu="T4")
+
+
+@app.function(timeout=60, **SETTINGS)
+def static():
+    pass
+
+
+def plain():
+    pass
+
+
+registered = app.function(gpu="T4")(plain)
+if True:
+
+    @app.function()
+    def hidden():
+        pass
+"""
+
+
+def test_functions_registered_dynamically_are_reported(capsys, tmp_path):
+    app = tmp_path / "dynamic.py"
+    app.write_text(DYNAMIC_APP)
+    code, err = imported(capsys, app, tmp_path / "specs" / "deployment.yaml")
+    assert code == 1
+    assert [line.split(": warning: ") for line in err.splitlines() if ": warning: " in line] == [
+        [f"{app}:7", "`**SETTINGS` passes settings computed when the app runs [import]"],
+        [f"{app}:16", "a function registered when the app runs, not by a decorator: not imported [import]"],
+        [f"{app}:19", "`hidden` is defined inside a block: not imported [import]"],
+    ]
+
+
 def test_an_app_without_functions_is_refused(capsys, tmp_path):
     app = tmp_path / "empty.py"
     app.write_text("import modal\napp = modal.App('empty')\n")
