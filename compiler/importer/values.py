@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ast
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -21,6 +21,7 @@ ARITHMETIC = {
     ast.FloorDiv: operator.floordiv,
     ast.Pow: operator.pow,
 }
+LONGEST = 100_000  # characters: a string built from constants longer than this is no setting
 LARGEST = 10**15  # no setting is larger; a bigger intermediate result is not a configuration value
 PATH_CALLS = frozenset({"Path", "pathlib.Path", "PurePosixPath", "pathlib.PurePosixPath"})
 
@@ -38,6 +39,7 @@ class Scope:
 
     app_file: Path
     constants: dict[str, ast.expr]
+    known: dict[str, Any] = field(default_factory=dict)  # constants evaluated so far: each is read once
 
     def evaluate(self, node: ast.expr) -> Any:
         return _Evaluator(self).value(node, ())
@@ -74,6 +76,12 @@ def is_literal(node: ast.expr) -> bool:
     return isinstance(node, ast.Constant)
 
 
+def _bounded(text: str, node: ast.expr) -> str:
+    if len(text) > LONGEST:
+        raise Unreadable(f"`{ast.unparse(node)[:60]}...` is longer than any setting", node.lineno)
+    return text
+
+
 class _Evaluator:
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
@@ -93,7 +101,7 @@ class _Evaluator:
         if isinstance(node, ast.BinOp):
             return self._binary(node, seen)
         if isinstance(node, ast.JoinedStr):
-            return "".join(self._piece(piece, seen) for piece in node.values)
+            return _bounded("".join(self._piece(piece, seen) for piece in node.values), node)
         if isinstance(node, ast.Call):
             return self._call(node, seen)
         if isinstance(node, ast.Attribute) and node.attr == "parent":
@@ -113,7 +121,9 @@ class _Evaluator:
             return LocalPath(self.scope.app_file)
         if node.id in seen or node.id not in self.scope.constants:
             raise Unreadable(f"`{node.id}` is not a constant of the module", node.lineno)
-        return self.value(self.scope.constants[node.id], (*seen, node.id))
+        if node.id not in self.scope.known:
+            self.scope.known[node.id] = self.value(self.scope.constants[node.id], (*seen, node.id))
+        return self.scope.known[node.id]
 
     def _number(self, node: ast.expr, seen: tuple[str, ...]) -> int | float:
         value = self.value(node, seen)
@@ -127,7 +137,7 @@ class _Evaluator:
             return LocalPath(left.path / self._text(node.right, seen))
         right = self.value(node.right, seen)
         if isinstance(left, str) and isinstance(right, str) and isinstance(node.op, ast.Add):
-            return left + right
+            return _bounded(left + right, node)
         operation = ARITHMETIC.get(type(node.op))
         numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (left, right))
         if operation is None or not numbers:

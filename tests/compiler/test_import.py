@@ -346,6 +346,20 @@ def test_functions_registered_dynamically_are_reported(capsys, tmp_path):
     ]
 
 
+def test_constants_that_double_are_read_once_and_bounded(capsys, tmp_path):
+    """Fifty constants that each double the one before: read in linear time, refused past 100,000 characters
+    or 10**15, never computed exponentially or held in memory."""
+    doubling = "\n".join(f"S{i + 1} = S{i} + S{i}\nN{i + 1} = N{i} * N{i}" for i in range(50))
+    app = tmp_path / "bomb.py"
+    app.write_text(
+        f'import modal\napp = modal.App("bomb")\nS0 = "x"\nN0 = 2\n{doubling}\n'
+        "@app.function(gpu=S50, timeout=N50)\ndef f():\n    pass\n"
+    )
+    code, err = imported(capsys, app, tmp_path / "deployment.yaml")
+    assert code == 1
+    assert "is longer than any setting" in err and "is larger than any Modal setting" in err
+
+
 def test_an_app_without_functions_is_refused(capsys, tmp_path):
     app = tmp_path / "empty.py"
     app.write_text("import modal\napp = modal.App('empty')\n")
