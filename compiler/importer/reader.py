@@ -153,6 +153,10 @@ class _Reader:
             self.note(exc.line, f"the app's name: {exc.reason}", ("app",))
         if not isinstance(app.get("name"), str):
             app["name"] = spec_name(self.app_file.stem, "app").replace("_", "-")
+            if name_node is None:
+                self.note(
+                    call.lineno, f"modal.App() has no name: named after the file, {app['name']}", ("app",)
+                )
         self.result.spec["app"] = app
         for keyword in call.keywords:
             self._app_keyword(keyword, app)
