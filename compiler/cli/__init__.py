@@ -64,10 +64,11 @@ def _close_stdout_quietly() -> None:
 
 
 # the verbs, imported explicitly after `cli`; at the top they import only light modules
-from compiler.cli import compile, diff, init, lint, modal, plan, run, schema  # noqa: E402, I001
+from compiler.cli import compile, diff, import_, init, lint, modal, plan, run, schema  # noqa: E402, I001
 
 for _command in (
     init.init,
+    import_.import_,
     lint.lint,
     compile.compile_,
     schema.schema,
