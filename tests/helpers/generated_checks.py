@@ -57,6 +57,7 @@ def expected_info(app: App, function: Function) -> dict[str, Any]:
         "secrets": [secret_repr(ref) for ref in secrets]
         + ([f"Secret.from_dict([{', '.join(name for name, _ in function.env)}])"] if function.env else []),
         "schedule": _schedule_expectation(function),
+        "cluster": (function.cluster.size, function.cluster.rdma) if function.cluster else None,
     }
 
 
@@ -93,6 +94,7 @@ def actual_info(modal_function: Any) -> dict[str, Any]:
         },
         "secrets": list(info.secrets),
         "schedule": _schedule_seen(info.schedule),
+        "cluster": (info.cluster_info.size, info.cluster_info.rdma) if info.cluster_info else None,
     }
 
 
