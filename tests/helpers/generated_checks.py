@@ -120,10 +120,12 @@ def _schedule_seen(schedule: str | None) -> tuple | None:
 
 
 def decorator_keywords(source: str, function_name: str) -> dict[str, Any]:
-    """The literal keyword arguments of ``@app.function(...)`` above ``def function_name``."""
+    """The literal keyword arguments of ``@app.function(...)`` above ``def function_name`` (and, for a
+    clustered function, ``@modal.clustered(...)`` below it)."""
     for node in ast.parse(source).body:
         if isinstance(node, ast.FunctionDef) and node.name == function_name:
-            (decorator,) = node.decorator_list
+            decorator, *below = node.decorator_list
+            assert [ast.unparse(d.func) for d in below] in ([], ["modal.clustered"]), function_name
             return {k.arg: _maybe_literal(k.value) for k in decorator.keywords}
     raise AssertionError(f"no function {function_name} in the module")
 
