@@ -57,12 +57,30 @@ def test_a_whole_host_cluster_has_no_findings(tmp_path):
     [
         ("size: 2,", "size: 1,", "cluster-size", "1,", "cluster.size is 1; expected 2 to 32 containers"),
         ("size: 2,", "size: 33,", "cluster-size", "33,", "cluster.size is 33"),
-        ('gpu: "H100:8"', 'gpu: "H100:4"', "cluster-gpu", '"H100:4"', "must take all GPUs of its host, H100:8"),
+        (
+            'gpu: "H100:8"',
+            'gpu: "H100:4"',
+            "cluster-gpu",
+            '"H100:4"',
+            "must take all GPUs of its host, H100:8",
+        ),
         ('gpu: "H100:8"', 'gpu: "A10:4"', "cluster-gpu", '"A10:4"', "A10 does not come in whole 8-GPU hosts"),
         ('gpu: "H100:8"', 'gpu: "any:8"', "cluster-gpu", '"any:8"', "any does not come in whole"),
         ('    gpu: "H100:8"\n', "", "cluster-gpu", "cluster:", "a cluster needs GPUs"),
-        ("    retries: 2\n", "    retries: 2\n    min_containers: 3\n", "cluster-containers", "3\n", "use 2 or 4"),
-        ("    retries: 2\n", "    retries: 2\n    max_containers: 1\n", "cluster-containers", "s: 1\n", "use 2"),
+        (
+            "    retries: 2\n",
+            "    retries: 2\n    min_containers: 3\n",
+            "cluster-containers",
+            "3\n",
+            "use 2 or 4",
+        ),
+        (
+            "    retries: 2\n",
+            "    retries: 2\n    max_containers: 1\n",
+            "cluster-containers",
+            "s: 1\n",
+            "use 2",
+        ),
     ],
 )
 def test_each_cluster_mistake_is_an_error_at_its_line(tmp_path, old, new, rule, needle, message):
@@ -111,7 +129,7 @@ def test_modal_sees_a_cluster_of_two_whole_h100_hosts_with_rdma(generated):
     # the sweep's 2 trials at once, 2 containers each (Modal refuses a count that is not a multiple at import)
     assert decorator_keywords(source, "train")["max_containers"] == 4
     assert module.evaluate.info().cluster_info is None
-    assert '@modal.clustered(size=2, rdma=True)\ndef train(' in source
+    assert "@modal.clustered(size=2, rdma=True)\ndef train(" in source
     assert "    set_torchrun_environment(gpus_per_node=8)\n    return main(" in source
 
 
@@ -127,7 +145,11 @@ def test_the_body_turns_the_cluster_context_into_torchruns_environment(generated
 
     _, _, module = generated[None]
     context = _cluster.ClusterContext(
-        rank=1, cluster_id="cu-test", container_ips=["fd00::a", "fd00::b"], container_ipv4_ips=[], fabric_ids=[]
+        rank=1,
+        cluster_id="cu-test",
+        container_ips=["fd00::a", "fd00::b"],
+        container_ipv4_ips=[],
+        fabric_ids=[],
     )
     monkeypatch.setattr(_cluster, "current_cluster_context", context)
     target = types.ModuleType("runtime.train")
@@ -172,3 +194,9 @@ def test_plan_multiplies_cost_by_the_size_and_diff_shows_a_size_change(capsys, t
     before, after = 2 * container, 4 * container
     assert "~ train.cluster.size: 2 → 4" in out
     assert f"train: $/hour {before:.2f} → {after:.2f} (+{after - before:.2f})" in out
+
+
+@pytest.mark.parametrize("extra", [["--backend", "modal"], ["--sweep"]])
+def test_nodes_are_a_local_run_option(capsys, extra):
+    code, _, err = mtc(capsys, "run", "train", CLUSTER_SPEC, "--nodes", "2", *extra)
+    assert code == 3 and "--nodes is for a local run without --sweep" in err

@@ -9,7 +9,6 @@ uninterrupted run.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -17,20 +16,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from compiler.backends.local import nodes as local_nodes
 from compiler.backends.local import supervise
 from compiler.backends.local.prepare import LocalRun
-from runtime.train import checkpoint, distributed, entry, metrics_log, topology
-from tests.runtime.test_ddp import curve, small_config
+from runtime.train import checkpoint, distributed, entry, topology
+from tests.runtime.test_ddp import (
+    KILLED_RUN,
+    assert_resumed_to_the_uninterrupted_weights,
+    curve,
+    small_config,
+)
 from tests.runtime.test_train import run_dir
 
 REPO = Path(__file__).resolve().parents[2]
-SECTIONS = {
-    "train": {"epochs": 3, "log_every": 1, "checkpoint_every": 5, "seed": 11},
-    "model": {"d_model": 8, "n_layers": 1, "d_state": 4, "downsample": 2, "dropout": 0.1},
-}
 
 
 # ------------------------------------------------------------------------------------------ the environment
@@ -51,10 +50,16 @@ ADDRESS = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1234"}
     "env, message",
     [
         ({"WORLD_SIZE": "4", "NODE_RANK": "0"}, "MASTER_ADDR, MASTER_PORT not set"),
-        ({**ADDRESS, "WORLD_SIZE": "3", "NODE_RANK": "0"}, "WORLD_SIZE=3 is not a whole number of nodes of 2"),
+        (
+            {**ADDRESS, "WORLD_SIZE": "3", "NODE_RANK": "0"},
+            "WORLD_SIZE=3 is not a whole number of nodes of 2",
+        ),
         ({**ADDRESS, "WORLD_SIZE": "4", "NODE_RANK": "2"}, "NODE_RANK=2, but WORLD_SIZE=4 makes 2 node"),
         ({**ADDRESS, "WORLD_SIZE": "four", "NODE_RANK": "0"}, "WORLD_SIZE='four': expected a whole number"),
-        ({**ADDRESS, "WORLD_SIZE": "4", "NODE_RANK": "0", "LOCAL_WORLD_SIZE": "4"}, "LOCAL_WORLD_SIZE=4, but"),
+        (
+            {**ADDRESS, "WORLD_SIZE": "4", "NODE_RANK": "0", "LOCAL_WORLD_SIZE": "4"},
+            "LOCAL_WORLD_SIZE=4, but",
+        ),
     ],
 )
 def test_an_inconsistent_environment_is_refused_with_what_to_set(env, message):
@@ -83,11 +88,30 @@ def node_env(node: int, nodes: int, port: int) -> dict[str, str]:
     }
 
 
-def test_two_nodes_of_one_process_follow_the_loss_curve_of_one(tmp_path, monkeypatch):
-    sections = {"train": {"epochs": 2, "log_every": 1, "checkpoint_every": 3, "seed": 5}}
-    monkeypatch.setenv(distributed.NPROC_ENV, "1")
-    single = entry.main(small_config(tmp_path / "single", **sections), resume=False)
-    config = small_config(tmp_path / "nodes", **sections)
+CURVE_RUN = {"train": {"epochs": 2, "log_every": 1, "checkpoint_every": 3, "seed": 5}}
+
+
+@pytest.fixture(scope="module")
+def single_curve(tmp_path_factory):
+    """The loss curve of one process on the curve run."""
+    folder = tmp_path_factory.mktemp("single")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(distributed.NPROC_ENV, "1")
+        single = entry.main(small_config(folder, **CURVE_RUN), resume=False)
+    return curve(Path(single["run_dir"]))
+
+
+def assert_follows(single_curve, folder: Path) -> None:
+    steps, losses = single_curve
+    node_steps, node_losses = curve(run_dir(folder))
+    assert node_steps == steps and len(steps) > 8
+    np.testing.assert_allclose(node_losses, losses, rtol=1e-4)
+    state = checkpoint.load(run_dir(folder) / "last.pt")
+    assert state["step"] == 8 and len(state["rng_by_rank"]) == 2
+
+
+def test_two_nodes_of_one_process_follow_the_loss_curve_of_one(tmp_path, single_curve):
+    config = small_config(tmp_path, **CURVE_RUN)
     port = local_nodes.free_port()
     code = "import sys; from runtime.train import entry; entry.main(sys.argv[1])"
     started = [
@@ -103,12 +127,17 @@ def test_two_nodes_of_one_process_follow_the_loss_curve_of_one(tmp_path, monkeyp
     logs = [process.communicate(timeout=240)[1] for process in started]
     assert [process.returncode for process in started] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
     assert "data-parallel training: 2 nodes x 1, node 0: 2 processes (gloo), global batch 32" in logs[0]
-    steps, losses = curve(Path(single["run_dir"]))
-    node_steps, node_losses = curve(run_dir(tmp_path / "nodes"))
-    assert node_steps == steps and len(steps) > 8
-    np.testing.assert_allclose(node_losses, losses, rtol=1e-4)
-    state = checkpoint.load(run_dir(tmp_path / "nodes") / "last.pt")
-    assert state["step"] == single["steps"] == 8 and len(state["rng_by_rank"]) == 2
+    assert_follows(single_curve, tmp_path)
+
+
+def test_torchrun_workers_train_as_their_ranks_and_follow_the_same_curve(tmp_path, single_curve):
+    config = small_config(tmp_path, **CURVE_RUN)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    command = [str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "runtime.train", config]
+    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert_follows(single_curve, tmp_path)
 
 
 def local_run(config: str, nodes: int, *, retries: int, target: str = "tests.targets:train_then_lose_node"):
@@ -127,14 +156,14 @@ def local_run(config: str, nodes: int, *, retries: int, target: str = "tests.tar
         retry_delays_s=(0.0,) * retries,
         env={distributed.NPROC_ENV: "1", "PYTHONUNBUFFERED": "1"},
     )
-    return local_nodes.with_nodes(dataclasses.replace(run), nodes, print)
+    return local_nodes.with_nodes(run, nodes, print)
 
 
 def test_a_killed_node_fails_the_run_naming_it_and_the_retry_resumes_to_the_uninterrupted_weights(
     tmp_path, capfd
 ):
-    straight = small_config(tmp_path / "straight", **SECTIONS)
-    killed = small_config(tmp_path / "killed", **SECTIONS)
+    straight = small_config(tmp_path / "straight", **KILLED_RUN)
+    killed = small_config(tmp_path / "killed", **KILLED_RUN)
     (tmp_path / "straight" / "killed").touch()  # the marker: this run is never interrupted
     said: list[str] = []
     assert supervise.execute(local_run(straight, 2, retries=0), said.append) == 0, said
@@ -145,13 +174,7 @@ def test_a_killed_node_fails_the_run_naming_it_and_the_retry_resumes_to_the_unin
     assert failure.startswith("error: node 1 of 2 was killed by signal 9; the other nodes were stopped")
     assert "(attempt 1 of 2)" in failure and any("retrying train (attempt 2 of 2)" in m for m in said)
     assert "resumed from" in output
-    expected = checkpoint.load(run_dir(tmp_path / "straight") / "last.pt")
-    resumed = checkpoint.load(run_dir(tmp_path / "killed") / "last.pt")
-    assert resumed["loop"] == expected["loop"] and resumed["step"] == expected["step"] == 12
-    for name, tensor in expected["model"].items():  # dropout included: each rank's RNG was restored
-        torch.testing.assert_close(resumed["model"][name], tensor, rtol=1e-5, atol=1e-7, msg=name)
-    logged = [r["step"] for r in metrics_log.read_metrics(run_dir(tmp_path / "killed")) if r["kind"] == "train"]
-    assert logged == list(range(1, 13))
+    assert_resumed_to_the_uninterrupted_weights(tmp_path)
 
 
 def test_nodes_are_capped_by_the_cores_and_get_torchruns_variables(tmp_path):
