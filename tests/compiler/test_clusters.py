@@ -143,6 +143,7 @@ def test_a_profile_changes_the_size(generated):
 def test_the_body_turns_the_cluster_context_into_torchruns_environment(generated, monkeypatch):
     from modal import _cluster
 
+    real_environment = os.environ
     _, _, module = generated[None]
     context = _cluster.ClusterContext(
         rank=1,
@@ -155,10 +156,11 @@ def test_the_body_turns_the_cluster_context_into_torchruns_environment(generated
     target = types.ModuleType("runtime.train")
     target.main = lambda **kwargs: {name: os.environ[name] for name in ENVIRONMENT}
     monkeypatch.setitem(sys.modules, "runtime.train", target)
-    for name in ENVIRONMENT:
-        monkeypatch.delenv(name, raising=False)
+    # the body sets os.environ: a copy, so that nothing leaks into the tests after this one
+    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if k not in ENVIRONMENT})
     with pytest.warns(UserWarning):  # Modal: volumes are not mounted in .local()
         seen = module.train.local()
+    assert "WORLD_SIZE" not in real_environment
     assert seen == {
         "MASTER_ADDR": "fd00::a",
         "MASTER_PORT": "29500",
