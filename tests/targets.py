@@ -215,3 +215,28 @@ def count_and_exit(code: int = 65, counter: str = "/results/exits.txt") -> None:
     path = resolve(counter)
     path.write_text(str(int(path.read_text()) + 1) if path.exists() else "1")
     sys.exit(code)
+
+
+def train_then_lose_node(config: str, node: int = 1, after_step: int = 6, marker: str = "") -> dict | None:
+    """``runtime.train:main``, except that on the first attempt node ``node`` of a multi-node run dies at
+    once (SIGKILL to its whole process group, as a preempted container) once the run has logged
+    ``after_step``; ``marker`` (a file) records that it has, so the retry trains on."""
+    import signal
+    import threading
+
+    from runtime.config import load_config
+    from runtime.train import entry, metrics_log
+
+    if os.environ.get("NODE_RANK") == str(node) and not os.path.exists(marker):
+        run_dir = load_config(config, {}).run_dir
+
+        def watch() -> None:
+            while True:
+                steps = [r["step"] for r in metrics_log.read_metrics(run_dir) if "step" in r]
+                if steps and max(steps) >= after_step:
+                    open(marker, "w").close()
+                    os.killpg(0, signal.SIGKILL)
+                time.sleep(0.02)
+
+        threading.Thread(target=watch, daemon=True).start()
+    return entry.main(config)

@@ -4,7 +4,9 @@
 ``--backend modal`` refuses a stale generated module, then hands over to ``modal run``. With ``--sweep`` every
 trial of the function's sweep runs: locally one after another (or ``--parallel N`` at once), on Modal through
 the generated entrypoint's ``--sweep``. Locally, ``--processes N`` (or ``--ddp``: as many as the function's
-GPUs) trains with N data-parallel processes. Nothing heavy is imported until the command runs.
+GPUs) trains with N data-parallel processes, and ``--nodes N`` (by default a clustered function's
+``cluster.size``) emulates N cluster nodes of those processes on this machine
+(:mod:`compiler.backends.local.nodes`). Nothing heavy is imported until the command runs.
 """
 
 from __future__ import annotations
@@ -59,6 +61,13 @@ def say(message: str) -> None:
     help="Local: train with N data-parallel processes (gloo on CPU), at most one per core the function gets.",
 )
 @click.option("--ddp", is_flag=True, help="Local: as many data-parallel processes as the function's GPUs.")
+@click.option(
+    "--nodes",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Local: emulate N cluster nodes on localhost (default: the function's cluster.size), capped by the "
+    "cores.",
+)
 def run(
     function: str,
     spec: str,
@@ -71,6 +80,7 @@ def run(
     parallel: int | None,
     processes: int | None,
     ddp: bool,
+    nodes: int | None,
 ) -> int:
     """Run FUNCTION of SPEC locally (the default) or on Modal, with its args from the spec and --arg."""
     if detach and backend != "modal":
@@ -83,6 +93,8 @@ def run(
         raise click.UsageError(
             "--processes and --ddp are for a local run without --sweep (on Modal, one process per GPU)"
         )
+    if nodes is not None and (backend != "local" or sweep):
+        raise click.UsageError("--nodes is for a local run without --sweep (on Modal, cluster.size decides)")
     if processes is not None and ddp:
         raise click.UsageError("--processes and --ddp both set the process count; give one of them")
     require_extra("modal" if backend == "modal" else "train", f"mtc run --backend {backend}")
@@ -118,17 +130,24 @@ def run(
     volumes = local_storage.volumes_dir(volumes_dir)
     if sweep:
         return _sweep_locally(app, fn, kwargs, volumes, parallel or 1)
-    return _run_locally(app, fn, kwargs, volumes, declared_gpu_count(fn) if ddp else processes)
+    processes = declared_gpu_count(fn) if ddp else processes
+    return _run_locally(app, fn, kwargs, volumes, processes, nodes or fn.nodes)
 
 
-def _run_locally(app: Any, fn: Any, kwargs: dict[str, Any], volumes: Path, processes: int | None) -> int:
-    """One local run of ``fn``, with ``processes`` data-parallel processes when given."""
+def _run_locally(
+    app: Any, fn: Any, kwargs: dict[str, Any], volumes: Path, processes: int | None, nodes: int
+) -> int:
+    """One local run of ``fn``, with ``processes`` data-parallel processes (per node) when given, on
+    ``nodes`` emulated nodes."""
+    from compiler.backends.local.nodes import with_nodes
     from compiler.backends.local.prepare import prepare, with_processes
     from compiler.backends.local.supervise import execute
 
     plan = prepare(app, fn, kwargs, volumes, workdir_stand_in(app, fn))
     if processes is not None:
         plan = with_processes(plan, processes, say)
+    if nodes > 1:
+        plan = with_nodes(plan, nodes, say)
     return execute(plan, say)
 
 

@@ -16,6 +16,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from compiler.codegen import clusters
 from compiler.codegen.functions import FunctionSection, Model, Parameter, secret
 from compiler.codegen.images import ImageSection, below
 from compiler.codegen.layout import Entry, Group, call, mapping, value_doc
@@ -35,6 +36,7 @@ def module_context(model: Model, module_dir: Path) -> dict[str, Any]:
         "app_doc": Entry("app = ", call("modal.App", literal(app.name), secrets=model.secrets(app.secrets))),
         "images": images.definitions(),
         "volumes": [Entry(f"{model.volume_vars[n]} = ", volume(v)) for n, v in app.volumes.items()],
+        "cluster": clusters.helper_context() if clusters.uses_clusters(app) else None,
         "functions": [FunctionSection(model).function(function) for function in app.functions.values()],
         "entrypoint": entrypoint(model),
         "sweeps": sweeps(model),

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compiler.codegen.clusters import clustered, environment_call
 from compiler.codegen.layout import Entry, Group, call, value_doc
 from compiler.codegen.literals import RenderError, duration, literal, number, optional
 from compiler.platform.pricing import Prices, PricingError, hourly_cost, load_prices
@@ -126,6 +127,8 @@ class FunctionSection:
             "cost": self.cost_comment(function),
             "note": parallel_note(function),
             "decorator": self.decorator(function),
+            "clustered": clustered(function),
+            "cluster_env": environment_call(function),
             "signature": Group(
                 f"{'async ' if asynchronous else ''}def {function.name}(",
                 tuple(p.source for p in params),
@@ -200,20 +203,28 @@ class FunctionSection:
         as_note = f" as {priced_as}" if gpu and priced_as != gpu.type else ""
         parts = [f"GPU{as_note} ${cost.gpu:.2f}"] if gpu else []
         parts += [f"CPU ${cost.cpu:.2f}", f"memory ${cost.memory:.2f}"]
+        if function.cluster:
+            nodes = function.nodes
+            return (
+                f"Estimated cost: ${cost.total * nodes:.2f}/hour for {nodes} containers "
+                f"(each ${cost.total:.2f}: {' + '.join(parts)})"
+            )
         return f"Estimated cost: ${cost.total:.2f}/hour ({' + '.join(parts)})"
 
 
 def max_containers(function: Function) -> int | None:
-    """The spec's max_containers, else the sweep's max_parallel: Modal runs that many trials at once."""
-    if function.max_containers is not None or function.sweep is None:
+    """The spec's max_containers, else the sweep's max_parallel (times the cluster's size: Modal counts
+    containers): Modal runs that many trials at once."""
+    if function.max_containers is not None or function.sweep is None or function.sweep.max_parallel is None:
         return function.max_containers
-    return function.sweep.max_parallel
+    return function.sweep.max_parallel * function.nodes
 
 
 def parallel_note(function: Function) -> str | None:
     parallel = function.sweep.max_parallel if function.sweep else None
     if function.max_containers is None and parallel:
-        return f"max_containers is the sweep's max_parallel: at most {parallel} trials at once"
+        per_trial = f" x {function.nodes} containers per trial" if function.cluster else ""
+        return f"max_containers is the sweep's max_parallel{per_trial}: at most {parallel} trials at once"
     return None
 
 

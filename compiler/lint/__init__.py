@@ -14,7 +14,8 @@ importing ``compiler.lint`` registers every rule:
 - ``packages``: every package the run target's code imports is installed in its image;
 - ``targets``: the ``run`` target exists, ships in the image, and takes the ``args``;
 - ``training``, ``datasize`` and ``edf``: the training config named in ``args`` against its function;
-- ``sweeps``: a function's ``sweep:``.
+- ``sweeps``: a function's ``sweep:``;
+- ``clusters``: a function's ``cluster:`` (size, whole GPU hosts, container counts).
 
 Helpers shared by the families: ``shared`` (container paths, mounts), ``configs`` (the training config),
 ``imports`` (what a module imports, cached per file content).
@@ -27,6 +28,7 @@ from compiler.lint.registry import ERROR, RULES, WARNING, LintContext, Rule, lin
 # isort: split
 # the rule families, registered by importing them (after the registry, which they import); one line each
 from compiler.lint import (
+    clusters,  # noqa: F401
     datasize,  # noqa: F401
     edf,  # noqa: F401
     functions,  # noqa: F401

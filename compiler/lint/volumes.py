@@ -96,8 +96,9 @@ def _checkpoint_volume(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
     if any(m.volume in volumes and not volumes[m.volume].read_only for m in fn.mounts):
         return
     reason = "retries" if retried else f"a timeout of {units.format_seconds(fn.resources.timeout_s or 0)}"
+    nodes = f" (a cluster of {fn.nodes} containers: losing any one restarts them all)" if fn.cluster else ""
     message = (
-        f"GPU function '{fn.name}' has {reason} but no writable volume; after a preemption or retry "
+        f"GPU function '{fn.name}'{nodes} has {reason} but no writable volume; after a preemption or retry "
         "it starts from scratch"
     )
     yield ctx.at("checkpoint-volume", ("functions", fn.name), message, key=True)

@@ -180,6 +180,8 @@ def _function_fields(fn: Function) -> dict[str, str]:
         "scaledown_window": fn.scaledown_window_s,
         "single_use_containers": fn.single_use_containers or None,
         "block_network": fn.block_network or None,
+        "cluster.size": fn.cluster.size if fn.cluster else None,
+        "cluster.rdma": fn.cluster.rdma if fn.cluster else None,
         "schedule": _schedule(fn.schedule),
     }
     fields.update({f"args.{arg.name}": _arg(arg) for arg in fn.args})

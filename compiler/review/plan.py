@@ -6,6 +6,9 @@ the first GPU choice, and the worst case per call: the most expensive fallback's
 default of 300 s. Prices come from :mod:`compiler.platform.pricing`; ``gpu: any`` is priced as the dearest GPU
 it may land on, and the table and its footer say which.
 
+A clustered function (``cluster: {size: N}``) runs N containers per call: its $/hour and worst case are N
+times one container's, and its GPU cell says ``N x H100:8``.
+
 A function with a ``sweep`` gets a second line, ``NAME --sweep``: its worst case is the number of trials x
 the worst case per call (every trial may run to its timeout, and be retried), and its $/hour is what
 ``max_parallel`` trials cost while they run at once. ``--budget`` checks that figure too.
@@ -39,6 +42,7 @@ class PlanRow:
     any_priced_as: str | None = None  # gpu `any` is priced as this type, the dearest it may land on
     sweep_trials: int = 0  # 0 = no sweep
     sweep_parallel: int = 0  # trials at once: max_parallel, or every trial when the sweep sets none
+    nodes: int = 1  # containers per call: a cluster's size (the $ figures above include it)
 
     @property
     def sweep_worst_case_usd(self) -> float:
@@ -67,6 +71,8 @@ def plan_row(fn: Function, prices: Prices) -> PlanRow:
     retries = fn.retries.max_retries if fn.retries else 0
     trials = len(function_trials(fn))
     parallel = min(fn.sweep.max_parallel or trials, trials) if fn.sweep else 0
+    nodes = fn.nodes
+    worst_hourly *= nodes
     return PlanRow(
         function=fn.name,
         gpus=tuple(g.modal_string() for g in resources.gpus),
@@ -75,12 +81,13 @@ def plan_row(fn: Function, prices: Prices) -> PlanRow:
         timeout_s=timeout,
         timeout_is_default=resources.timeout_s is None,
         retries=retries,
-        hourly_usd=hourly_cost(resources, prices).total,
+        hourly_usd=hourly_cost(resources, prices).total * nodes,
         worst_hourly_usd=worst_hourly,
         worst_case_usd=worst_hourly * timeout / 3600 * (1 + retries),
         any_priced_as=prices.priced_as(gpus.ANY) if any(g.type == gpus.ANY for g in resources.gpus) else None,
         sweep_trials=trials,
         sweep_parallel=parallel,
+        nodes=nodes,
     )
 
 
@@ -97,7 +104,7 @@ NUMERIC = {"cpu", "memory MiB", "timeout", "retries", "$/hour", "worst case $"}
 def cells(row: PlanRow) -> tuple[str, ...]:
     return (
         row.function,
-        " or ".join(_gpu_cell(gpu, row) for gpu in row.gpus) or "-",
+        _nodes_prefix(row) + (" or ".join(_gpu_cell(gpu, row) for gpu in row.gpus) or "-"),
         "default" if row.cpu is None else f"{row.cpu:g}",
         "default" if row.memory_mib is None else str(row.memory_mib),
         f"{row.timeout_s} s" + (" (default)" if row.timeout_is_default else ""),
@@ -105,6 +112,11 @@ def cells(row: PlanRow) -> tuple[str, ...]:
         money(row.hourly_usd),
         money(row.worst_case_usd),
     )
+
+
+def _nodes_prefix(row: PlanRow) -> str:
+    """``2 x `` before a cluster's GPUs: each of its containers has them."""
+    return f"{row.nodes} x " if row.nodes > 1 else ""
 
 
 def _gpu_cell(gpu: str, row: PlanRow) -> str:
@@ -126,8 +138,9 @@ def format_table(rows: list[PlanRow]) -> str:
 
 def footer(prices: Prices, rows: list[PlanRow]) -> str:
     trials = ", x trials for a sweep" if any(row.sweep_trials for row in rows) else ""
+    nodes = " x cluster size" if any(row.nodes > 1 for row in rows) else ""
     text = (
-        f"worst case = the most expensive GPU fallback x timeout x (1 + retries){trials}; "
+        f"worst case = the most expensive GPU fallback{nodes} x timeout x (1 + retries){trials}; "
         f"prices: {prices.source} ({prices.date})\n"
     )
     if any(row.any_priced_as for row in rows):

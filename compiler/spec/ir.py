@@ -160,6 +160,14 @@ class Sweep:
 
 
 @dataclass(frozen=True)
+class Cluster:
+    """A multi-node cluster (``modal.clustered``): ``size`` containers started together, each a node."""
+
+    size: int
+    rdma: bool = False
+
+
+@dataclass(frozen=True)
 class Function:
     name: str
     module: str  # the `run` target, "module:function" split
@@ -179,6 +187,7 @@ class Function:
     startup_timeout_s: int | None = None  # None = Modal's `timeout` also bounds startup
     single_use_containers: bool = False  # a fresh container for every input
     block_network: bool = False
+    cluster: Cluster | None = None  # None: one container per input
     schedule: Schedule | None = None
     sweep: Sweep | None = None
     env: tuple[tuple[str, str], ...] = ()  # environment variables set on the function, in declared order
@@ -204,6 +213,11 @@ class Function:
     @property
     def required_args(self) -> list[str]:
         return [arg.name for arg in self.args if arg.required]
+
+    @property
+    def nodes(self) -> int:
+        """Containers per input: the cluster's size, else 1."""
+        return self.cluster.size if self.cluster else 1
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from compiler.spec.ir import (
     PIP_OPTIONS,
     App,
     Arg,
+    Cluster,
     Function,
     Image,
     ImageStep,
@@ -157,6 +158,7 @@ def _function(doc: SourceDoc, name: str, layers: Layers, errors: list[Diagnostic
         startup_timeout_s=convert("startup_timeout", units.parse_duration_s),
         single_use_containers=bool(spec.get("single_use_containers", False)),
         block_network=bool(spec.get("block_network", False)),
+        cluster=_cluster(spec.get("cluster")),
         schedule=convert("schedule", _schedule),
         sweep=_sweep(spec.get("sweep")),
         env=tuple(spec.get("env", {}).items()),
@@ -185,6 +187,13 @@ def _arg(name: str, value: Any) -> Arg:
 def _gpus(value: str | list[str] | None) -> tuple:
     """``null`` means CPU only, so a function or profile can drop a GPU set in defaults."""
     return () if value is None else tuple(gpus.parse(text) for text in _as_list(value))
+
+
+def _cluster(value: dict | None) -> Cluster | None:
+    """``null`` (e.g. in a profile) means no cluster."""
+    if value is None:
+        return None
+    return Cluster(size=_whole(value["size"]), rdma=bool(value.get("rdma", False)))
 
 
 def _retries(value: int | dict) -> Retries:

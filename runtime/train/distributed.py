@@ -10,6 +10,10 @@ supervisor: it calls ``on_checkpoint`` when rank 0 asks (so a Modal ``Volume.com
 pickled), returns rank 0's result, and when any rank raises or dies it kills the others and raises that rank's
 error (the original exception with the rank's traceback as a note), so a failing rank never hangs the run.
 Inside a rank, :class:`World` is the one object that knows the rank: collectives are no-ops in a world of one.
+
+Across nodes (:mod:`runtime.train.topology`: torchrun's environment) each node runs :func:`launch` for its
+own processes, which take the global ranks ``NODE_RANK * per_node + local rank`` and meet at
+``MASTER_ADDR:MASTER_PORT``; only node 0 has rank 0, so only node 0 writes files and commits volumes.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import torch.distributed as dist
 
 from runtime.core.env import NPROC as NPROC_ENV
 from runtime.core.errors import UserError
+from runtime.train.topology import Topology
 
 # a rank waits this long in a collective (rank 0 validates alone while the others wait) before torch gives up;
 # a rank that dies is noticed at once by the supervisor, not by this timeout
@@ -47,10 +52,17 @@ class WorldError(UserError, RuntimeError):
 
 @dataclass(frozen=True)
 class World:
-    """This process's rank among ``size`` data-parallel processes (rank 0 writes every file)."""
+    """This process's rank among ``size`` data-parallel processes (rank 0 writes every file); ``local_rank``
+    is its index on its own node (its GPU), None when it is the rank (one node)."""
 
     rank: int = 0
     size: int = 1
+    local_rank: int | None = None
+
+    @property
+    def device_index(self) -> int:
+        """The GPU of this process on its node."""
+        return self.rank if self.local_rank is None else self.local_rank
 
     @property
     def is_main(self) -> bool:
@@ -121,31 +133,33 @@ def backend() -> str:
 
 def launch(
     target: Callable[..., Any],
-    size: int,
+    topology: Topology,
     args: tuple,
     *,
     on_checkpoint: Callable[[], None] | None,
 ) -> Any:
-    """Run ``target(world, *args, on_checkpoint=...)`` in ``size`` spawned ranks; return rank 0's result.
+    """Run ``target(world, *args, on_checkpoint=...)`` in this node's ``topology.per_node`` spawned ranks;
+    return rank 0's result (None on another node).
 
     ``target`` must be importable (a module-level function) and ``args`` picklable.
     """
     context = torch.multiprocessing.get_context("spawn")
-    port = _free_port()
-    threads = max(1, torch.get_num_threads() // size)  # the cores given to this process, shared by the ranks
+    address = (topology.master_addr, topology.master_port or _free_port())
+    threads = max(1, torch.get_num_threads() // topology.per_node)  # this process's cores, shared by ranks
     ranks = []
-    for rank in range(size):
+    for local in range(topology.per_node):
+        world = World(topology.first_rank + local, topology.world_size, local)
         ours, theirs = context.Pipe()
         process = context.Process(
             target=_rank_main,
-            args=(target, World(rank, size), port, threads, args, theirs),
-            name=f"mtc-rank-{rank}",
+            args=(target, world, address, threads, args, theirs),
+            name=f"mtc-rank-{world.rank}",
         )
         process.start()
         theirs.close()
         ranks.append((process, ours))
     try:
-        return _supervise(ranks, on_checkpoint)
+        return _supervise(ranks, on_checkpoint, topology)
     finally:
         for process, _ in ranks:
             if process.is_alive():
@@ -154,9 +168,9 @@ def launch(
             process.join()
 
 
-def _supervise(ranks: list, on_checkpoint: Callable[[], None] | None) -> Any:
+def _supervise(ranks: list, on_checkpoint: Callable[[], None] | None, topology: Topology) -> Any:
     """Answer rank 0's checkpoint notices until every rank has finished; raise the first failure."""
-    running = dict(enumerate(ranks))
+    running = {topology.first_rank + local: entry for local, entry in enumerate(ranks)}
     result = None
     while running:
         by_handle = {}
@@ -170,7 +184,7 @@ def _supervise(ranks: list, on_checkpoint: Callable[[], None] | None) -> Any:
             message = _receive(conn) if conn.poll() else None
             if message is None:  # it died, or closed its end while dying
                 process.join(timeout=5)
-                raise RuntimeError(_death_notice(rank, len(ranks), process.exitcode))
+                raise RuntimeError(_death_notice(rank, topology, process.exitcode))
             kind, payload = message
             if kind == "checkpoint":
                 if on_checkpoint:
@@ -180,14 +194,14 @@ def _supervise(ranks: list, on_checkpoint: Callable[[], None] | None) -> Any:
                 except OSError:  # it died meanwhile: its sentinel says so on the next round
                     pass
             elif kind == "error":
-                raise _dead_peer(rank, running, len(ranks)) or _rebuilt(rank, *payload)
+                raise _dead_peer(rank, running, topology) or _rebuilt(rank, *payload, topology)
             else:  # done
-                result = payload if rank == 0 else result
+                result = payload if rank == 0 else result  # rank 0 lives on node 0
                 del running[rank]
     return result
 
 
-def _dead_peer(rank: int, running: dict, size: int) -> RuntimeError | None:
+def _dead_peer(rank: int, running: dict, topology: Topology) -> RuntimeError | None:
     """The death of another rank, when that is why ``rank`` failed (gloo reports a peer that vanished)."""
     others = {
         process.sentinel: (other, process, conn)
@@ -198,7 +212,7 @@ def _dead_peer(rank: int, running: dict, size: int) -> RuntimeError | None:
         other, process, conn = others[sentinel]
         if (_receive(conn) if conn.poll() else None) is None:  # gone without a word
             process.join()
-            return RuntimeError(_death_notice(other, size, process.exitcode))
+            return RuntimeError(_death_notice(other, topology, process.exitcode))
     return None
 
 
@@ -209,18 +223,23 @@ def _receive(conn: Connection) -> tuple | None:
         return None
 
 
-def _death_notice(rank: int, size: int, code: int | None) -> str:
+def _death_notice(rank: int, topology: Topology, code: int | None) -> str:
     if code is None:
         how = "stopped answering"
     else:
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
     return (
-        f"rank {rank} of {size} data-parallel processes {how} without reporting an error (out of memory?); "
-        "the other ranks were stopped. Starting again resumes from the last checkpoint"
+        f"rank {rank} of {topology.world_size} data-parallel processes{_on_node(topology)} {how} without "
+        "reporting an error (out of memory?); the other ranks were stopped. Starting again resumes from the "
+        "last checkpoint"
     )
 
 
-def _rebuilt(rank: int, pickled: bytes | None, message: str, trace: str) -> BaseException:
+def _on_node(topology: Topology) -> str:
+    return f" (node {topology.node_rank} of {topology.nodes})" if topology.multi_node else ""
+
+
+def _rebuilt(rank: int, pickled: bytes | None, message: str, trace: str, topology: Topology) -> BaseException:
     """The rank's own exception (else a RuntimeError with its message), with its traceback as a note."""
     error: BaseException | None = None
     if pickled is not None:
@@ -230,7 +249,12 @@ def _rebuilt(rank: int, pickled: bytes | None, message: str, trace: str) -> Base
             error = None
     if error is None:
         error = RuntimeError(message)
-    error.add_note(f"raised in data-parallel rank {rank}:\n{trace.rstrip()}")
+    error.add_note(f"raised in data-parallel rank {rank}{_on_node(topology)}:\n{trace.rstrip()}")
+    if topology.multi_node and isinstance(error, dist.DistError):
+        error.add_note(
+            "a collective failed: when another node of the job stopped (its own log names why), this node "
+            "stops too; starting the job again resumes from the last checkpoint"
+        )
     return error
 
 
@@ -244,19 +268,24 @@ def _free_port() -> int:
 
 
 def _rank_main(
-    target: Callable[..., Any], world: World, port: int, threads: int, args: tuple, conn: Connection
+    target: Callable[..., Any],
+    world: World,
+    address: tuple[str, int],
+    threads: int,
+    args: tuple,
+    conn: Connection,
 ) -> None:
     """A spawned rank: join the process group, run ``target``, report its result or its error."""
     _exit_with(os.getppid())
     os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
+        MASTER_ADDR=address[0],
+        MASTER_PORT=str(address[1]),
         RANK=str(world.rank),
-        LOCAL_RANK=str(world.rank),
+        LOCAL_RANK=str(world.device_index),
         WORLD_SIZE=str(world.size),
     )
     try:
-        _join(world, threads)
+        join(world, threads)
         notify = (lambda: _ask(conn)) if world.is_main else None
         result = target(world, *args, on_checkpoint=notify)
         dist.destroy_process_group()
@@ -267,12 +296,19 @@ def _rank_main(
     conn.send(("done", result))
 
 
-def _join(world: World, threads: int) -> None:
+def join(world: World, threads: int) -> None:
+    """Join the process group at ``MASTER_ADDR:MASTER_PORT`` as ``world.rank``."""
     if torch.cuda.is_available():
-        torch.cuda.set_device(world.rank)
+        torch.cuda.set_device(world.device_index)
     else:
         torch.set_num_threads(threads)
     dist.init_process_group(backend(), rank=world.rank, world_size=world.size, timeout=COLLECTIVE_TIMEOUT)
+
+
+def destroy() -> None:
+    """Leave the process group, when this process joined one."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _ask(conn: Connection) -> None:

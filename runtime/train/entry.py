@@ -12,13 +12,15 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
 from runtime.config import Config, load_config, make_dir
 from runtime.core import files
 from runtime.core.errors import UserError, user_message
 from runtime.data import prepare_data
 from runtime.data.describe import describe_data, render
 from runtime.data.split import few_val_warning, windows_per_class
-from runtime.train import checkpoint, distributed, runlock
+from runtime.train import checkpoint, distributed, runlock, topology
 from runtime.train.distributed import SINGLE, World
 from runtime.train.errors import TrainingError
 from runtime.train.metrics_log import METRICS_FILE
@@ -42,26 +44,53 @@ def main(
     With more than one process (:func:`runtime.train.distributed.process_count`: one per GPU, or
     ``MTC_NPROC``)
     the ranks are spawned from here and this process supervises them and calls ``on_checkpoint``.
+
+    Across nodes (torchrun's ``WORLD_SIZE``, ``NODE_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``, see
+    :mod:`runtime.train.topology`) every node calls this; node 0 holds the run directory's lock and returns
+    the summary, the others return None. A process torchrun started as a worker trains as its own rank.
     """
     cfg = load_config(config, overrides)
-    with runlock.hold(make_dir(cfg.run_dir, "output_dir", TrainingError)):
+    worker = topology.torchrun_rank()
+    if worker is not None:
+        return _train_as_worker(cfg, worker, resume, on_checkpoint)
+    layout = topology.from_environment(distributed.process_count())
+    run_dir = make_dir(cfg.run_dir, "output_dir", TrainingError)
+    if layout.node_rank:  # node 0 holds the lock for the whole job
+        return _train(cfg, layout, (config, overrides, resume), on_checkpoint)
+    with runlock.hold(run_dir):
         files.remove_stale_temporaries(cfg.run_dir)
-        return _train(cfg, config, overrides, resume, on_checkpoint)
+        return _train(cfg, layout, (config, overrides, resume), on_checkpoint)
 
 
-def _train(cfg: Config, config: str, overrides: dict, resume: bool, on_checkpoint: Callable | None) -> dict:
-    """``main`` once the run directory is locked: this process trains, or spawns the ranks that do."""
-    processes = distributed.process_count()
-    if processes == 1:
-        return train_in(cfg, SINGLE, resume, on_checkpoint=on_checkpoint)
-    batch = check_global_batch(cfg, processes)
+def _train(cfg: Config, layout: topology.Topology, args: tuple, on_checkpoint: Callable | None) -> dict:
+    """This process trains alone, or spawns this node's ranks of the job and supervises them."""
+    if layout.world_size == 1:
+        return train_in(cfg, SINGLE, args[2], on_checkpoint=on_checkpoint)
+    batch = check_global_batch(cfg, layout.world_size)
+    nodes = ""
+    if layout.multi_node:
+        nodes = f"{layout.nodes} nodes x {layout.per_node}, node {layout.node_rank}: "
     print(
-        f"data-parallel training: {processes} processes ({distributed.backend()}), global batch {batch}, "
-        f"{batch // processes} per process",
+        f"data-parallel training: {nodes}{layout.world_size} processes ({distributed.backend()}), "
+        f"global batch {batch}, {batch // layout.world_size} per process",
         file=sys.stderr,
     )
-    args = (config, overrides, resume)
-    return distributed.launch(_train_rank, processes, args, on_checkpoint=on_checkpoint)
+    return distributed.launch(_train_rank, layout, args, on_checkpoint=on_checkpoint)
+
+
+def _train_as_worker(cfg: Config, worker: tuple[int, int, int], resume: bool, on_checkpoint) -> dict | None:
+    """A rank torchrun started: join its process group, train, leave it."""
+    rank, local_rank, size = worker
+    world = World(rank, size, local_rank)
+    check_global_batch(cfg, size)
+    distributed.join(world, max(1, torch.get_num_threads()))
+    try:
+        if world.is_main:
+            with runlock.hold(make_dir(cfg.run_dir, "output_dir", TrainingError)):
+                return train_in(cfg, world, resume, on_checkpoint=on_checkpoint)
+        return train_in(cfg, world, resume, on_checkpoint=None)
+    finally:
+        distributed.destroy()
 
 
 def check_global_batch(cfg: Config, processes: int) -> int:

@@ -44,7 +44,7 @@ def place(requested_precision: str, world: World = SINGLE) -> Placement:
     if not torch.cuda.is_available():
         device = torch.device("cpu")
     else:
-        device = torch.device("cuda", world.rank) if world.distributed else torch.device("cuda")
+        device = torch.device("cuda", world.device_index) if world.distributed else torch.device("cuda")
     return Placement(device, choose_precision(requested_precision, device), world)
 
 

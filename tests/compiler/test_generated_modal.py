@@ -64,9 +64,10 @@ def test_autoscaling_and_image_choice_are_in_the_decorator(compiled, spec, profi
     for name, function in app.functions.items():
         keywords = decorator_keywords(source, name)
         assert keywords.get("min_containers") == function.min_containers
-        # a sweep's max_parallel bounds its trials through max_containers when the spec sets none
+        # a sweep's max_parallel bounds its trials through max_containers (containers: x a cluster's size)
         parallel = function.sweep.max_parallel if function.sweep else None
-        assert keywords.get("max_containers") == (function.max_containers or parallel)
+        per_trial = parallel * function.nodes if parallel else None
+        assert keywords.get("max_containers") == (function.max_containers or per_trial)
         assert keywords.get("scaledown_window") == function.scaledown_window_s
         assert keywords.get("image") == (variable_name(function.image, "image") if function.image else None)
 

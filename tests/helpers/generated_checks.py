@@ -57,6 +57,7 @@ def expected_info(app: App, function: Function) -> dict[str, Any]:
         "secrets": [secret_repr(ref) for ref in secrets]
         + ([f"Secret.from_dict([{', '.join(name for name, _ in function.env)}])"] if function.env else []),
         "schedule": _schedule_expectation(function),
+        "cluster": (function.cluster.size, function.cluster.rdma) if function.cluster else None,
     }
 
 
@@ -93,6 +94,7 @@ def actual_info(modal_function: Any) -> dict[str, Any]:
         },
         "secrets": list(info.secrets),
         "schedule": _schedule_seen(info.schedule),
+        "cluster": (info.cluster_info.size, info.cluster_info.rdma) if info.cluster_info else None,
     }
 
 
@@ -118,10 +120,12 @@ def _schedule_seen(schedule: str | None) -> tuple | None:
 
 
 def decorator_keywords(source: str, function_name: str) -> dict[str, Any]:
-    """The literal keyword arguments of ``@app.function(...)`` above ``def function_name``."""
+    """The literal keyword arguments of ``@app.function(...)`` above ``def function_name`` (and, for a
+    clustered function, ``@modal.clustered(...)`` below it)."""
     for node in ast.parse(source).body:
         if isinstance(node, ast.FunctionDef) and node.name == function_name:
-            (decorator,) = node.decorator_list
+            decorator, *below = node.decorator_list
+            assert [ast.unparse(d.func) for d in below] in ([], ["modal.clustered"]), function_name
             return {k.arg: _maybe_literal(k.value) for k in decorator.keywords}
     raise AssertionError(f"no function {function_name} in the module")
 

@@ -193,13 +193,29 @@ def run_distributed(tmp_path: Path, config: str, *, kill_at: int = -1, kill: str
     )
 
 
+# 12 steps with dropout, checkpoints every 5: a run killed and resumed must end as an uninterrupted one
+KILLED_RUN = {
+    "train": {"epochs": 3, "log_every": 1, "checkpoint_every": 5, "seed": 11},
+    "model": {"d_model": 8, "n_layers": 1, "d_state": 4, "downsample": 2, "dropout": 0.1},
+}
+
+
+def assert_resumed_to_the_uninterrupted_weights(tmp_path: Path) -> None:
+    """The run in ``tmp_path/killed`` ended as the one in ``tmp_path/straight``, logging each step once."""
+    expected = checkpoint.load(run_dir(tmp_path / "straight") / "last.pt")
+    resumed = checkpoint.load(run_dir(tmp_path / "killed") / "last.pt")
+    assert resumed["loop"] == expected["loop"] and resumed["step"] == expected["step"] == 12
+    for name, tensor in expected["model"].items():  # dropout included: each rank's RNG was restored
+        torch.testing.assert_close(resumed["model"][name], tensor, rtol=1e-5, atol=1e-7, msg=name)
+    logged = [
+        r["step"] for r in metrics_log.read_metrics(run_dir(tmp_path / "killed")) if r["kind"] == "train"
+    ]
+    assert logged == list(range(1, 13))
+
+
 def test_a_distributed_run_killed_with_sigkill_resumes_to_the_uninterrupted_weights(tmp_path):
-    sections = {
-        "train": {"epochs": 3, "log_every": 1, "checkpoint_every": 5, "seed": 11},
-        "model": {"d_model": 8, "n_layers": 1, "d_state": 4, "downsample": 2, "dropout": 0.1},
-    }
-    straight = small_config(tmp_path / "straight", **sections)
-    killed = small_config(tmp_path / "killed", **sections)
+    straight = small_config(tmp_path / "straight", **KILLED_RUN)
+    killed = small_config(tmp_path / "killed", **KILLED_RUN)
     done = run_distributed(tmp_path, straight)
     assert done.returncode == 0, done.stderr[-3000:]
     # in step 7; checkpoints at 4, 5, 8 (rank 0 has written step 5's: step 6 needed it to exchange gradients)
@@ -209,15 +225,7 @@ def test_a_distributed_run_killed_with_sigkill_resumes_to_the_uninterrupted_weig
     done = run_distributed(tmp_path, killed)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resumed from" in done.stderr and "at step 5" in done.stderr
-    expected = checkpoint.load(run_dir(tmp_path / "straight") / "last.pt")
-    resumed = checkpoint.load(run_dir(tmp_path / "killed") / "last.pt")
-    assert resumed["loop"] == expected["loop"] and resumed["step"] == 12
-    for name, tensor in expected["model"].items():  # dropout included: each rank's RNG was restored
-        torch.testing.assert_close(resumed["model"][name], tensor, rtol=1e-5, atol=1e-7, msg=name)
-    logged = [
-        r["step"] for r in metrics_log.read_metrics(run_dir(tmp_path / "killed")) if r["kind"] == "train"
-    ]
-    assert logged == list(range(1, 13))
+    assert_resumed_to_the_uninterrupted_weights(tmp_path)
 
 
 def test_a_rank_that_dies_ends_the_run_with_a_message_instead_of_a_hang(tmp_path):

@@ -60,7 +60,7 @@ def main() -> int:
     _die_with_parent(signal.SIGTERM, call["supervisor"])
     os.read(call["go_fd"], 2)  # mtc has added this process to the run's group (EOF: mtc is gone)
     os.close(call["go_fd"])
-    _pin_cores(call["cores"])
+    _pin_cores(call["cores"], call.get("first_core", 0))
     if call["read_only"] and call["namespaces"] and not _mount_read_only(call["read_only"], os.geteuid()):
         print(
             "mtc run: notice: read-only volumes are NOT enforced (no permission for a mount namespace)",
@@ -239,10 +239,11 @@ def _die_with_parent(signum: int, parent: int) -> None:
 # ------------------------------------------------------------------------------------------- confinement
 
 
-def _pin_cores(cores: int) -> None:
+def _pin_cores(cores: int, first: int) -> None:
+    """Pin to ``cores`` of the usable cores from index ``first`` (an emulated node takes its own slice)."""
     if hasattr(os, "sched_setaffinity"):
         usable = sorted(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, usable[:cores])
+        os.sched_setaffinity(0, usable[first : first + cores] or usable[:cores])
 
 
 def _mount_read_only(folders: list[str], uid: int) -> bool:

@@ -55,6 +55,7 @@ class LocalRun:
     env: dict[str, str] = field(default_factory=dict)
     notices: tuple[str, ...] = ()
     volumes_root: Path = DEFAULT_VOLUMES_DIR  # where a journal of write-protected modes is kept
+    nodes: int = 1  # emulated cluster nodes, one child each (compiler.backends.local.nodes)
 
 
 def prepare(app: App, fn: Function, kwargs: dict[str, Any], volumes_root: Path, workdir: Path) -> LocalRun:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from compiler.backends.local import nodes as cluster_nodes
 from compiler.backends.local.child import (
     CALL_ENV,
     CALLED_FILE,
@@ -69,6 +70,7 @@ class AttemptResult:
     peak_mib: int
     seconds: float
     left_behind: tuple[str, ...] = ()  # processes killed after the function ended: "sleep 300 (pid 12)"
+    failed_node: int | None = None  # the node that ended a multi-node attempt early
 
 
 def execute(run: LocalRun, say: Callable[[str], None]) -> int:
@@ -126,7 +128,12 @@ def _describe(run: LocalRun, mechanism: str, say: Callable[[str], None]) -> None
         access = "read-only" if mount.read_only else "read-write"
         say(f"volume {mount.volume} at {mount.path} lives in {mount.local} ({access})")
     processes = int(run.env.get(NPROC_ENV, "1"))
-    if processes > 1:
+    if run.nodes > 1:
+        say(
+            f"cluster: {run.nodes} nodes of {processes} process(es) on localhost (gloo), "
+            f"{max(1, run.cores // run.nodes)} core(s) each"
+        )
+    elif processes > 1:
         threads = max(1, run.cores // processes)
         say(f"data-parallel: {processes} processes on {run.cores} core(s), {threads} thread(s) each")
     for notice in run.notices:
@@ -158,6 +165,8 @@ def _outcome(run: LocalRun, result: AttemptResult, attempt: int) -> str:
             f"error: {run.function} rejected its input after {result.seconds:.1f} s{of}; not retried: it "
             "would fail the same way again. Fix what the message above says (exit 1)"
         )
+    if result.failed_node is not None:
+        return "error: " + cluster_nodes.node_failure(result.failed_node, run.nodes, result.exit_code) + of
     status = "finished" if result.exit_code == 0 else "failed"
     return (
         f"{run.function} {status} with exit code {result.exit_code} in {result.seconds:.1f} s{of}, "
@@ -170,37 +179,56 @@ def _attempt(run: LocalRun) -> AttemptResult:
     from compiler.backends.local import limits
 
     started = time.monotonic()
-    watch = limits.choose(run.memory_mib, uuid.uuid4().hex[:12])
-    with tempfile.TemporaryDirectory(prefix="mtc-call-") as channel:
-        child = _start_child(run, watch, Path(channel))
+    # every node is a container with the declared memory: locally they share one watch
+    limit = run.memory_mib * run.nodes if run.memory_mib else None
+    watch = limits.choose(limit, uuid.uuid4().hex[:12])
+    with tempfile.TemporaryDirectory(prefix="mtc-call-") as folder:
+        channels = [Path(folder) / f"node-{n}" for n in range(run.nodes)] if run.nodes > 1 else [Path(folder)]
+        for channel in channels:
+            channel.mkdir(exist_ok=True)
+        environments = cluster_nodes.node_environments(run)
+        children = [
+            _start_child(run, watch, channel, node, extra)
+            for node, (channel, extra) in enumerate(zip(channels, environments, strict=True))
+        ]
         try:
-            startup = Startup(Path(channel) / CALLED_FILE, started + (run.startup_timeout_s or run.timeout_s))
-            reason, code = _supervise(child, watch, started + run.timeout_s, startup)
+            due = started + (run.startup_timeout_s or run.timeout_s)
+            startups = [Startup(channel / CALLED_FILE, due) for channel in channels]
+            reason, code, failed = _supervise(children, watch, started + run.timeout_s, startups)
         finally:
-            stragglers = watch.kill_all()  # what escaped the child (none, unless it was killed itself)
-            child.wait()
+            stragglers = watch.kill_all()  # what escaped the children (none, unless one was killed itself)
+            for child in children:
+                child.wait()
             watch.close()
-        left_behind = [*_read_left_behind(Path(channel)), *stragglers] if reason == "exited" else []
-        if reason == "exited" and (Path(channel) / REJECTED_FILE).exists():
-            reason = "rejected"
-    return AttemptResult(code, reason, watch.peak_mib(), time.monotonic() - started, tuple(left_behind))
+        left_behind = []
+        if reason == "exited":
+            left_behind = [*(p for c in channels for p in _read_left_behind(c)), *stragglers]
+            if any((channel / REJECTED_FILE).exists() for channel in channels):
+                reason = "rejected"
+    seconds = time.monotonic() - started
+    return AttemptResult(code, reason, watch.peak_mib(), seconds, tuple(left_behind), failed)
 
 
-def _start_child(run: LocalRun, watch: limits.Watch, channel: Path) -> subprocess.Popen:
-    """Start compiler.backends.local.child and add it to ``watch`` before it may go on (it waits on a
-    pipe)."""
+def _start_child(
+    run: LocalRun, watch: limits.Watch, channel: Path, node: int, extra_env: dict[str, str]
+) -> subprocess.Popen:
+    """Start compiler.backends.local.child (one node of the run) and add it to ``watch`` before it may go on
+    (it waits on a pipe)."""
     go_read, go_write = os.pipe()
+    cores, first_core = cluster_nodes.cores_of(run, node)
     payload = {
         "target": run.target,
         "kwargs": run.kwargs,
-        "cores": run.cores,
+        "cores": cores,
+        "first_core": first_core,
         "read_only": [str(folder) for folder in protected_folders(run.mounts)],
         "namespaces": namespaces_available(),
         "channel": str(channel),
         "supervisor": os.getpid(),
         "go_fd": go_read,
     }
-    env = {**os.environ, **run.env, CALL_ENV: json.dumps(payload), VOLUME_MAP: json.dumps(run.path_map)}
+    env = {**os.environ, **run.env, **extra_env, CALL_ENV: json.dumps(payload)}
+    env[VOLUME_MAP] = json.dumps(run.path_map)
     try:
         child = subprocess.Popen(
             [sys.executable, "-m", "compiler.backends.local.child"],
@@ -233,34 +261,48 @@ class Startup:
 
 
 def _supervise(
-    child: subprocess.Popen, watch: limits.Watch, deadline: float, startup: Startup
-) -> tuple[str, int]:
-    """Wait for the child while sampling memory; end the run on the limit, the timeouts or a signal."""
+    children: list[subprocess.Popen], watch: limits.Watch, deadline: float, startups: list[Startup]
+) -> tuple[str, int, int | None]:
+    """Wait for the children (one per node) while sampling memory; end the run on the limit, the timeouts,
+    a signal, or a node that fails while others run. Returns (reason, exit code, the node that failed)."""
     forwarded_at = None
+    codes: list[int | None] = [None] * len(children)
     while True:
-        try:
-            code = child.wait(timeout=POLL_S)
-        except subprocess.TimeoutExpired:
-            code = None
+        time.sleep(POLL_S)
+        codes = [child.poll() for child in children]
         watch.usage_mib()
         if watch.exceeded():
             watch.kill_all()
-            return "memory", EXIT_OUT_OF_MEMORY
+            return "memory", EXIT_OUT_OF_MEMORY, None
         if _stop.is_set():
-            if code is not None or (forwarded_at and time.monotonic() > forwarded_at + GRACE_S + 1):
-                return "interrupted", 128 + _stop_signal[0]
+            if all(c is not None for c in codes) or (
+                forwarded_at and time.monotonic() > forwarded_at + GRACE_S + 1
+            ):
+                return "interrupted", 128 + _stop_signal[0], None
             if forwarded_at is None:
-                child.send_signal(_stop_signal[0])  # the child passes it on to every process under it
+                for child in children:  # each child passes it on to every process under it
+                    child.send_signal(_stop_signal[0])
                 forwarded_at = time.monotonic()
             continue
-        if code is not None:
-            return "exited", _exit_code(code)
+        failed = _failed_node(codes) if len(children) > 1 else None
+        if failed is not None:
+            watch.kill_all()
+            return "exited", _exit_code(codes[failed] or 0), failed
+        if all(c is not None for c in codes):
+            return "exited", _exit_code(next((c for c in codes if c), 0)), None
         if time.monotonic() > deadline:
             watch.kill_all()
-            return "timeout", EXIT_TIMEOUT
-        if startup.overdue():
+            return "timeout", EXIT_TIMEOUT, None
+        if any(startup.overdue() for startup in startups):
             watch.kill_all()
-            return "startup", EXIT_TIMEOUT
+            return "startup", EXIT_TIMEOUT, None
+
+
+def _failed_node(codes: list[int | None]) -> int | None:
+    """The node that failed: one killed by a signal first (its peers then fail for want of it)."""
+    failed = [node for node, code in enumerate(codes) if code not in (None, 0)]
+    killed = [node for node in failed if not 0 <= (codes[node] or 0) <= 128]  # by a signal
+    return (killed or failed or [None])[0]
 
 
 def _exit_code(code: int) -> int:
