@@ -14,7 +14,8 @@ importing ``compiler.lint`` registers every rule:
 - ``packages``: every package the run target's code imports is installed in its image;
 - ``targets``: the ``run`` target exists, ships in the image, and takes the ``args``;
 - ``training`` and ``datasize``: the training config named in ``args`` against its function;
-- ``sweeps``: a function's ``sweep:``.
+- ``sweeps``: a function's ``sweep:``;
+- ``serving``: classes, web endpoints and input concurrency.
 
 Helpers shared by the families: ``shared`` (container paths, mounts), ``configs`` (the training config),
 ``imports`` (what a module imports, cached per file content).
@@ -35,6 +36,7 @@ from compiler.lint import (
     pipsteps,  # noqa: F401
     resources,  # noqa: F401
     secrets,  # noqa: F401
+    serving,  # noqa: F401
     sweeps,  # noqa: F401
     targets,  # noqa: F401
     training,  # noqa: F401

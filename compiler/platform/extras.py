@@ -11,6 +11,7 @@ from __future__ import annotations
 EXTRAS = {
     "train": ("torch", "numpy", "matplotlib", "sklearn", "tqdm", "psutil"),
     "modal": ("modal",),
+    "serve": ("fastapi", "uvicorn"),
 }
 
 

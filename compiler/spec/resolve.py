@@ -14,7 +14,7 @@ from typing import Any
 
 from compiler.platform import gpus
 from compiler.platform.resources import Resources
-from compiler.spec import units
+from compiler.spec import serving, units
 from compiler.spec.ir import (
     PIP_KINDS,
     PIP_OPTIONS,
@@ -35,7 +35,7 @@ from compiler.spec.ir import (
 from runtime.core.diagnostics import Diagnostic, SpecError, did_you_mean, dotted
 from runtime.core.yamlfile import SourceDoc
 
-REPLACED_WHOLE = frozenset({"retries", "schedule", "sweep"})
+REPLACED_WHOLE = frozenset({"retries", "schedule", "sweep", "web", "concurrency"})
 
 
 def resolve(doc: SourceDoc, profile: str | None = None, *, sha256: str | None = None) -> App:
@@ -157,6 +157,9 @@ def _function(doc: SourceDoc, name: str, layers: Layers, errors: list[Diagnostic
         startup_timeout_s=convert("startup_timeout", units.parse_duration_s),
         single_use_containers=bool(spec.get("single_use_containers", False)),
         block_network=bool(spec.get("block_network", False)),
+        methods=convert("methods", serving.methods) or (),
+        web=convert("web", serving.web),
+        concurrency=convert("concurrency", serving.concurrency),
         schedule=convert("schedule", _schedule),
         sweep=_sweep(spec.get("sweep")),
         env=tuple(spec.get("env", {}).items()),

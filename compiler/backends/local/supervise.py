@@ -20,6 +20,7 @@ an exit code, so a function's own ``sys.exit(65)`` is only its exit code).
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -120,7 +121,7 @@ def _describe(run: LocalRun, mechanism: str, say: Callable[[str], None]) -> None
     memory = f"{run.memory_mib} MiB through {mechanism}" if run.memory_mib else "not limited (none declared)"
     say(
         f"running {run.function} ({run.target}) locally: {run.cores} core(s) for cpu {run.declared_cpu:g}, "
-        f"memory {memory}, timeout {run.timeout_s} s per attempt, {run.attempts} attempt(s)"
+        f"memory {memory}, {_timeout_text(run)}, {run.attempts} attempt(s)"
     )
     for mount in run.mounts:
         access = "read-only" if mount.read_only else "read-write"
@@ -131,6 +132,12 @@ def _describe(run: LocalRun, mechanism: str, say: Callable[[str], None]) -> None
         say(f"data-parallel: {processes} processes on {run.cores} core(s), {threads} thread(s) each")
     for notice in run.notices:
         say(notice)
+
+
+def _timeout_text(run: LocalRun) -> str:
+    if run.timeout_s is None:
+        return "no timeout (a server runs until stopped)"
+    return f"timeout {run.timeout_s} s per attempt"
 
 
 def _outcome(run: LocalRun, result: AttemptResult, attempt: int) -> str:
@@ -175,7 +182,8 @@ def _attempt(run: LocalRun) -> AttemptResult:
         child = _start_child(run, watch, Path(channel))
         try:
             startup = Startup(Path(channel) / CALLED_FILE, started + (run.startup_timeout_s or run.timeout_s))
-            reason, code = _supervise(child, watch, started + run.timeout_s, startup)
+            deadline = started + run.timeout_s if run.timeout_s is not None else math.inf
+            reason, code = _supervise(child, watch, deadline, startup)
         finally:
             stragglers = watch.kill_all()  # what escaped the child (none, unless it was killed itself)
             child.wait()
