@@ -162,7 +162,15 @@ def _serve_locally(app: Any, fn: Any, kwargs: dict[str, Any], volumes: Path, por
     else:
         served["web"] = asdict(fn.web)
     notice = "each request's time is not limited locally (Modal's timeout bounds each input)"
-    plan = replace(plan, target=SERVE_TARGET, kwargs=served, timeout_s=None, notices=(*plan.notices, notice))
+    startup = plan.startup_timeout_s or plan.timeout_s  # Modal's timeout bounds a container's startup
+    plan = replace(
+        plan,
+        target=SERVE_TARGET,
+        kwargs=served,
+        timeout_s=None,
+        startup_timeout_s=startup,
+        notices=(*plan.notices, notice),
+    )
     return execute(plan, say)
 
 

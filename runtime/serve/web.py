@@ -4,10 +4,9 @@
 upload (the request body, content type ``application/x-npz`` or ``application/octet-stream``, holding a
 ``windows`` array, as a run's ``*_windows.npz`` does) and answers :meth:`runtime.serve.Predictor.predict`'s
 result as JSON; a malformed request gets 400 with ``{"error": message}``. ``GET /health`` describes the
-loaded checkpoint.
+loaded checkpoint. Imported only by :meth:`runtime.serve.Predictor.web`, so the predictor itself needs no
+FastAPI.
 """
-
-from __future__ import annotations
 
 import io
 import json
@@ -15,6 +14,8 @@ import zipfile
 from typing import Any
 
 import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from runtime.serve import ServeError
 
@@ -22,10 +23,9 @@ NPZ_TYPES = ("application/x-npz", "application/octet-stream")
 MAX_BODY_BYTES = 256 * 1024 * 1024
 
 
-def make_app(predictor: Any):
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse
-
+def make_app(predictor: Any) -> FastAPI:
+    """The routes above around ``predictor`` (no ``from __future__ import annotations`` here: FastAPI reads
+    the handlers' annotations at run time)."""
     app = FastAPI(title="mtc predictor")
 
     @app.get("/health")

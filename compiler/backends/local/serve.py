@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from runtime.core.errors import UserError
 
 HOST = "127.0.0.1"
 
@@ -95,18 +98,28 @@ def _route(app: Any, path: str, call: Callable, web: dict | None, base: str, *, 
 
 
 def _json_call(call: Callable) -> Callable:
-    """A handler taking the JSON body: a mapping as keyword arguments, a list as positional ones."""
-    from fastapi import Body
+    """A handler taking the JSON body: a mapping as keyword arguments, a list as positional ones, nothing
+    for no arguments; a body that is not JSON gets 400."""
+    from fastapi import HTTPException, Request
+    from starlette.concurrency import run_in_threadpool
 
-    optional_body = Body(default=None)
+    async def handler(request) -> Any:
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw.strip() else None
+        except ValueError:
+            raise HTTPException(400, "the body is not JSON: send a mapping of keyword arguments") from None
+        args, kwargs = (
+            ((), body) if isinstance(body, dict) else (body, {}) if isinstance(body, list) else ((), {})
+        )
+        if body is not None and not isinstance(body, dict | list):
+            args = (body,)
+        try:
+            return await run_in_threadpool(call, *args, **kwargs)
+        except UserError as exc:  # the target says what is wrong with the request
+            raise HTTPException(400, str(exc)) from None
 
-    def handler(body: Any = optional_body) -> Any:
-        if isinstance(body, dict):
-            return call(**body)
-        if isinstance(body, list):
-            return call(*body)
-        return call() if body is None else call(body)
-
+    handler.__annotations__["request"] = Request  # a class, not this module's string annotation
     return handler
 
 
