@@ -38,10 +38,16 @@ class Web:
     requires_proxy_auth: bool = False
     docs: bool = False
 
-    @property
-    def takes_arguments(self) -> bool:
-        """Only a fastapi_endpoint's parameters come from the request; the other kinds are called bare."""
-        return self.kind == "fastapi_endpoint"
+    def describe(self) -> str:
+        """One line for a reviewer: ``fastapi_endpoint POST, label predict-api, proxy auth``."""
+        parts = [" ".join(str(p) for p in (self.kind, self.method, self.port) if p is not None)]
+        if self.startup_timeout_s is not None:
+            parts.append(f"startup_timeout {self.startup_timeout_s} s")
+        if self.label:
+            parts.append(f"label {self.label}")
+        parts += ["proxy auth"] if self.requires_proxy_auth else []
+        parts += ["docs"] if self.docs else []
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)

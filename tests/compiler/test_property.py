@@ -26,6 +26,7 @@ from compiler.codegen.render import render
 from compiler.lint.check import check
 from tests.helpers.generated_checks import (
     actual_info,
+    modal_object,
     expected_info,
     import_generated,
     signature_defaults,
@@ -193,7 +194,7 @@ def test_any_string_is_refused_with_a_diagnostic_or_carried_exactly(tmp_path_fac
     assert module.app.name == app.name
     check_image_chains(app, source)
     for name, function in app.functions.items():
-        assert actual_info(getattr(module, name)) == expected_info(app, function)
+        assert actual_info(modal_object(module, function)) == expected_info(app, function)
         expected_defaults = {p.name: p.default for p in parameters(function)}
         assert signature_defaults(source, name) == expected_defaults
         assert {p.name: json.loads(p.default) for p in parameters(function) if p.is_json} == {

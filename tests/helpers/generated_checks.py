@@ -17,6 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from compiler.codegen.classes import class_name
 from compiler.spec.ir import App, Function, SecretRef, Volume
 
 MODAL_DEFAULT_TIMEOUT = 300
@@ -57,7 +58,19 @@ def expected_info(app: App, function: Function) -> dict[str, Any]:
         "secrets": [secret_repr(ref) for ref in secrets]
         + ([f"Secret.from_dict([{', '.join(name for name, _ in function.env)}])"] if function.env else []),
         "schedule": _schedule_expectation(function),
+        "concurrency": (function.concurrency.max_inputs, function.concurrency.target_inputs)
+        if function.concurrency
+        else None,
+        "methods": [method.name for method in function.methods] or None,
+        "web": (function.web.method or "GET") if function.web and function.web.kind == "fastapi_endpoint" else None,
     }
+
+
+def modal_object(module: ModuleType, function: Function) -> Any:
+    """What Modal made of ``function`` in the imported module: a function, or a class's service function."""
+    if function.is_class:
+        return getattr(module, class_name(function.name))._get_class_service_function()
+    return getattr(module, function.name)
 
 
 def secret_repr(ref: SecretRef) -> str:
@@ -93,6 +106,11 @@ def actual_info(modal_function: Any) -> dict[str, Any]:
         },
         "secrets": list(info.secrets),
         "schedule": _schedule_seen(info.schedule),
+        "concurrency": (info.concurrency_info.max_inputs, info.concurrency_info.target_inputs)
+        if info.concurrency_info
+        else None,
+        "methods": info.method_names,
+        "web": info.web_info.method if info.web_info and info.web_info.method else None,
     }
 
 
@@ -118,10 +136,12 @@ def _schedule_seen(schedule: str | None) -> tuple | None:
 
 
 def decorator_keywords(source: str, function_name: str) -> dict[str, Any]:
-    """The literal keyword arguments of ``@app.function(...)`` above ``def function_name``."""
+    """The literal keyword arguments of ``@app.function(...)`` above ``def function_name`` (or of
+    ``@app.cls(...)`` above the class a class entry becomes)."""
     for node in ast.parse(source).body:
-        if isinstance(node, ast.FunctionDef) and node.name == function_name:
-            (decorator,) = node.decorator_list
+        function = isinstance(node, ast.FunctionDef) and node.name == function_name
+        if function or (isinstance(node, ast.ClassDef) and node.name == class_name(function_name)):
+            decorator = node.decorator_list[0]
             return {k.arg: _maybe_literal(k.value) for k in decorator.keywords}
     raise AssertionError(f"no function {function_name} in the module")
 
