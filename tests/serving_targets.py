@@ -17,7 +17,11 @@ class Greeter:
         self.times = times
 
     def greet(self, name: str = "world") -> dict:
-        return {"text": " ".join([f"{self.greeting} {name}"] * self.times), "built": len(BUILT), "pid": os.getpid()}
+        return {
+            "text": " ".join([f"{self.greeting} {name}"] * self.times),
+            "built": len(BUILT),
+            "pid": os.getpid(),
+        }
 
     def shout(self, name: str = "world") -> str:
         return f"{self.greeting} {name}".upper()
@@ -35,6 +39,16 @@ class Greeter:
             return {"pong": self.greeting}
 
         return app
+
+
+def hello_wsgi():
+    """A wsgi_app: the target returns a WSGI application."""
+
+    def application(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b'{"hello": "wsgi"}']
+
+    return application
 
 
 def add(a: int = 1, b: int = 2) -> dict:

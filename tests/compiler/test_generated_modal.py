@@ -16,10 +16,10 @@ from compiler.spec.pynames import variable_name
 from tests.helpers.generated_checks import (
     Recorder,
     actual_info,
-    modal_object,
     decorator_keywords,
     expected_info,
     import_generated,
+    modal_object,
 )
 from tests.helpers.image_checks import check_image_chains
 

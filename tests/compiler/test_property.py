@@ -26,9 +26,9 @@ from compiler.codegen.render import render
 from compiler.lint.check import check
 from tests.helpers.generated_checks import (
     actual_info,
-    modal_object,
     expected_info,
     import_generated,
+    modal_object,
     signature_defaults,
 )
 from tests.helpers.image_checks import check_image_chains

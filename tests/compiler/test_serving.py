@@ -67,18 +67,44 @@ def test_the_example_spec_is_clean(tmp_path, in_repo):
 
 BROKEN = [
     # Modal's web_server forwards to a port: none given
-    (("web: {kind: fastapi_endpoint, docs: true}", "web: {kind: web_server}"), "web-options", "without a port"),
+    (
+        ("web: {kind: fastapi_endpoint, docs: true}", "web: {kind: web_server}"),
+        "web-options",
+        "without a port",
+    ),
     (("web: {kind: fastapi_endpoint, docs: true}", "web: {kind: asgi_app, port: 80}"), "web-options", "port"),
-    (("web: {kind: fastapi_endpoint, docs: true}", "web: {kind: asgi_app}"), "web-app-args", "has args (a, b)"),
-    (("{max_inputs: 8, target_inputs: 4}", "{max_inputs: 2, target_inputs: 4}"), "concurrency-target", "above"),
+    (
+        ("web: {kind: fastapi_endpoint, docs: true}", "web: {kind: asgi_app}"),
+        "web-app-args",
+        "has args (a, b)",
+    ),
+    (
+        ("{max_inputs: 8, target_inputs: 4}", "{max_inputs: 2, target_inputs: 4}"),
+        "concurrency-target",
+        "above",
+    ),
     (("args: {greeting: hi, times: 2}", "args: {greeting: hi, times: 2.5}"), "class-parameter-type", "float"),
     (("args: {greeting: hi, times: 2}", "args: {greeting: hi, times: [2]}"), "class-parameter-type", "list"),
     (("      shout: {}", "      setup: {}"), "class-names", "'setup'"),
     (("run: tests.serving_targets:Greeter", "run: tests.serving_targets:add"), "class-target", "not a class"),
-    (("run: tests.serving_targets:add", "run: tests.serving_targets:Greeter"), "run-target-shape", "`methods`"),
-    (("    concurrency: {max_inputs: 20}", "    concurrency: {max_inputs: 20}\n    schedule: {period: 1h}"),
-     "web-with-schedule", "schedule"),
-    (("    concurrency: {max_inputs: 20}", "    max_concurrent_inputs: 20"), "schema", "concurrency: {max_inputs: N}"),
+    (
+        ("run: tests.serving_targets:add", "run: tests.serving_targets:Greeter"),
+        "run-target-shape",
+        "`methods`",
+    ),
+    (
+        (
+            "    concurrency: {max_inputs: 20}",
+            "    concurrency: {max_inputs: 20}\n    schedule: {period: 1h}",
+        ),
+        "web-with-schedule",
+        "schedule",
+    ),
+    (
+        ("    concurrency: {max_inputs: 20}", "    max_concurrent_inputs: 20"),
+        "schema",
+        "concurrency: {max_inputs: N}",
+    ),
     (("label: greeter-echo", "label: Greeter_Echo"), "schema", "lowercase letters"),
     (("kind: asgi_app,", "kind: asgi,"), "schema", "did you mean 'asgi_app'"),
 ]
@@ -103,7 +129,9 @@ def test_duplicate_labels_are_an_error(tmp_path, in_repo):
 
 
 def test_concurrency_on_a_gpu_gets_a_memory_warning(tmp_path, in_repo):
-    found = findings(tmp_path, SPEC.replace('    lint: {ignore: {concurrency-gpu-memory: "tiny model"}}\n', ""))
+    found = findings(
+        tmp_path, SPEC.replace('    lint: {ignore: {concurrency-gpu-memory: "tiny model"}}\n', "")
+    )
     assert found == [("concurrency-gpu-memory", "warning", found[0][2])], found
     assert "up to 8 inputs at once on one GPU" in found[0][2]
 
@@ -166,7 +194,7 @@ def test_a_class_is_written_as_a_hand_written_modal_class(generated):
 
 def test_a_web_function_stacks_concurrency_and_its_web_decorator(generated):
     source, _ = generated
-    expected = '''\
+    expected = """\
         @app.function(image=base_image, cpu=1, timeout=5 * 60)
         @modal.concurrent(max_inputs=20)
         @modal.fastapi_endpoint(docs=True)
@@ -174,7 +202,7 @@ def test_a_web_function_stacks_concurrency_and_its_web_decorator(generated):
             from tests.serving_targets import add
 
             return add(a=a, b=b)
-        '''
+        """
     assert textwrap.dedent(expected) in source
 
 
@@ -250,8 +278,9 @@ def test_plan_prices_a_class_per_container_hour_and_its_warm_containers_per_day(
     assert (greeter.kind, rows["add"].kind) == ("class", "web endpoint")
     assert greeter.standing_daily_usd == pytest.approx(greeter.hourly_usd * 24)  # min_containers: 1
     assert "greeter (class)" in format_table(list(rows.values()))
-    assert f"greeter keeps 1 container warm (min_containers): ${greeter.standing_daily_usd:.2f}/day" in footer(
-        prices, list(rows.values())
+    assert (
+        f"greeter keeps 1 container warm (min_containers): ${greeter.standing_daily_usd:.2f}/day"
+        in footer(prices, list(rows.values()))
     )
     assert "add keeps" not in footer(prices, list(rows.values()))
 

@@ -62,7 +62,9 @@ def expected_info(app: App, function: Function) -> dict[str, Any]:
         if function.concurrency
         else None,
         "methods": [method.name for method in function.methods] or None,
-        "web": (function.web.method or "GET") if function.web and function.web.kind == "fastapi_endpoint" else None,
+        "web": (function.web.method or "GET")
+        if function.web and function.web.kind == "fastapi_endpoint"
+        else None,
     }
 
 

@@ -44,6 +44,7 @@ from compiler.backends.local.child import (
     REJECTED_FILE,
 )
 from compiler.backends.local.prepare import LocalRun, protected_folders
+from compiler.backends.local.serve import SERVE_TARGET
 from compiler.backends.local.volumes import (
     LocalRunError,
     make_folders,
@@ -119,8 +120,9 @@ def execute(run: LocalRun, say: Callable[[str], None]) -> int:
 
 def _describe(run: LocalRun, mechanism: str, say: Callable[[str], None]) -> None:
     memory = f"{run.memory_mib} MiB through {mechanism}" if run.memory_mib else "not limited (none declared)"
+    target = f"{run.kwargs['target']}, served" if run.target == SERVE_TARGET else run.target
     say(
-        f"running {run.function} ({run.target}) locally: {run.cores} core(s) for cpu {run.declared_cpu:g}, "
+        f"running {run.function} ({target}) locally: {run.cores} core(s) for cpu {run.declared_cpu:g}, "
         f"memory {memory}, {_timeout_text(run)}, {run.attempts} attempt(s)"
     )
     for mount in run.mounts:
