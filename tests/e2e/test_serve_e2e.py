@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -172,3 +173,44 @@ def test_the_example_predict_class_serves_a_checkpoint_on_cpu(tmp_path):
         {"error": f"windows have shape (1, 1, 2); this model takes (windows, {CHANNELS} channels, samples)"},
     )
     assert (code, alive) == (130, [])
+
+
+def test_a_port_in_use_is_refused_before_the_class_is_built(tmp_path):
+    spec = tmp_path / "deployment.yaml"
+    spec.write_text(TARGETS_SPEC)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "compiler.cli", "run", "greeter", str(spec), "--port", str(port)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 1
+    assert f"port {port} on 127.0.0.1 is not free" in done.stderr
+    assert "Traceback" not in done.stderr and "listening" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("add", "--sweep"), "is served: --sweep, --processes and --ddp do not apply"),
+        (("add", "--backend", "modal", "--port", "8000"), "--port is for serving"),
+    ],
+)
+def test_options_that_do_not_apply_to_serving_are_usage_errors(tmp_path, args, words):
+    spec = tmp_path / "deployment.yaml"
+    spec.write_text(TARGETS_SPEC)
+    name, *rest = args
+    done = subprocess.run(
+        [sys.executable, "-m", "compiler.cli", "run", name, str(spec), *rest],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 3, done.stderr
+    assert words in done.stderr

@@ -29,6 +29,10 @@ from runtime.core.errors import UserError
 HOST = "127.0.0.1"
 
 
+class PortInUse(UserError):
+    """The port asked for is taken: a user's choice to change, not a bug."""
+
+
 def free_port() -> int:
     """A TCP port nothing listens on now, for a server started without ``--port``."""
     with socket.socket() as probe:
@@ -53,6 +57,7 @@ def serve(
     import uvicorn
     from fastapi import FastAPI
 
+    _check_free(port)
     module_name, _, entry = target.partition(":")
     found = getattr(importlib.import_module(module_name), entry)
     app = FastAPI(title=f"mtc run {name}")
@@ -72,6 +77,17 @@ def serve(
         print(f"mtc run: serving {name}: {url}", flush=True)
     print(f"mtc run: {name} is listening on {base} (Ctrl-C stops it)", flush=True)
     uvicorn.run(app, host=HOST, port=port, log_level="warning")
+
+
+def _check_free(port: int) -> None:
+    """Refuse a port something already listens on before the target is built, not after a long setup."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((HOST, port))
+        except OSError as exc:
+            raise PortInUse(
+                f"port {port} on {HOST} is not free ({exc.strerror}); choose another with --port N, or leave --port out for a free one"
+            ) from None
 
 
 def _route(app: Any, path: str, call: Callable, web: dict | None, base: str, *, is_method: bool) -> str:
