@@ -297,3 +297,19 @@ def test_diff_shows_a_class_method_endpoint_and_concurrency_change(tmp_path, in_
     found = {change.key: (change.old, change.new) for change in diff_apps(old, new, load_prices()).changes}
     assert found["greeter.concurrency.max_inputs"] == ("8", "16")
     assert found["greeter.methods.shout"] == ("method", "fastapi_endpoint")
+
+
+def test_a_spec_of_classes_only_has_no_local_entrypoint(tmp_path, in_repo):
+    only_class = SPEC[: SPEC.index("  add:\n")]
+    result = check(write(tmp_path, only_class), None)
+    assert not result.has_errors, [d.format() for d in result.diagnostics]
+    path = tmp_path / "classes_only.py"
+    path.write_text(render(result.app), encoding="utf-8")
+    module = import_generated(path)
+    assert not hasattr(module, "ACTIONS") and not hasattr(module, "main")
+    assert module.Greeter._get_class_service_function().info().method_names == [
+        "greet",
+        "shout",
+        "echo",
+        "web",
+    ]
