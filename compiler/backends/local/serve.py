@@ -86,7 +86,8 @@ def _check_free(port: int) -> None:
             probe.bind((HOST, port))
         except OSError as exc:
             raise PortInUse(
-                f"port {port} on {HOST} is not free ({exc.strerror}); choose another with --port N, or leave --port out for a free one"
+                f"port {port} on {HOST} is not free ({exc.strerror}); choose another with --port N, "
+                "or leave --port out for a free one"
             ) from None
 
 
