@@ -12,6 +12,7 @@ GPUs) trains with N data-parallel processes, and ``--nodes N`` (by default a clu
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,11 @@ def say(message: str) -> None:
     help="Local: emulate N cluster nodes on localhost (default: the function's cluster.size), capped by the "
     "cores.",
 )
+@click.option(
+    "--port",
+    type=click.IntRange(min=1, max=65535),
+    help="Local, a class or web function: serve on this port of 127.0.0.1 (default: a free one).",
+)
 def run(
     function: str,
     spec: str,
@@ -81,6 +87,7 @@ def run(
     processes: int | None,
     ddp: bool,
     nodes: int | None,
+    port: int | None,
 ) -> int:
     """Run FUNCTION of SPEC locally (the default) or on Modal, with its args from the spec and --arg."""
     if detach and backend != "modal":
@@ -118,6 +125,11 @@ def run(
             f"error: {function} needs {given} ({', '.join(missing)}: no default in the spec)", err=True
         )
         return ExitCode.INVALID
+    serving = fn.is_class or fn.web is not None
+    if port is not None and not (serving and backend == "local"):
+        raise click.UsageError("--port is for serving a class or web function on the local backend")
+    if serving and (sweep or processes is not None or ddp or nodes is not None):
+        raise click.UsageError(f"{function} is served: --sweep, --processes, --ddp and --nodes do not apply")
     if sweep and fn.sweep is None:
         sweeping = ", ".join(name for name, f in app.functions.items() if f.sweep) or "none"
         click.echo(f"error: {function} declares no sweep (functions with one: {sweeping})", err=True)
@@ -128,6 +140,9 @@ def run(
 
     kwargs = {**fn.arg_dict, **overrides}
     volumes = local_storage.volumes_dir(volumes_dir)
+    if serving:
+        require_extra("serve", f"mtc run {function}")
+        return _serve_locally(app, fn, kwargs, volumes, port)
     if sweep:
         return _sweep_locally(app, fn, kwargs, volumes, parallel or 1)
     processes = declared_gpu_count(fn) if ddp else processes
@@ -148,6 +163,33 @@ def _run_locally(
         plan = with_processes(plan, processes, say)
     if nodes > 1:
         plan = with_nodes(plan, nodes, say)
+    return execute(plan, say)
+
+
+def _serve_locally(app: Any, fn: Any, kwargs: dict[str, Any], volumes: Path, port: int | None) -> int:
+    """Serve a class or web function on 127.0.0.1 under the function's limits until Ctrl-C."""
+    from dataclasses import replace
+
+    from compiler.backends.local.prepare import prepare
+    from compiler.backends.local.serve import SERVE_TARGET, free_port
+    from compiler.backends.local.supervise import execute
+
+    plan = prepare(app, fn, kwargs, volumes, workdir_stand_in(app, fn))
+    served = {"target": fn.run, "kwargs": kwargs, "name": fn.name, "port": port or free_port()}
+    if fn.is_class:
+        served["methods"] = [[m.name, asdict(m.web) if m.web else None] for m in fn.methods]
+    else:
+        served["web"] = asdict(fn.web)
+    notice = "each request's time is not limited locally (Modal's timeout bounds each input)"
+    startup = plan.startup_timeout_s or plan.timeout_s  # Modal's timeout bounds a container's startup
+    plan = replace(
+        plan,
+        target=SERVE_TARGET,
+        kwargs=served,
+        timeout_s=None,
+        startup_timeout_s=startup,
+        notices=(*plan.notices, notice),
+    )
     return execute(plan, say)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler.codegen import clusters
+from compiler.codegen.classes import ClassSection, stacked
 from compiler.codegen.functions import FunctionSection, Model, Parameter, secret
 from compiler.codegen.images import ImageSection, below
 from compiler.codegen.layout import Entry, Group, call, mapping, value_doc
@@ -29,6 +30,7 @@ def module_context(model: Model, module_dir: Path) -> dict[str, Any]:
     """The variables of ``app.py.j2`` for ``model``, the module to be written in ``module_dir``."""
     app = model.app
     images = ImageSection(app)
+    section = FunctionSection(model)
     return {
         "header": header(app),
         "uses_json": any(p.type.is_json for params in model.params.values() for p in params),
@@ -37,7 +39,14 @@ def module_context(model: Model, module_dir: Path) -> dict[str, Any]:
         "images": images.definitions(),
         "volumes": [Entry(f"{model.volume_vars[n]} = ", volume(v)) for n, v in app.volumes.items()],
         "cluster": clusters.helper_context() if clusters.uses_clusters(app) else None,
-        "functions": [FunctionSection(model).function(function) for function in app.functions.values()],
+        "functions": [
+            {**section.function(function), "stacked": stacked(function)}
+            for function in app.functions.values()
+            if not function.is_class
+        ],
+        "classes": [
+            ClassSection(section).cls(function) for function in app.functions.values() if function.is_class
+        ],
         "entrypoint": entrypoint(model),
         "sweeps": sweeps(model),
     }
@@ -74,24 +83,27 @@ def volume(spec: Volume) -> Group:
 # ------------------------------------------------------------------------------------ local entrypoint
 
 
-def entrypoint(model: Model) -> dict[str, Any]:
+def entrypoint(model: Model) -> dict[str, Any] | None:
     """``ACTIONS``, ``REQUIRED``, ``JSON_OPTIONS``, and the signature and options of ``main``: one option per
     argument name across functions (the lint's render/argument-type-conflict keeps each to one type). A list
     or mapping option is JSON text, decoded by ``main`` (Modal's CLI parses only scalar options)."""
+    if not model.app.functions:
+        raise RenderError("the spec declares no functions", ("functions",))
+    callable_params = {name: p for name, p in model.params.items() if not model.app.functions[name].is_class}
+    first = next(iter(callable_params), None)
+    if first is None:
+        return None  # only classes: `modal deploy` or `modal serve` runs them, no --action to choose
     options: dict[str, Parameter] = {}
-    for params in model.params.values():
+    for params in callable_params.values():
         for param in params:
             options.setdefault(param.name, param)
-    first = next(iter(model.app.functions), None)
-    if first is None:
-        raise RenderError("the spec declares no functions", ("functions",))
     flags = (f"action: str = {literal(first)}",) + (("sweep: bool = False",) if sweeping(model.app) else ())
     signature = flags + tuple(f"{n}: {p.option} | None = None" for n, p in options.items())
-    actions = {name: Group("(", (name, defaults(params)), ")") for name, params in model.params.items()}
+    actions = {name: Group("(", (name, defaults(params)), ")") for name, params in callable_params.items()}
     json_options = {n: p.type.base for n, p in options.items() if p.type.is_json}
     required = {
         name: Group("[", tuple(literal(p.name) for p in params if p.type.required), "]")
-        for name, params in model.params.items()
+        for name, params in callable_params.items()
         if any(p.type.required for p in params)
     }
     return {

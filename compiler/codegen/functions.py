@@ -158,12 +158,13 @@ class FunctionSection:
             return f"{writable[0]}.commit"
         return f"lambda: [volume.commit() for volume in ({', '.join(writable)})]"
 
-    def decorator(self, function: Function) -> Group:
+    def decorator(self, function: Function, name: str = "@app.function") -> Group:
+        """``@app.function(...)`` with the function's settings (``@app.cls(...)`` for a class: the same)."""
         resources = function.resources
         gpus = [literal(gpu.modal_string()) for gpu in resources.gpus]
         mounts = tuple(Entry(f"{literal(m.path)}: ", self.mounted(m.volume)) for m in function.mounts)
         return call(
-            "@app.function",
+            name,
             image=self.model.image_vars.get(function.image) if function.image else None,
             gpu=(gpus[0] if len(gpus) == 1 else Group("[", tuple(gpus), "]")) if gpus else None,
             cpu=optional(number(resources.cpu)),

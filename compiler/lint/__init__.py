@@ -16,6 +16,7 @@ importing ``compiler.lint`` registers every rule:
 - ``training``, ``datasize`` and ``edf``: the training config named in ``args`` against its function;
 - ``sweeps``: a function's ``sweep:``;
 - ``clusters``: a function's ``cluster:`` (size, whole GPU hosts, container counts).
+- ``serving``: classes, web endpoints and input concurrency.
 
 Helpers shared by the families: ``shared`` (container paths, mounts), ``configs`` (the training config),
 ``imports`` (what a module imports, cached per file content).
@@ -38,6 +39,7 @@ from compiler.lint import (
     pipsteps,  # noqa: F401
     resources,  # noqa: F401
     secrets,  # noqa: F401
+    serving,  # noqa: F401
     sweeps,  # noqa: F401
     targets,  # noqa: F401
     training,  # noqa: F401

@@ -33,7 +33,7 @@ UNKNOWABLE_COMMAND = re.compile(r"setup\.py|poetry\s+install|uv\s+sync|pdm\s+ins
 SHAPES = {
     "async generator": "an async generator; the generated function awaits one result: return it instead",
     "generator": "a generator; Modal's .remote() returns one result: return a list instead of yielding",
-    "class": "a class; name a function that does the work",
+    "class": "a class; name a function that does the work, or list the methods to serve under `methods`",
 }
 
 
@@ -111,7 +111,7 @@ def _run_function_missing(fn: Function, ctx: LintContext) -> Iterator[Diagnostic
 )
 def _run_target_shape(fn: Function, ctx: LintContext) -> Iterator[Diagnostic]:
     target = _lookup(fn, ctx).target
-    if target is not None and target.shape in SHAPES:
+    if target is not None and target.shape in SHAPES and not (fn.is_class and target.shape == "class"):
         yield ctx.at_field("run-target-shape", fn, "run", f"{fn.run} is {SHAPES[target.shape]}")
 
 

@@ -12,6 +12,7 @@ EXTRAS = {
     "train": ("torch", "numpy", "matplotlib", "sklearn", "tqdm", "psutil"),
     "modal": ("modal",),
     "edf": ("edfio",),
+    "serve": ("fastapi", "uvicorn"),
 }
 
 

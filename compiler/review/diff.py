@@ -188,7 +188,20 @@ def _function_fields(fn: Function) -> dict[str, str]:
     fields.update({f"volumes[{mount.path}]": mount.volume for mount in fn.mounts})
     fields.update({f"env.{name}": value for name, value in fn.env})
     fields.update(_sweep_fields(fn))
+    fields.update(_serving_fields(fn))
     return {key: str(value) for key, value in fields.items() if value is not None}
+
+
+def _serving_fields(fn: Function) -> dict[str, Any]:
+    """A class's methods (``method`` or its web endpoint), a function's web endpoint, its concurrency."""
+    fields: dict[str, Any] = {
+        f"methods.{m.name}": m.web.describe() if m.web else "method" for m in fn.methods
+    }
+    fields["web"] = fn.web.describe() if fn.web else None
+    if fn.concurrency is not None:
+        fields["concurrency.max_inputs"] = fn.concurrency.max_inputs
+        fields["concurrency.target_inputs"] = fn.concurrency.target_inputs
+    return fields
 
 
 def _arg(arg: Arg) -> str:

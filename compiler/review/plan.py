@@ -12,6 +12,10 @@ times one container's, and its GPU cell says ``N x H100:8``.
 A function with a ``sweep`` gets a second line, ``NAME --sweep``: its worst case is the number of trials x
 the worst case per call (every trial may run to its timeout, and be retried), and its $/hour is what
 ``max_parallel`` trials cost while they run at once. ``--budget`` checks that figure too.
+
+A class or web endpoint is priced like a function, per container hour (its name says which it is); its
+``min_containers`` run whether requests come or not, so they are a standing cost per day, shown under the
+table.
 """
 
 from __future__ import annotations
@@ -43,6 +47,14 @@ class PlanRow:
     sweep_trials: int = 0  # 0 = no sweep
     sweep_parallel: int = 0  # trials at once: max_parallel, or every trial when the sweep sets none
     nodes: int = 1  # containers per call: a cluster's size (the $ figures above include it)
+    kind: str = "function"  # "function", "class" or "web endpoint"
+    min_containers: int = 0  # kept warm at all times
+
+    @property
+    def standing_daily_usd(self) -> float:
+        """What the containers kept warm cost per day, with no request at all (``hourly_usd`` is a whole
+        call's: all ``nodes`` containers of a cluster)."""
+        return self.min_containers / self.nodes * self.hourly_usd * 24
 
     @property
     def sweep_worst_case_usd(self) -> float:
@@ -88,6 +100,8 @@ def plan_row(fn: Function, prices: Prices) -> PlanRow:
         sweep_trials=trials,
         sweep_parallel=parallel,
         nodes=nodes,
+        kind="class" if fn.is_class else "web endpoint" if fn.web else "function",
+        min_containers=fn.min_containers or 0,
     )
 
 
@@ -103,7 +117,7 @@ NUMERIC = {"cpu", "memory MiB", "timeout", "retries", "$/hour", "worst case $"}
 
 def cells(row: PlanRow) -> tuple[str, ...]:
     return (
-        row.function,
+        row.function if row.kind == "function" else f"{row.function} ({row.kind})",
         _nodes_prefix(row) + (" or ".join(_gpu_cell(gpu, row) for gpu in row.gpus) or "-"),
         "default" if row.cpu is None else f"{row.cpu:g}",
         "default" if row.memory_mib is None else str(row.memory_mib),
@@ -143,6 +157,13 @@ def footer(prices: Prices, rows: list[PlanRow]) -> str:
         f"worst case = the most expensive GPU fallback{nodes} x timeout x (1 + retries){trials}; "
         f"prices: {prices.source} ({prices.date})\n"
     )
+    for row in rows:
+        if row.min_containers:
+            warm = f"{row.min_containers} container{'s' if row.min_containers > 1 else ''}"
+            text += (
+                f"standing cost: {row.function} keeps {warm} warm (min_containers): "
+                f"${money(row.standing_daily_usd)}/day before any request\n"
+            )
     if any(row.any_priced_as for row in rows):
         may_be = ", ".join(gpus.ANY_MAY_BE)
         text += (
@@ -164,6 +185,11 @@ def as_json(rows: list[PlanRow], prices: Prices, app: App) -> str:
 
 
 def _sweep_figures(row: PlanRow) -> dict:
+    figures = {"standing_daily_usd": row.standing_daily_usd} if row.min_containers else {}
     if not row.sweep_trials:
-        return {}
-    return {"sweep_hourly_usd": row.sweep_hourly_usd, "sweep_worst_case_usd": row.sweep_worst_case_usd}
+        return figures
+    return {
+        **figures,
+        "sweep_hourly_usd": row.sweep_hourly_usd,
+        "sweep_worst_case_usd": row.sweep_worst_case_usd,
+    }

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler.platform.resources import Resources
+from compiler.spec.serving import Concurrency, Method, Web
 
 JsonPath = tuple[str | int, ...]
 
@@ -188,6 +189,9 @@ class Function:
     single_use_containers: bool = False  # a fresh container for every input
     block_network: bool = False
     cluster: Cluster | None = None  # None: one container per input
+    methods: tuple[Method, ...] = ()  # set: a Modal class (`run: module:Class`), see compiler.spec.serving
+    web: Web | None = None  # a web endpoint (on a function; a class's are on its methods)
+    concurrency: Concurrency | None = None  # @modal.concurrent
     schedule: Schedule | None = None
     sweep: Sweep | None = None
     env: tuple[tuple[str, str], ...] = ()  # environment variables set on the function, in declared order
@@ -200,6 +204,18 @@ class Function:
     @property
     def run(self) -> str:
         return f"{self.module}:{self.entry}"
+
+    @property
+    def is_class(self) -> bool:
+        """Whether the entry is a Modal class: its ``run`` names a class, its ``methods`` are exposed."""
+        return bool(self.methods)
+
+    @property
+    def web_endpoints(self) -> list[tuple[str, Web]]:
+        """(name, endpoint) for the function's own web endpoint, or each of its methods that is one."""
+        if self.web is not None:
+            return [(self.name, self.web)]
+        return [(method.name, method.web) for method in self.methods if method.web is not None]
 
     @property
     def arg_dict(self) -> dict[str, Any]:

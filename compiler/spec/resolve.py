@@ -14,7 +14,7 @@ from typing import Any
 
 from compiler.platform import gpus
 from compiler.platform.resources import Resources
-from compiler.spec import units
+from compiler.spec import serving, units
 from compiler.spec.ir import (
     PIP_KINDS,
     PIP_OPTIONS,
@@ -36,7 +36,7 @@ from compiler.spec.ir import (
 from runtime.core.diagnostics import Diagnostic, SpecError, did_you_mean, dotted
 from runtime.core.yamlfile import SourceDoc
 
-REPLACED_WHOLE = frozenset({"retries", "schedule", "sweep"})
+REPLACED_WHOLE = frozenset({"retries", "schedule", "sweep", "web", "concurrency"})
 
 
 def resolve(doc: SourceDoc, profile: str | None = None, *, sha256: str | None = None) -> App:
@@ -159,6 +159,9 @@ def _function(doc: SourceDoc, name: str, layers: Layers, errors: list[Diagnostic
         single_use_containers=bool(spec.get("single_use_containers", False)),
         block_network=bool(spec.get("block_network", False)),
         cluster=_cluster(spec.get("cluster")),
+        methods=convert("methods", serving.methods) or (),
+        web=convert("web", serving.web),
+        concurrency=convert("concurrency", serving.concurrency),
         schedule=convert("schedule", _schedule),
         sweep=_sweep(spec.get("sweep")),
         env=tuple(spec.get("env", {}).items()),

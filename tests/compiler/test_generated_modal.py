@@ -19,6 +19,7 @@ from tests.helpers.generated_checks import (
     decorator_keywords,
     expected_info,
     import_generated,
+    modal_object,
 )
 from tests.helpers.image_checks import check_image_chains
 
@@ -55,7 +56,7 @@ def test_every_function_has_the_resources_of_the_spec(compiled, spec, profile):
     app, _, module = compiled[(spec, profile)]
     assert module.app.name == app.name
     for name, function in app.functions.items():
-        assert actual_info(getattr(module, name)) == expected_info(app, function), name
+        assert actual_info(modal_object(module, function)) == expected_info(app, function), name
 
 
 @pytest.mark.parametrize(("spec", "profile"), CASES)

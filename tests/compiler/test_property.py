@@ -28,6 +28,7 @@ from tests.helpers.generated_checks import (
     actual_info,
     expected_info,
     import_generated,
+    modal_object,
     signature_defaults,
 )
 from tests.helpers.image_checks import check_image_chains
@@ -193,7 +194,7 @@ def test_any_string_is_refused_with_a_diagnostic_or_carried_exactly(tmp_path_fac
     assert module.app.name == app.name
     check_image_chains(app, source)
     for name, function in app.functions.items():
-        assert actual_info(getattr(module, name)) == expected_info(app, function)
+        assert actual_info(modal_object(module, function)) == expected_info(app, function)
         typed = parameters(function)
         assert signature_defaults(source, name) == {p.name: p.type.signature_default for p in typed}
         assert body_defaults(source, name) == {

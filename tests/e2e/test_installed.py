@@ -146,14 +146,24 @@ def test_a_missing_extra_is_named_before_any_work(monkeypatch, capsys, argv, hid
     assert "no-such-spec" not in err  # refused before the spec is read
 
 
+def test_serving_without_the_serve_extra_names_it(monkeypatch, capsys):
+    hide(monkeypatch, "fastapi")
+    code, _, err = mtc(capsys, "run", "predict", str(REPO / "specs/deployment.yaml"), "--profile", "debug")
+    assert code == 1
+    assert "mtc run predict needs the 'serve' extra (fastapi not installed)" in err
+    assert "pip install 'mtc[serve]'" in err
+
+
 def test_each_module_maps_to_its_extra():
     assert extra_providing("torch.nn.functional") == "train"
     assert extra_providing("sklearn") == "train"
     assert extra_providing("modal") == "modal"
+    assert extra_providing("uvicorn.server") == "serve"
     assert extra_providing("pandas") is None
     assert extra_providing(None) is None
     assert extra_providing("edfio") == "edf"
-    assert set(EXTRAS) == {"train", "modal", "edf"}
+    assert extra_providing("fastapi") == "serve"
+    assert set(EXTRAS) == {"train", "modal", "edf", "serve"}
 
 
 @pytest.mark.parametrize(("missing", "extra"), [("modal", "modal"), ("torch.nn", "train")])

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from compiler.codegen.classes import class_name
 from compiler.spec.ir import App, Function, SecretRef, Volume
 
 MODAL_DEFAULT_TIMEOUT = 300
@@ -58,7 +59,21 @@ def expected_info(app: App, function: Function) -> dict[str, Any]:
         + ([f"Secret.from_dict([{', '.join(name for name, _ in function.env)}])"] if function.env else []),
         "schedule": _schedule_expectation(function),
         "cluster": (function.cluster.size, function.cluster.rdma) if function.cluster else None,
+        "concurrency": (function.concurrency.max_inputs, function.concurrency.target_inputs)
+        if function.concurrency
+        else None,
+        "methods": [method.name for method in function.methods] or None,
+        "web": (function.web.method or "GET")
+        if function.web and function.web.kind == "fastapi_endpoint"
+        else None,
     }
+
+
+def modal_object(module: ModuleType, function: Function) -> Any:
+    """What Modal made of ``function`` in the imported module: a function, or a class's service function."""
+    if function.is_class:
+        return getattr(module, class_name(function.name))._get_class_service_function()
+    return getattr(module, function.name)
 
 
 def secret_repr(ref: SecretRef) -> str:
@@ -95,6 +110,11 @@ def actual_info(modal_function: Any) -> dict[str, Any]:
         "secrets": list(info.secrets),
         "schedule": _schedule_seen(info.schedule),
         "cluster": (info.cluster_info.size, info.cluster_info.rdma) if info.cluster_info else None,
+        "concurrency": (info.concurrency_info.max_inputs, info.concurrency_info.target_inputs)
+        if info.concurrency_info
+        else None,
+        "methods": info.method_names,
+        "web": info.web_info.method if info.web_info and info.web_info.method else None,
     }
 
 
@@ -120,12 +140,13 @@ def _schedule_seen(schedule: str | None) -> tuple | None:
 
 
 def decorator_keywords(source: str, function_name: str) -> dict[str, Any]:
-    """The literal keyword arguments of ``@app.function(...)`` above ``def function_name`` (and, for a
-    clustered function, ``@modal.clustered(...)`` below it)."""
+    """The literal keyword arguments of ``@app.function(...)`` above ``def function_name`` (or of
+    ``@app.cls(...)`` above the class a class entry becomes); the decorators below it (``@modal.clustered``,
+    ``@modal.concurrent``, web endpoints) are checked by their own tests."""
     for node in ast.parse(source).body:
-        if isinstance(node, ast.FunctionDef) and node.name == function_name:
-            decorator, *below = node.decorator_list
-            assert [ast.unparse(d.func) for d in below] in ([], ["modal.clustered"]), function_name
+        function = isinstance(node, ast.FunctionDef) and node.name == function_name
+        if function or (isinstance(node, ast.ClassDef) and node.name == class_name(function_name)):
+            decorator = node.decorator_list[0]
             return {k.arg: _maybe_literal(k.value) for k in decorator.keywords}
     raise AssertionError(f"no function {function_name} in the module")
 

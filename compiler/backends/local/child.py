@@ -34,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from compiler.backends.local.serve import SERVE_TARGET
 from compiler.platform.extras import extra_providing, missing_extra_message
 from runtime.core.env import LOCAL_CALL as CALL_ENV
 from runtime.core.errors import UserError, user_message
@@ -83,7 +84,10 @@ def call_target(target: str, kwargs: dict, channel: Path) -> int:
     """Import and call ``target`` (awaiting it when it is a coroutine); its exceptions propagate, except a
     user's mistake the runtime reports: that goes to the side channel and exits 1."""
     marker = channel / CALLED_FILE
-    if target == TRIAL_TARGET:  # a sweep trial: the call of the trial's own target ends the start-up
+    if target in (
+        TRIAL_TARGET,
+        SERVE_TARGET,
+    ):  # the trial's own target, the served one: they end the start-up
         kwargs, marker = {**kwargs, "called_marker": str(marker)}, None
     try:
         invoke(target, kwargs, called=marker.touch if marker else None)

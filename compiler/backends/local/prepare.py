@@ -48,7 +48,7 @@ class LocalRun:
     cores: int
     declared_cpu: float
     memory_mib: int | None
-    timeout_s: int
+    timeout_s: int | None  # None: a server, run until stopped
     attempts: int
     retry_delays_s: tuple[float, ...]  # delay before attempt 2, 3, ...
     startup_timeout_s: int | None = None  # from the child's start to the target's call; None: timeout_s only

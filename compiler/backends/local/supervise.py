@@ -20,6 +20,7 @@ an exit code, so a function's own ``sys.exit(65)`` is only its exit code).
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -44,6 +45,7 @@ from compiler.backends.local.child import (
     REJECTED_FILE,
 )
 from compiler.backends.local.prepare import LocalRun, protected_folders
+from compiler.backends.local.serve import SERVE_TARGET
 from compiler.backends.local.volumes import (
     LocalRunError,
     make_folders,
@@ -120,9 +122,10 @@ def execute(run: LocalRun, say: Callable[[str], None]) -> int:
 
 def _describe(run: LocalRun, mechanism: str, say: Callable[[str], None]) -> None:
     memory = f"{run.memory_mib} MiB through {mechanism}" if run.memory_mib else "not limited (none declared)"
+    target = f"{run.kwargs['target']}, served" if run.target == SERVE_TARGET else run.target
     say(
-        f"running {run.function} ({run.target}) locally: {run.cores} core(s) for cpu {run.declared_cpu:g}, "
-        f"memory {memory}, timeout {run.timeout_s} s per attempt, {run.attempts} attempt(s)"
+        f"running {run.function} ({target}) locally: {run.cores} core(s) for cpu {run.declared_cpu:g}, "
+        f"memory {memory}, {_timeout_text(run)}, {run.attempts} attempt(s)"
     )
     for mount in run.mounts:
         access = "read-only" if mount.read_only else "read-write"
@@ -138,6 +141,12 @@ def _describe(run: LocalRun, mechanism: str, say: Callable[[str], None]) -> None
         say(f"data-parallel: {processes} processes on {run.cores} core(s), {threads} thread(s) each")
     for notice in run.notices:
         say(notice)
+
+
+def _timeout_text(run: LocalRun) -> str:
+    if run.timeout_s is None:
+        return "no timeout (a server runs until stopped)"
+    return f"timeout {run.timeout_s} s per attempt"
 
 
 def _outcome(run: LocalRun, result: AttemptResult, attempt: int) -> str:
@@ -194,7 +203,8 @@ def _attempt(run: LocalRun) -> AttemptResult:
         try:
             due = started + (run.startup_timeout_s or run.timeout_s)
             startups = [Startup(channel / CALLED_FILE, due) for channel in channels]
-            reason, code, failed = _supervise(children, watch, started + run.timeout_s, startups)
+            deadline = started + run.timeout_s if run.timeout_s is not None else math.inf
+            reason, code, failed = _supervise(children, watch, deadline, startups)
         finally:
             stragglers = watch.kill_all()  # what escaped the children (none, unless one was killed itself)
             for child in children:
