@@ -197,7 +197,7 @@ def test_a_port_in_use_is_refused_before_the_class_is_built(tmp_path):
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (("add", "--sweep"), "is served: --sweep, --processes and --ddp do not apply"),
+        (("add", "--sweep"), "is served: --sweep, --processes, --ddp and --nodes do not apply"),
         (("add", "--backend", "modal", "--port", "8000"), "--port is for serving"),
     ],
 )
