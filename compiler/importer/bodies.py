@@ -53,7 +53,9 @@ def removals(tree: ast.Module, app: str, dropped: set[str]) -> list[Removal]:
 def jobs_source(source: str, source_name: str, cut: list[Removal]) -> str:
     lines = source.splitlines(keepends=True)
     dropped = {line for r in cut for line in range(r.start, r.end + 1)}
-    written = {r.start: r.text for r in cut if r.text}
+    written: dict[int, str] = {}
+    for removal in cut:
+        written[removal.start] = written.get(removal.start, "") + removal.text
     kept = "".join(
         written.get(number, "") + (line if number not in dropped else "")
         for number, line in enumerate(lines, 1)

@@ -133,6 +133,8 @@ def _method(method: Method, scope: Scope, read: ClassRead) -> None:
             Unreadable(f"`{ast.unparse(plain)}`: settings the spec has no key for", plain.lineno)
         )
     read.methods[method.name] = {"web": endpoints[0][1]} if endpoints else None
+    if endpoints and (problem := _endpoint_shape(method, endpoints[0][1])):
+        read.problems.append(Unreadable(problem, method.lineno))
     if isinstance(method, ast.AsyncFunctionDef) or any(
         isinstance(n, ast.Yield | ast.YieldFrom) for n in ast.walk(method)
     ):
@@ -141,6 +143,20 @@ def _method(method: Method, scope: Scope, read: ClassRead) -> None:
                 f"`{method.name}` is async or a generator: the generated method is a plain one", method.lineno
             )
         )
+
+
+def _endpoint_shape(method: Method, settings: dict[str, Any]) -> str | None:
+    """What the generated web method would not pass on: it calls a GET endpoint and an app with no
+    arguments, another HTTP method's endpoint with the JSON body as one argument."""
+    parameters = [a.arg for a in method.args.posonlyargs + method.args.args + method.args.kwonlyargs][1:]
+    takes_body = settings["kind"] == "fastapi_endpoint" and settings.get("method", "GET") != "GET"
+    if takes_body and len(parameters) != 1:
+        return (
+            f"`{method.name}` takes {parameters}: the generated endpoint passes the JSON body as one argument"
+        )
+    if not takes_body and parameters:
+        return f"`{method.name}` takes {parameters}: the generated endpoint passes no query parameters"
+    return None
 
 
 def _web(decorator: ast.expr, scope: Scope, read: ClassRead) -> dict[str, Any] | None:
@@ -184,8 +200,8 @@ def _hand_written(
                 )
             )
     ordered = sorted(enters, key=lambda m: not _snapshot(_decorated(m, "modal.enter")))
-    first = next(s for s in node.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)))
-    at = min([first.lineno, *(d.lineno for d in getattr(first, "decorator_list", []))])
+    first = next(s for s in node.body if isinstance(s, Method))  # an imported class has methods
+    at = min([first.lineno, *(d.lineno for d in first.decorator_list)])
     read.edits.append(Removal(at, at - 1, _init(fields, ordered, " " * first.col_offset)))
 
 
@@ -207,8 +223,7 @@ def _init(fields: list[ast.AnnAssign], enters: list[Method], indent: str) -> str
     parameters = "".join(", " + _plain_field(f).strip() for f in fields)
     lines = [
         f"def __init__(self{', *' if fields else ''}{parameters}):",
-        '    """Added by `mtc import`: what Modal did before the first input (set the parameters, run the'
-        ' @modal.enter methods)."""',
+        '    """Added by `mtc import`: set the parameters, run the @modal.enter methods, as Modal did."""',
         *(f"    self.{n} = {n}" for n in (ast.unparse(f.target) for f in fields)),
         *(f"    self.{m.name}()" for m in enters),
     ]
