@@ -1,5 +1,6 @@
 """``@app.cls`` classes as spec class entries: ``modal.parameter`` fields as ``args``, ``@modal.method`` and
-web-decorated methods as ``methods``, ``@modal.concurrent`` (on a class or a function) as ``concurrency``.
+web-decorated methods as ``methods``; ``@modal.concurrent`` (on a class or a function) as ``concurrency``, a
+function's web decorator as ``web``.
 
 mtc's generated class (a ``@modal.enter`` that builds ``module:Class`` from the fields, methods that call the
 instance's) reads back as ``run: module:Class``. A hand-written class moves into the jobs module as the
@@ -45,6 +46,14 @@ class ClassRead:
 def spec_key(class_name: str) -> str:
     """The spec key of a class: ``Predict`` -> ``predict``, ``SleepModel`` -> ``sleep_model``."""
     return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(class_name))
+
+
+def stacked(node: ast.ClassDef | Method, scope: Scope) -> dict[str, Any]:
+    """The spec keys of the decorators under ``@app.function``/``@app.cls``: ``concurrency`` and ``web``."""
+    found = {"concurrency": concurrency(node, scope)}
+    if isinstance(node, Method):
+        found["web"] = next((w for d in node.decorator_list if (w := web(d, scope)) is not None), None)
+    return {key: value for key, value in found.items() if value is not None}
 
 
 def concurrency(node: ast.ClassDef | Method, scope: Scope) -> dict[str, Any] | None:

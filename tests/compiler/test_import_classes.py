@@ -49,6 +49,13 @@ class Greeter:
 
     def helper(self):
         return len(self.words)
+
+
+@app.function(cpu=1, timeout=300)
+@modal.concurrent(max_inputs=20)
+@modal.fastapi_endpoint(docs=True, label="adder")
+def add(a: int = 1, b: int = 2):
+    return a + b
 '''
 
 
@@ -73,6 +80,11 @@ def test_a_hand_written_class_imports_as_a_class_entry(capsys, tmp_path):
     }
     assert entry["concurrency"] == {"max_inputs": 8, "target_inputs": 4}
     assert (entry["cpu"], entry["memory"], entry["timeout"], entry["min_containers"]) == (2, 2048, 600, 1)
+    add = YAML(typ="safe").load(spec.read_text())["functions"]["add"]
+    assert (add["web"], add["concurrency"]) == (
+        {"kind": "fastapi_endpoint", "docs": True, "label": "adder"},
+        {"max_inputs": 20},
+    )
 
 
 def test_modal_sees_the_generated_class_as_the_hand_written_one(capsys, tmp_path):
@@ -82,10 +94,14 @@ def test_modal_sees_the_generated_class_as_the_hand_written_one(capsys, tmp_path
     assert not result.has_errors, [d.format() for d in result.diagnostics]
     generated = spec.parent / "greeter.py"
     generated.write_text(render(result.app, module_dir=spec.parent), encoding="utf-8")
-    before = info(import_generated(tmp_path / "greeter.py").Greeter._get_class_service_function())
-    after = info(import_generated(generated).Greeter._get_class_service_function())
+    hand, module = import_generated(tmp_path / "greeter.py"), import_generated(generated)
+    before = info(hand.Greeter._get_class_service_function())
+    after = info(module.Greeter._get_class_service_function())
     assert {k: v for k, v in after.items() if before[k] != v} == {}
     assert after["method_names"] == ["greet", "echo", "web"]
+    add_before, add_after = info(hand.add), info(module.add)
+    assert {k: v for k, v in add_after.items() if add_before[k] != v} == {}
+    assert (add_after["web_info"].method, add_after["concurrency_info"].max_inputs) == ("GET", 20)
     assert (after["concurrency_info"].max_inputs, after["concurrency_info"].target_inputs) == (8, 4)
 
 
