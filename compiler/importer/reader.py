@@ -101,7 +101,9 @@ class _Reader:
         functions = self._functions()
         self._dynamic_registrations()
         if not functions:
-            raise ImportError_(f"{self.app_file}: no @{self.app_variable}.function to import")
+            raise ImportError_(
+                f"{self.app_file}: no @{self.app_variable}.function or @{self.app_variable}.cls to import"
+            )
         self._default_image(functions)
         self._ship_jobs(functions)
         spec = self.result.spec

@@ -365,7 +365,7 @@ def test_an_app_without_functions_is_refused(capsys, tmp_path):
     app = tmp_path / "empty.py"
     app.write_text("import modal\napp = modal.App('empty')\n")
     code, err = imported(capsys, app, tmp_path / "deployment.yaml")
-    assert code == 1 and "no @app.function to import" in err
+    assert code == 1 and "no @app.function or @app.cls to import" in err
 
 
 def test_an_existing_spec_is_kept_without_force(capsys, tmp_path):
