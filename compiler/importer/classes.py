@@ -107,7 +107,8 @@ def read_class(node: ast.ClassDef, scope: Scope) -> ClassRead:
     for method in methods:
         _method(method, scope, read)
     enters = [m for m in methods if _decorated(m, "modal.enter")]
-    read.target = _generated_target(enters, read.args)
+    exposed = [m for m in methods if m.name in read.methods]
+    read.target = _generated_target(enters, read.args) if all(map(_delegates, exposed)) else None
     if read.target is None:
         _hand_written(node, fields, enters, read)
     return read
@@ -174,6 +175,17 @@ def _web(decorator: ast.expr, scope: Scope, read: ClassRead) -> dict[str, Any] |
     except Unreadable as exc:
         read.problems.append(exc)
         return None
+
+
+def _delegates(method: Method) -> bool:
+    """True for a generated method's body: one ``return self.instance.<its name>(...)``."""
+    body = method.body
+    return (
+        len(body) == 1
+        and isinstance(body[0], ast.Return)
+        and isinstance(body[0].value, ast.Call)
+        and ast.unparse(body[0].value.func) == f"self.{INSTANCE_ATTRIBUTE}.{method.name}"
+    )
 
 
 def _generated_target(enters: list[Method], args: dict[str, Any]) -> str | None:

@@ -229,8 +229,9 @@ class _Reader:
                 continue
             kind = decorator_name(decorator).split(".")[-1]
             if kind == "cls" and isinstance(node, ast.ClassDef):
-                if (entry := self._class(node, decorator, names)) is not None:
-                    functions[spec_key(node.name)] = entry
+                key = unique(spec_key(node.name), functions)
+                if (entry := self._class(node, key, decorator, names)) is not None:
+                    functions[key] = entry
                 continue
             if kind != "function" or isinstance(node, ast.ClassDef):
                 if kind == "local_entrypoint":
@@ -296,9 +297,8 @@ class _Reader:
             self._body_notes(node, name, names)
         return entry
 
-    def _class(self, node: ast.ClassDef, decorator: ast.expr, names: set[str]) -> dict[str, Any] | None:
-        """An ``@app.cls`` class: its decorator's settings, fields, exposed methods and target."""
-        name = spec_key(node.name)
+    def _class(self, node: ast.ClassDef, name: str, decorator: ast.expr, names: set[str]) -> dict | None:
+        """An ``@app.cls`` class as the entry ``name``: its settings, fields, methods and target."""
         call = decorator if isinstance(decorator, ast.Call) else None
         read = read_decorator(call, name, self.scope, Resolvers(self._inline_image, self._inline_storage))
         cls = read_class(node, self.scope)

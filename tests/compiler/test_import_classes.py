@@ -169,3 +169,40 @@ def test_a_class_with_its_own_init_is_reported(capsys, tmp_path):
     code, err, _ = import_greeter(capsys, tmp_path, source)
     assert code == 1
     assert "cannot take its parameters by name" in err
+
+
+LOOKALIKE_APP = """import modal
+
+app = modal.App("lookalike")
+
+
+@app.function()
+def classify(text: str = "x"):
+    return text
+
+
+@app.cls()
+class Classify:
+    task: str = modal.parameter(default="sentiment")
+
+    @modal.enter()
+    def setup(self):
+        from transformers import pipeline
+
+        self.instance = pipeline(task=self.task)
+
+    @modal.method()
+    def predict(self, text: str):
+        return self.instance(text)[0]
+"""
+
+
+def test_a_class_that_only_looks_generated_moves_and_keeps_its_name_apart(capsys, tmp_path):
+    """The enter method builds ``self.instance`` as mtc's does, but `predict` does more than call the
+    instance's method: the class is the target, not `transformers:pipeline`. Its entry does not take the
+    function `classify`'s key, and the new key, generated as another class name, is a warning."""
+    code, err, spec = import_greeter(capsys, tmp_path, LOOKALIKE_APP)
+    functions = YAML(typ="safe").load(spec.read_text())["functions"]
+    assert functions["classify"]["run"] == "lookalike_jobs:classify"
+    assert functions["classify_2"]["run"] == "lookalike_jobs:Classify"
+    assert code == 1 and "`Classify` is generated as `Classify2`" in err
