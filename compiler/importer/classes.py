@@ -48,12 +48,20 @@ def spec_key(class_name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(class_name))
 
 
-def stacked(node: ast.ClassDef | Method, scope: Scope) -> dict[str, Any]:
-    """The spec keys of the decorators under ``@app.function``/``@app.cls``: ``concurrency`` and ``web``."""
-    found = {"concurrency": concurrency(node, scope)}
+def stacked(node: ast.ClassDef | Method, scope: Scope) -> tuple[dict[str, Any], list[Unreadable]]:
+    """The spec keys of the decorators under ``@app.function``/``@app.cls`` (``concurrency``, a function's
+    ``web``), and what in them could not be read."""
+    readers = {"concurrency": lambda: concurrency(node, scope)}
     if isinstance(node, Method):
-        found["web"] = next((w for d in node.decorator_list if (w := web(d, scope)) is not None), None)
-    return {key: value for key, value in found.items() if value is not None}
+        readers["web"] = lambda: next((w for d in node.decorator_list if (w := web(d, scope))), None)
+    found: dict[str, Any] = {}
+    problems: list[Unreadable] = []
+    for key, reader in readers.items():
+        try:
+            found[key] = reader()
+        except Unreadable as exc:
+            problems.append(exc)
+    return {key: value for key, value in found.items() if value is not None}, problems
 
 
 def concurrency(node: ast.ClassDef | Method, scope: Scope) -> dict[str, Any] | None:

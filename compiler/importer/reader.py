@@ -310,21 +310,21 @@ class _Reader:
         self.edits += cls.edits
         if class_name(name) != node.name:
             self.note(node.lineno, f"`{node.name}` is generated as `{class_name(name)}`", ("functions", name))
-        self._report(node, name, read, cls.problems, entry)
+        self._report(node, name, read, [], entry)
+        for problem in cls.problems:
+            self.note(problem.line, problem.reason, ("functions", name))
         if cls.target is None:
             self._body_notes(node, name, names)
         return entry
 
     def _report(self, node: ast.AST, name: str, read: FunctionRead, problems: list, entry: dict) -> None:
         """Carry the comments of a function or class, read its stacked decorators, note what was not read."""
-        try:
-            entry.update(stacked(node, self.scope))
-        except Unreadable as exc:
-            problems = [*problems, exc]
+        settings, unread = stacked(node, self.scope)
+        entry.update(settings)
         self.carry(("functions", name), min(d.lineno for d in node.decorator_list))
         for key, line in read.key_lines.items():
             self.carry(("functions", name, key), line)
-        for problem in read.problems:
+        for problem in [*read.problems, *unread]:
             self.note(problem.line, problem.reason, ("functions", name))
         for problem in problems:
             self.note(problem.line, problem.reason, ("functions", name, "args"))

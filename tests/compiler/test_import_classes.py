@@ -206,3 +206,15 @@ def test_a_class_that_only_looks_generated_moves_and_keeps_its_name_apart(capsys
     assert functions["classify"]["run"] == "lookalike_jobs:classify"
     assert functions["classify_2"]["run"] == "lookalike_jobs:Classify"
     assert code == 1 and "`Classify` is generated as `Classify2`" in err
+
+
+def test_an_unreadable_web_keyword_is_a_warning_and_keeps_the_concurrency(capsys, tmp_path):
+    source = (
+        'import modal\n\napp = modal.App("domains")\n\n\n@app.function()\n@modal.concurrent(max_inputs=5)\n'
+        '@modal.fastapi_endpoint(custom_domains=["api.example.com"])\ndef hello():\n    return "hi"\n'
+    )
+    code, err, spec = import_greeter(capsys, tmp_path, source)
+    assert code == 1
+    assert "greeter.py:8: warning: @modal.fastapi_endpoint's `custom_domains=` has no key in the spec" in err
+    hello = YAML(typ="safe").load(spec.read_text())["functions"]["hello"]
+    assert hello["concurrency"] == {"max_inputs": 5} and "web" not in hello
