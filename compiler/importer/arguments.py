@@ -36,7 +36,7 @@ def read_args(
             )
             continue
         try:
-            args[parameter.arg] = _argument(parameter, default, scope)
+            args[parameter.arg] = declared(parameter.annotation, default, scope)
         except Unreadable as exc:
             problems.append(Unreadable(f"parameter `{parameter.arg}`: {exc.reason}", exc.line))
     for parameter in arguments.posonlyargs:
@@ -54,8 +54,9 @@ def read_args(
     return args, problems
 
 
-def _argument(parameter: ast.arg, default: ast.expr | None, scope: Scope) -> Any:
-    annotation = ast.unparse(parameter.annotation) if parameter.annotation else None
+def declared(annotation_node: ast.expr | None, default: ast.expr | None, scope: Scope) -> Any:
+    """One ``args`` entry: the default read statically, or ``{type: T, required: true}`` without one."""
+    annotation = ast.unparse(annotation_node) if annotation_node else None
     if default is None:
         return {"type": annotation, "required": True}
     value = _spec_value(scope.evaluate(default), default)

@@ -22,7 +22,8 @@ CALLBACK = "on_checkpoint"  # the keyword mtc's generated bodies add for a targe
 @dataclass(frozen=True)
 class Removal:
     start: int  # first line, 1-based
-    end: int  # last line, inclusive
+    end: int  # last line, inclusive (``start - 1`` cuts nothing: an insertion)
+    text: str = ""  # written in place of the cut lines
 
 
 def is_app_decorator(node: ast.expr, app: str) -> bool:
@@ -52,7 +53,13 @@ def removals(tree: ast.Module, app: str, dropped: set[str]) -> list[Removal]:
 def jobs_source(source: str, source_name: str, cut: list[Removal]) -> str:
     lines = source.splitlines(keepends=True)
     dropped = {line for r in cut for line in range(r.start, r.end + 1)}
-    kept = "".join(line for number, line in enumerate(lines, 1) if number not in dropped)
+    written: dict[int, str] = {}
+    for removal in cut:
+        written[removal.start] = written.get(removal.start, "") + removal.text
+    kept = "".join(
+        written.get(number, "") + (line if number not in dropped else "")
+        for number, line in enumerate(lines, 1)
+    )
     return HEADER.format(source=source_name) + kept
 
 
