@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
+from compiler.codegen import clusters
 from compiler.importer.values import decorator_name
 from compiler.spec.sweep import OVERRIDES_PARAM
 
@@ -67,6 +68,7 @@ def delegated_target(function: ast.FunctionDef | ast.AsyncFunctionDef) -> str | 
     """``module:function`` when the body is ``from module import function`` then ``return function(p=p, ...)``
     with the function's own parameters (mtc's generated bodies), else None."""
     body = [s for s in function.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    body = [s for s in body if not _sets_cluster_environment(s)]  # a clustered body's torch environment
     if len(body) != 2 or not isinstance(body[0], ast.ImportFrom) or not isinstance(body[1], ast.Return):
         return None
     imported, call = body[0], body[1].value
@@ -83,6 +85,16 @@ def delegated_target(function: ast.FunctionDef | ast.AsyncFunctionDef) -> str | 
         isinstance(k.value, ast.Name) and k.value.id == k.arg for k in call.keywords if k.arg in passed
     )
     return f"{imported.module}:{alias.name}" if passed <= parameters and forwarded else None
+
+
+def _sets_cluster_environment(statement: ast.stmt) -> bool:
+    """``set_torchrun_environment(gpus_per_node=N)``: how mtc's generated clustered body starts."""
+    return (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Call)
+        and isinstance(statement.value.func, ast.Name)
+        and statement.value.func.id == clusters.HELPER
+    )
 
 
 def _unpacks_overrides(node: ast.expr) -> bool:

@@ -23,6 +23,7 @@ from compiler.spec.serving import INSTANCE_ATTRIBUTE, SETUP_METHOD, WEB_KINDS
 
 PARAMETER_CALLS = frozenset({"modal.parameter"})
 CONCURRENT = "modal.concurrent"
+CLUSTERED = "modal.clustered"
 WEB_KEYWORDS = {
     "fastapi_endpoint": ("method", "label", "docs", "requires_proxy_auth"),
     "asgi_app": ("label", "requires_proxy_auth"),
@@ -51,7 +52,7 @@ def spec_key(class_name: str) -> str:
 def stacked(node: ast.ClassDef | Method, scope: Scope) -> tuple[dict[str, Any], list[Unreadable]]:
     """The spec keys of the decorators under ``@app.function``/``@app.cls`` (``concurrency``, a function's
     ``web``), and what in them could not be read."""
-    readers = {"concurrency": lambda: concurrency(node, scope)}
+    readers = {"concurrency": lambda: concurrency(node, scope), "cluster": lambda: cluster(node, scope)}
     if isinstance(node, Method):
         readers["web"] = lambda: next((w for d in node.decorator_list if (w := web(d, scope))), None)
     found: dict[str, Any] = {}
@@ -71,6 +72,19 @@ def concurrency(node: ast.ClassDef | Method, scope: Scope) -> dict[str, Any] | N
             settings = _keywords(decorator, scope, ("max_inputs", "target_inputs"))
             if decorator.args or "max_inputs" not in settings:
                 raise Unreadable("@modal.concurrent without max_inputs= written out", decorator.lineno)
+            return settings
+    return None
+
+
+def cluster(node: ast.ClassDef | Method, scope: Scope) -> dict[str, Any] | None:
+    """``@modal.clustered(size=N, rdma=B)`` (size also positional) as ``{size: N, rdma: B}``."""
+    for decorator in node.decorator_list:
+        if decorator_name(decorator) == CLUSTERED and isinstance(decorator, ast.Call):
+            settings = _keywords(decorator, scope, ("size", "rdma"))
+            if len(decorator.args) == 1 and "size" not in settings:
+                settings = {"size": scope.evaluate(decorator.args[0]), **settings}
+            if len(decorator.args) > 1 or "size" not in settings:
+                raise Unreadable("@modal.clustered without its size written out", decorator.lineno)
             return settings
     return None
 

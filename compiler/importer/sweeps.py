@@ -16,9 +16,12 @@ SWEEPS_CONSTANT = "SWEEPS"
 FIRST_RUN = re.compile(r"^(?P<name>.+)-t0+(?:-|$)")
 
 
-def generated_sweep(function: str, scope: Scope, entry: dict[str, Any]) -> dict[str, Any] | None:
+def generated_sweep(
+    function: str, scope: Scope, entry: dict[str, Any], containers_per_trial: int = 1
+) -> dict[str, Any] | None:
     """The ``sweep:`` of ``function`` read from the module's ``SWEEPS``; None when it has none. Takes
-    ``max_containers`` out of ``entry`` (the generated module sets it from ``max_parallel``)."""
+    ``max_containers`` out of ``entry`` (the generated module sets it to ``max_parallel`` x the containers of
+    one trial: a cluster's size)."""
     node = scope.constants.get(SWEEPS_CONSTANT)
     if node is None:
         return None
@@ -31,7 +34,7 @@ def generated_sweep(function: str, scope: Scope, entry: dict[str, Any]) -> dict[
         return None
     sweep: dict[str, Any] = {"trials": [_values(trial) for trial in trials]}
     if "max_containers" in entry:
-        sweep["max_parallel"] = entry.pop("max_containers")
+        sweep["max_parallel"] = entry.pop("max_containers") // containers_per_trial
     first = FIRST_RUN.match(str((trials[0].get(OVERRIDES_PARAM) or {}).get(RUN_NAME_KEY, "")))
     if first and first["name"] != function:
         sweep["name"] = first["name"]
