@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from compiler.lint.registry import ERROR, WARNING, LintContext, rule
-from compiler.lint.shared import is_dir, is_file, unknown_name
+from compiler.lint.shared import unknown_name
 from compiler.spec import targets
 from compiler.spec.chains import in_cycle, parents_of
 from compiler.spec.ir import PIP_KINDS, Function, Image, PipInstall
 from runtime.core.diagnostics import Diagnostic
+from runtime.core.files import path_test
 
 CUDA_BUILT_PACKAGES = re.compile(r"\b(mamba[-_]ssm|causal[-_]conv1d)\b", re.IGNORECASE)
 
@@ -144,7 +146,7 @@ def _missing_sources(ctx: LintContext, image: Image) -> Iterator[Diagnostic]:
         *([((*base, "context_dir"), image.context_dir, "directory", False)] if image.context_dir else []),
     ]
     for path, local, kind, key in expected:
-        found = is_dir(ctx.root / local) if kind == "directory" else is_file(ctx.root / local)
+        found = path_test(Path.is_dir if kind == "directory" else Path.is_file, ctx.root / local)
         if not found:
             message = f"image '{image.name}': local {kind} '{local}' does not exist in {ctx.root}"
             yield ctx.at("local-path-missing", path, message, key=key)

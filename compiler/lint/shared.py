@@ -53,17 +53,3 @@ def unknown_name(kind: str, name: str, declared: Iterable[str]) -> str:
     declared = list(declared)
     listed = ", ".join(declared) if declared else f"none (add a `{kind}s:` section)"
     return f"unknown {kind} '{name}'{did_you_mean(name, declared)}; declared {kind}s: {listed}"
-
-
-def is_dir(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except (OSError, ValueError):  # a name too long for the file system, or with a NUL byte
-        return False
-
-
-def is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except (OSError, ValueError):
-        return False

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from compiler.spec.summary import module_summary
 from compiler.spec.summary import save as save_summaries
+from runtime.core.files import path_test
 
 ROOT_MARKERS = (".git", "pyproject.toml")
 IMPORT_DEPTH = 4  # how many `from x import name` re-exports are followed to the definition
@@ -40,7 +41,7 @@ def project_folders(spec_dir: Path) -> tuple[Path, ...]:
     spec_dir = spec_dir.resolve()
     chain = (spec_dir, *spec_dir.parents)
     for index, folder in enumerate(chain):
-        if any(_exists(folder / marker) for marker in ROOT_MARKERS):
+        if any(path_test(Path.exists, folder / marker) for marker in ROOT_MARKERS):
             return chain[: index + 1]
     return chain
 
@@ -69,9 +70,10 @@ def _top_level(top: str, folders: tuple[Path, ...]) -> tuple[Path | None, tuple[
     it that hold ``top`` as a namespace portion."""
     portions: list[Path] = []
     for folder in folders:
-        if _is_file(folder / top / "__init__.py") or _exists(folder / f"{top}.py"):
+        package, module = folder / top / "__init__.py", folder / f"{top}.py"
+        if path_test(Path.is_file, package) or path_test(Path.exists, module):
             return folder, tuple(portions)
-        if _exists(folder / top):
+        if path_test(Path.exists, folder / top):
             portions.append(folder)
     return None, tuple(portions)
 
@@ -117,23 +119,9 @@ def _find_spec(top: str):
 def _source_in(module: str, folder: Path) -> Path | None:
     base = folder.joinpath(*module.split("."))
     for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if _is_file(candidate):
+        if path_test(Path.is_file, candidate):
             return candidate
     return None
-
-
-def _exists(path: Path) -> bool:
-    try:
-        return path.exists()
-    except (OSError, ValueError):  # a name too long for the file system, or with a NUL byte
-        return False
-
-
-def _is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except (OSError, ValueError):
-        return False
 
 
 # ------------------------------------------------------------------------------------------- the target

@@ -18,6 +18,15 @@ MAX_FILE_BYTES = 1024 * 1024
 READ_TIMEOUT_S = 10.0
 
 
+def path_test(test: Callable[[Path], bool], path: Path) -> bool:
+    """``test(path)`` (``Path.is_file``, ``Path.is_dir``, ``Path.exists``), False for a name the system
+    refuses: too long for the file system, or holding a NUL byte."""
+    try:
+        return test(path)
+    except (OSError, ValueError):
+        return False
+
+
 class UnreadableFile(Exception):
     """A user's file that cannot be read within the limits; ``rule`` names the problem (``load/...``)."""
 
