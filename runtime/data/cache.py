@@ -54,6 +54,7 @@ class CachedSplit:
     _arrays: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _lengths: np.ndarray | None = field(default=None, repr=False)
     _groups: np.ndarray | None = field(default=None, repr=False)
+    _window_classes: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def count(self) -> int:
@@ -90,6 +91,39 @@ class CachedSplit:
     def group_names(self) -> list[str]:
         return self.meta["group_names"]
 
+    @property
+    def window_classes(self) -> np.ndarray:
+        """One class per window: its label, or the highest class among its valid timesteps (a window holding
+        a seizure is a seizure window); read once, block by block."""
+        if self._window_classes is None:
+            _, labels = self.arrays()
+            if not self.per_timestep:
+                self._window_classes = np.asarray(labels, dtype=np.int64)
+            else:
+                self._window_classes = np.concatenate(
+                    [block.max(axis=1) for block in self._valid_label_blocks(np.arange(self.count))]
+                    or [np.zeros(0, np.int64)]
+                )
+        return self._window_classes
+
+    def label_counts_of(self, rows: np.ndarray, num_classes: int) -> list[int]:
+        """Windows per class among ``rows`` (per-timestep labels: timesteps per class, not padding)."""
+        counts = np.zeros(num_classes, dtype=np.int64)
+        if not self.per_timestep:
+            return np.bincount(self.window_classes[rows], minlength=num_classes).tolist()
+        for block in self._valid_label_blocks(rows):
+            counts += np.bincount(block[block >= 0], minlength=num_classes)[:num_classes]
+        return counts.tolist()
+
+    def _valid_label_blocks(self, rows: np.ndarray, size: int = 4096):
+        """Per-timestep labels of ``rows`` in blocks, padding set to -1 (a split never sits in RAM whole)."""
+        _, labels = self.arrays()
+        for start in range(0, len(rows), size):
+            chosen = rows[start : start + size]
+            block = np.asarray(labels[chosen], dtype=np.int64)
+            block[np.arange(block.shape[1]) >= self.lengths[chosen, None]] = -1
+            yield block
+
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """(windows, labels) as read-only memory maps, opened on first use (so each worker opens its own)."""
         if self._arrays is None:
@@ -113,7 +147,7 @@ class CachedSplit:
 
     def __getstate__(self) -> dict:
         # DataLoader workers get the path, not the mapped pages: pickling a memmap would copy the whole array
-        return {**self.__dict__, "_arrays": None, "_groups": None}
+        return {**self.__dict__, "_arrays": None, "_groups": None, "_window_classes": None}
 
 
 def fingerprint(source: SplitSource, settings: dict) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.data.loading import DataBundle, SplitView
+from runtime.data.loading import DataBundle, SplitView, label_counts
 
 
 def describe_data(bundle: DataBundle, sample_rate_hz: float) -> dict:
@@ -28,7 +28,7 @@ def _describe_split(view: SplitView, bundle: DataBundle) -> dict:
     lengths = view.cache.lengths[view.indices]
     return {
         "windows": len(view),
-        "per_class": _per_class(view, bundle),
+        "per_class": label_counts(view, bundle.num_classes),
         "length": {
             "min": int(lengths.min()),
             "median": float(np.median(lengths)),
@@ -37,15 +37,6 @@ def _describe_split(view: SplitView, bundle: DataBundle) -> dict:
         },
         "recordings": len(np.unique(view.cache.groups[view.indices][view.cache.groups[view.indices] >= 0])),
     }
-
-
-def _per_class(view: SplitView, bundle: DataBundle) -> list[int]:
-    """Windows per class (per-timestep labels: timesteps per class)."""
-    _, labels = view.cache.arrays()
-    labels = np.asarray(labels[view.indices])
-    if labels.ndim == 2:
-        labels = labels[np.arange(labels.shape[1]) < view.cache.lengths[view.indices, None]]
-    return np.bincount(labels.reshape(-1), minlength=bundle.num_classes).tolist()
 
 
 def render(description: dict, extra_lines: list[str] = ()) -> str:

@@ -259,7 +259,7 @@ def prepare_data(data, *, seed: int, verify: bool = False, log: Callable[[str], 
         num_classes=len(names),
         class_names=names,
         per_timestep=train.per_timestep,
-        train_label_counts=_label_counts(splits["train"], len(names)),
+        train_label_counts=label_counts(splits["train"], len(names)),
         split_record=record,
     )
 
@@ -292,17 +292,14 @@ def _kind(cache: CachedSplit) -> str:
     return "per-timestep" if cache.per_timestep else "per-window"
 
 
-def _label_counts(view: SplitView, num_classes: int) -> list[int]:
+def label_counts(view: SplitView, num_classes: int) -> list[int]:
+    """Windows per class of ``view`` (per-timestep labels: timesteps); a whole cache's from its metadata."""
     if len(view) == view.cache.count:
         counts = np.zeros(num_classes, dtype=np.int64)
         recorded = view.cache.label_counts[:num_classes]
         counts[: len(recorded)] = recorded
         return counts.tolist()
-    _, labels = view.cache.arrays()
-    labels = np.asarray(labels[view.indices])
-    if labels.ndim == 2:  # timesteps per class, padding not counted
-        labels = labels[np.arange(labels.shape[1]) < view.cache.lengths[view.indices, None]]
-    return np.bincount(labels.reshape(-1), minlength=num_classes).tolist()
+    return view.cache.label_counts_of(view.indices, num_classes)
 
 
 # ------------------------------------------------------------------------------------------ loading

@@ -32,23 +32,9 @@ class HoldOut:
     record: dict = field(default_factory=dict)  # what split.json holds
 
 
-def window_classes(cache: CachedSplit) -> np.ndarray:
-    """One class per window: its label, or the highest class among its valid timesteps."""
-    _, labels = cache.arrays()
-    if not cache.per_timestep:
-        return np.asarray(labels, dtype=np.int64)
-    out = np.empty(cache.count, dtype=np.int64)
-    lengths = cache.lengths
-    for start in range(0, cache.count, 4096):
-        block = np.asarray(labels[start : start + 4096], dtype=np.int64)
-        valid = np.arange(block.shape[1]) < lengths[start : start + 4096, None]
-        out[start : start + 4096] = np.where(valid, block, 0).max(axis=1)
-    return out
-
-
 def hold_out(cache: CachedSplit, fraction: float, seed: int, split_by: str) -> HoldOut:
     """Split the train cache into train and val rows as ``split_by`` says (see the module docstring)."""
-    classes = window_classes(cache)
+    classes = cache.window_classes
     named = cache.groups[cache.groups >= 0]
     recordings = len(np.unique(named))
     grouped = split_by == "group" or (split_by == "auto" and recordings >= 2)
@@ -132,7 +118,7 @@ def _record(held: HoldOut, cache: CachedSplit, classes: np.ndarray, fraction: fl
 
 def windows_per_class(view, num_classes: int) -> list[int]:
     """Windows of ``view`` per class (per-timestep labels: by each window's highest class)."""
-    return np.bincount(window_classes(view.cache)[view.indices], minlength=num_classes).tolist()
+    return np.bincount(view.cache.window_classes[view.indices], minlength=num_classes).tolist()
 
 
 def few_val_warning(val_per_class: list[int], metric: str) -> str | None:
