@@ -17,7 +17,7 @@ Every adjustment is said in :attr:`Schedule.notes`; :func:`describe` is the line
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 MIN_AUTO_EPOCHS = 10
 MAX_WARMUP_FRACTION = 0.1
@@ -35,15 +35,7 @@ class Schedule:
     notes: tuple[str, ...] = field(default=())
 
     def as_dict(self) -> dict:
-        return {
-            "batch_size": self.batch_size,
-            "batches_per_epoch": self.batches_per_epoch,
-            "epochs": self.epochs,
-            "total_steps": self.total_steps,
-            "warmup_steps": self.warmup_steps,
-            "eval_every": self.eval_every,
-            "notes": list(self.notes),
-        }
+        return {**asdict(self), "notes": list(self.notes)}
 
 
 def resolve_schedule(train_cfg, optim_cfg, *, requested_batch: int, batch: int, per_epoch: int) -> Schedule:
